@@ -1,0 +1,99 @@
+"""One exception hierarchy for zoo.
+
+Every error a user can cause derives from :class:`ZooError`. The CLI maps each class to an exit
+code and prints ``message`` (which names the bad value) and ``hint`` (which names the fix); no
+traceback unless ``--debug``. Library users catch ``ZooError`` or a subclass.
+"""
+from __future__ import annotations
+
+
+class ZooError(Exception):
+    """Base class. ``exit_code`` is what the CLI exits with."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, *, hint: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return self.message if not self.hint else f"{self.message}\n  hint: {self.hint}"
+
+
+class InvalidInput(ZooError):
+    """A value given by the user is malformed (name, reference, option, file, array)."""
+
+    exit_code = 2
+
+
+class InvalidName(InvalidInput):
+    """A model name, alias or tag does not match the documented pattern."""
+
+
+class InvalidReference(InvalidInput):
+    """A model reference (``name[:framework][@version|alias]``) cannot be parsed."""
+
+
+class InvalidModelFile(InvalidInput):
+    """A file given to ``zoo register`` is not a safe, valid ONNX model."""
+
+
+class InvalidWeights(InvalidInput):
+    """A weight file is unsafe, unreadable, or does not fit the architecture."""
+
+
+class NotFound(ZooError):
+    """A model, version, alias, architecture or plugin does not exist."""
+
+    exit_code = 3
+
+
+class PluginError(ZooError):
+    """A plugin failed to load, is unavailable, or two plugins share a name."""
+
+    exit_code = 4
+
+
+class PluginUnavailable(PluginError):
+    """The plugin's framework is not installed or failed to import."""
+
+
+class DuplicatePlugin(PluginError):
+    """Two installed plugins claim the same name."""
+
+
+class IntegrityError(ZooError):
+    """Stored bytes do not match their recorded sha256 (corruption or tampering)."""
+
+    exit_code = 5
+
+
+class ImmutableError(ZooError):
+    """An attempt to change something a registry promises never changes (a version)."""
+
+    exit_code = 6
+
+
+class StoreError(ZooError):
+    """The store cannot be opened or written (permissions, disk full, lock timeout)."""
+
+    exit_code = 7
+
+
+class ExportError(ZooError):
+    """A framework could not export a model to ONNX, or the export failed verification."""
+
+    exit_code = 8
+
+
+class ProviderUnavailable(ZooError):
+    """A forced ONNX Runtime execution provider cannot run on this machine."""
+
+    exit_code = 9
+
+
+class ParityFailure(ZooError):
+    """At least one framework pair is outside its parity tolerance."""
+
+    exit_code = 10
