@@ -420,28 +420,38 @@ def verify_cmd(ctx, ref, as_json) -> None:
 
 @main.command("run")
 @click.argument("ref")
-@click.option("--input", "input_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
+@click.option("--input", "input_path", type=click.Path(dir_okay=False, path_type=Path),
               help="A .npy array, NCHW float32, already normalised (see `zoo show REF`).")
+@click.option("--random", "random_batch", type=int, metavar="N",
+              help="Instead of --input: a seeded random batch of N normalised images (a smoke test).")
 @click.option("--output", "output_path", type=click.Path(dir_okay=False, path_type=Path), help="Write the logits to this .npy file.")
 @click.option("--top-k", type=int, default=5, show_default=True)
 @click.option("--provider", type=click.Choice(["cpu", "cuda", "tensorrt"]), help="Force an execution provider.")
 @json_option
 @pass_ctx
-def run_cmd(ctx, ref, input_path, output_path, top_k, provider, as_json) -> None:
+def run_cmd(ctx, ref, input_path, random_batch, output_path, top_k, provider, as_json) -> None:
     """Run REF on an input array under ONNX Runtime.
 
     Prints the top-k classes, or writes the logits with --output.
     """
     import numpy as np
 
-    if not input_path.is_file():
-        raise NotFound(f"Input file not found: {str(input_path)!r}", hint="give a .npy file written with numpy.save")
-    try:
-        images = np.load(input_path, allow_pickle=False)
-    except Exception as exc:
-        raise InvalidInput(f"Cannot read {str(input_path)!r} as a .npy array: {exc}",
-                           hint="write it with numpy.save(path, array); pickled objects are refused") from exc
+    if (input_path is None) == (random_batch is None):
+        raise InvalidInput("Give exactly one of --input FILE.npy and --random N", hint=f"e.g. zoo run {ref} --random 1")
     model = ctx.registry().load(ref, provider=provider)
+    if random_batch is not None:
+        from ..exporting import verification_batch
+
+        pre = model.version.preprocessing if model.version else None
+        images = verification_batch(pre.input_size[0] if pre else 224, batch=random_batch)
+    elif not input_path.is_file():
+        raise NotFound(f"Input file not found: {str(input_path)!r}", hint="give a .npy file written with numpy.save")
+    else:
+        try:
+            images = np.load(input_path, allow_pickle=False)
+        except Exception as exc:
+            raise InvalidInput(f"Cannot read {str(input_path)!r} as a .npy array: {exc}",
+                               hint="write it with numpy.save(path, array); pickled objects are refused") from exc
     info(f"{model.version.ref if model.version else ref}: {model.provider.reason}")
     logits = model.predict(images)
     if output_path is not None:

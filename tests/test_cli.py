@@ -1,0 +1,126 @@
+"""The `zoo` commands end to end, in-process, on a temporary store.
+
+Uses the PyTorch plugin at a small configuration (ResNet-18, 10 classes, 64 px) so that the
+whole tour (export, list, show, alias, run, verify, register, rm) runs in seconds.
+"""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from registry.cli import main
+
+pytest.importorskip("torch")
+pytestmark = pytest.mark.torch
+
+SMALL = ["--num-classes", "10", "--input-size", "64"]
+
+
+@pytest.fixture
+def zoo(tmp_path):
+    runner = CliRunner()
+
+    def invoke(*args: str, code: int = 0):
+        result = runner.invoke(main, ["--store", str(tmp_path / "store"), *args], catch_exceptions=False)
+        assert result.exit_code == code, (result.stdout, result.stderr)
+        return result
+
+    return invoke
+
+
+@pytest.fixture
+def exported(zoo):
+    (row,) = json.loads(zoo("export", "resnet18", *SMALL, "--json").stdout)
+    return row["version"]
+
+
+def test_export_list_show(zoo, exported):
+    assert exported["ref"] if "ref" in exported else exported["version"] == 1
+    assert (exported["name"], exported["version"], exported["framework"]) == ("resnet18", 1, "torch")
+    listed = json.loads(zoo("list", "--json").stdout)
+    assert [(v["name"], v["version"]) for v in listed] == [("resnet18", 1)]
+    shown = json.loads(zoo("show", "resnet18@1", "--json").stdout)
+    assert shown["sha256"] == exported["sha256"] and len(shown["sha256"]) == 64
+    assert shown["preprocessing"]["mean"] == [0.485, 0.456, 0.406]
+    assert shown["params"]["trainable"] > 0 and shown["onnx_params"] > 0 and shown["macs"] > 0
+    assert "resnet18@1" in zoo("list").stdout  # the table renders
+
+
+def test_reexport_dedupes(zoo, exported):
+    (again,) = json.loads(zoo("export", "resnet18", *SMALL, "--json").stdout)
+    assert again["created"] is False and again["version"]["version"] == exported["version"]
+    (other,) = json.loads(zoo("export", "resnet18", *SMALL, "--seed", "1", "--json").stdout)
+    assert other["created"] is True and other["version"]["version"] == 2
+
+
+def test_alias_moves_and_resolves(zoo, exported):
+    zoo("export", "resnet18", *SMALL, "--seed", "1")
+    zoo("alias", "resnet18@1", "prod")
+    assert json.loads(zoo("show", "resnet18@prod", "--json").stdout)["version"] == 1
+    zoo("alias", "resnet18@2", "prod")
+    assert json.loads(zoo("show", "resnet18@prod", "--json").stdout)["version"] == 2
+    assert json.loads(zoo("show", "resnet18", "--json").stdout)["version"] == 2  # latest
+    assert json.loads(zoo("show", "resnet18:torch", "--json").stdout)["version"] == 2
+
+
+def test_run_prints_topk_and_writes_logits(zoo, exported, tmp_path):
+    batch = np.random.default_rng(0).standard_normal((2, 3, 64, 64), dtype=np.float32)
+    np.save(tmp_path / "x.npy", batch)
+    rows = json.loads(zoo("run", "resnet18", "--input", str(tmp_path / "x.npy"), "--json").stdout)
+    assert len(rows) == 2 and [len(r["top"]) for r in rows] == [5, 5]
+    zoo("run", "resnet18", "--input", str(tmp_path / "x.npy"), "--output", str(tmp_path / "y.npy"))
+    logits = np.load(tmp_path / "y.npy")
+    assert logits.shape == (2, 10)
+    assert [t["class"] for t in rows[0]["top"]] == list(np.argsort(-logits[0])[:5])
+    assert "top-5" in zoo("run", "resnet18", "--random", "1").stdout
+
+
+def test_register_external_onnx_and_verify(zoo, exported, tmp_path):
+    from registry import open_registry
+
+    src = open_registry(tmp_path / "store").path("resnet18@1")
+    out = json.loads(zoo("register", str(src), "--name", "imported", "--tag", "team=vision", "--json").stdout)
+    assert out["created"] and out["version"]["tags"] == {"team": "vision"}
+    checks = json.loads(zoo("verify", "--json").stdout)
+    assert len(checks) == 2 and all(c["ok"] for c in checks)
+
+
+def test_rm_needs_yes(zoo, exported):
+    result = zoo("rm", "resnet18@1", code=2)
+    assert "--yes" in result.stderr
+    zoo("rm", "resnet18@1", "--yes")
+    assert json.loads(zoo("list", "--json").stdout) == []
+
+
+@pytest.mark.parametrize(
+    "args,code,needle",
+    [
+        (["export", "resnet5"], 3, "'resnet5'"),
+        (["export", "resnet18", "--framework", "caffe"], 3, "'caffe'"),
+        (["show", "nothing-here"], 3, "nothing-here"),
+        (["show", "../etc"], 2, "../etc"),
+        (["export", "resnet18", "--num-classes", "0"], 2, "Received: 0"),
+        (["run", "resnet18"], 2, "--input"),
+    ],
+)
+def test_errors_name_the_bad_value_without_traceback(zoo, args, code, needle):
+    result = zoo(*args, code=code)
+    assert needle in result.stderr
+    assert "Traceback" not in result.stderr and "hint:" in result.stderr
+
+
+def test_cold_commands_import_no_framework(tmp_path):
+    probe = (
+        "import sys; from registry.cli import main\n"
+        "try: main(['--store', sys.argv[1], 'list'])\n"
+        "except SystemExit as e: assert e.code in (0, None), e.code\n"
+        "heavy = sorted(m for m in ('torch', 'tensorflow', 'onnx', 'onnxruntime', 'keras') if m in sys.modules)\n"
+        "assert not heavy, heavy"
+    )
+    result = subprocess.run([sys.executable, "-c", probe, str(tmp_path / "s")], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
