@@ -40,7 +40,6 @@ def exported(zoo):
 
 
 def test_export_list_show(zoo, exported):
-    assert exported["ref"] if "ref" in exported else exported["version"] == 1
     assert (exported["name"], exported["version"], exported["framework"]) == ("resnet18", 1, "torch")
     listed = json.loads(zoo("list", "--json").stdout)
     assert [(v["name"], v["version"]) for v in listed] == [("resnet18", 1)]

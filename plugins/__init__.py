@@ -1,0 +1,1 @@
+"""zoo's built-in framework plugins (PyTorch, TensorFlow), discovered through entry points."""

@@ -1,0 +1,83 @@
+"""The TensorFlow/Keras 3 plugin: torchvision's reference CNNs, channels-last, exported by tf2onnx.
+
+This module is what ``zoo plugins`` imports; it imports neither TensorFlow nor Keras. The heavy
+modules (``archs``, ``export``, ``weights``) load inside the methods that need them.
+"""
+from __future__ import annotations
+
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from registry.records import ExportInfo, ParamCounts
+from registry.reference import ARCHITECTURES
+
+__version__ = "0.1.0"
+# Distributions that provide the ``tensorflow`` module, in the order zoo's extras install them.
+_DISTRIBUTIONS = ("tensorflow-cpu", "tensorflow", "tensorflow-macos", "tf-nightly")
+
+
+def _quiet_tensorflow() -> None:
+    """Keep TensorFlow's C++ start-up chatter (oneDNN, CPU features) out of zoo's output."""
+    import os
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+class TensorFlowPlugin:
+    """TensorFlow/Keras 3 (TF backend). Models are functional ``keras.Model``s named after
+    torchvision's modules; GoogLeNet's training graph outputs ``[logits, aux1, aux2]``."""
+
+    name = "tensorflow"
+    display_name = "TensorFlow/Keras"
+    version = __version__
+    install_hint = "pip install 'zoo[tensorflow]'  (installs tensorflow-cpu; GPU: pip install tensorflow[and-cuda])"
+    requires = ("tensorflow", "tf2onnx")
+
+    def framework_version(self) -> str | None:
+        for dist in _DISTRIBUTIONS:
+            try:
+                return metadata.version(dist)
+            except metadata.PackageNotFoundError:
+                continue
+        return None
+
+    def architectures(self) -> Sequence[str]:
+        return ARCHITECTURES
+
+    def build(self, arch: str, *, num_classes: int = 1000, **options: Any) -> Any:
+        """``options``: ``seed`` (all), ``aux_logits`` (googlenet, default True), ``input_size`` (ignored:
+        the models accept any size >= 32)."""
+        _quiet_tensorflow()
+        from .archs import build
+
+        return build(arch, num_classes=num_classes, **options)
+
+    def count_params(self, model: Any) -> ParamCounts:
+        size = lambda ws: sum(int(np.prod(w.shape)) for w in ws)
+        return ParamCounts(trainable=size(model.trainable_weights), non_trainable=size(model.non_trainable_weights))
+
+    def predict(self, model: Any, images: np.ndarray) -> np.ndarray:
+        from .inference import predict
+
+        return predict(model, images)
+
+    def export_onnx(self, model: Any, path: Path, *, opset: int = 18, input_size: int = 224) -> ExportInfo:
+        from .export import export_onnx
+
+        return export_onnx(model, Path(path), opset=opset, input_size=input_size)
+
+    def state_dict(self, model: Any) -> dict[str, np.ndarray]:
+        from .weights import state_dict
+
+        return state_dict(model)
+
+    def load_state_dict(self, model: Any, state: Mapping[str, np.ndarray]) -> None:
+        from .weights import load_state_dict
+
+        load_state_dict(model, state)
+
+
+__all__ = ["TensorFlowPlugin"]

@@ -1,0 +1,80 @@
+"""Shared fixtures: a temporary registry and a factory of tiny, valid ONNX models."""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Callable
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def make_tiny_onnx(path: Path, seed: int = 0, *, num_classes: int = 10, external_data: bool = False) -> Path:
+    """Write images [batch,3,8,8] -> Flatten -> Gemm -> logits [batch,num_classes]; weights depend on ``seed``.
+
+    With ``external_data`` the weights go to ``<name>.data`` beside the model (size_threshold=0), the
+    layout models over 2 GB must use.
+    """
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(seed)
+    weight = rng.standard_normal((num_classes, 3 * 8 * 8)).astype(np.float32)
+    bias = rng.standard_normal(num_classes).astype(np.float32)
+    graph = helper.make_graph(
+        [
+            helper.make_node("Flatten", ["images"], ["flat"], axis=1),
+            helper.make_node("Gemm", ["flat", "weight", "bias"], ["logits"], transB=1),
+        ],
+        "tiny",
+        [helper.make_tensor_value_info("images", TensorProto.FLOAT, ["batch", 3, 8, 8])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", num_classes])],
+        initializer=[numpy_helper.from_array(weight, "weight"), numpy_helper.from_array(bias, "bias")],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)], producer_name="zoo-tests")
+    model.ir_version = 10
+    onnx.checker.check_model(model, full_check=True)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if external_data:
+        onnx.save_model(model, path, save_as_external_data=True, all_tensors_to_one_file=True,
+                        location=path.name + ".data", size_threshold=0)
+    else:
+        onnx.save_model(model, path)
+    return path
+
+
+@pytest.fixture
+def tiny_onnx(tmp_path: Path) -> Callable[..., Path]:
+    """``tiny_onnx(seed=0, *, num_classes=10, external_data=False)`` -> path of a fresh model file."""
+    counter = iter(range(1_000_000))
+
+    def make(seed: int = 0, *, num_classes: int = 10, external_data: bool = False) -> Path:
+        folder = tmp_path / "models" / f"m{next(counter)}"
+        return make_tiny_onnx(folder / "model.onnx", seed, num_classes=num_classes, external_data=external_data)
+
+    return make
+
+
+@pytest.fixture
+def store(tmp_path: Path):
+    """An empty registry in a temporary folder."""
+    from registry.core import Registry
+
+    registry = Registry.open(tmp_path / "store")
+    yield registry
+    registry.close()
+
+
+def subprocess_env(**extra: str) -> dict[str, str]:
+    """Environment for a child ``python`` that must import this checkout's ``registry``."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT), *filter(None, [env.get("PYTHONPATH")])])
+    env.update(extra)
+    return env
+
+
+PYTHON = sys.executable

@@ -1,0 +1,212 @@
+"""The benchmark engine and `zoo bench`: figures are consistent with each other, never asserted as timings."""
+from __future__ import annotations
+
+import json
+import time
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from onnx_models import tiny_cnn, tiny_cnn_macs
+
+from registry import bench
+from registry.errors import InvalidInput
+
+SIZE = 24
+QUICK = {"warmup": 1, "min_time": 0.05, "min_iters": 3}
+
+
+def assert_consistent(stats: dict, *, batch: int, macs: int | None) -> None:
+    assert stats["batch"] == batch and stats["iterations"] >= QUICK["min_iters"]
+    assert 0 < stats["min_ms"] <= stats["p50_ms"] <= stats["p90_ms"] <= stats["p99_ms"] <= stats["max_ms"]
+    assert stats["min_ms"] <= stats["mean_ms"] <= stats["max_ms"]
+    assert stats["throughput"] == pytest.approx(batch / (stats["mean_ms"] / 1e3), rel=1e-9)
+    if macs is None:
+        assert stats["gflops"] is None
+    else:
+        assert stats["gflops"] == pytest.approx(2 * macs * batch / (stats["mean_ms"] / 1e3) / 1e9, rel=1e-9)
+
+
+# --------------------------------------------------------------------------- statistics and timing
+
+
+def test_summarize_is_self_consistent():
+    seconds = np.random.default_rng(0).lognormal(-5, 0.5, size=200)
+    stats = bench.summarize(seconds, batch=8, macs=1_000_000).to_dict()
+    assert_consistent(stats, batch=8, macs=1_000_000)
+    assert stats["iterations"] == 200
+    assert stats["p50_ms"] == pytest.approx(np.median(seconds) * 1e3)
+    assert bench.summarize(seconds, batch=1).gflops is None
+    with pytest.raises(InvalidInput):
+        bench.summarize([], batch=1)
+
+
+def test_measure_interleaves_and_honours_both_minimums():
+    order: list[str] = []
+    runners = {"a": lambda: (order.append("a"), time.sleep(0.001)), "b": lambda: order.append("b")}
+    samples = bench.measure(runners, min_time=0.03, min_iters=20, rounds=3)
+    assert len(samples["a"]) == order.count("a") and len(samples["b"]) == order.count("b")
+    assert sum(samples["a"]) >= 0.03 and len(samples["b"]) >= 20
+    switches = sum(1 for x, y in zip(order, order[1:]) if x != y)
+    assert switches >= 3  # a, b, a, b ...: not all of a, then all of b
+
+
+@pytest.mark.parametrize("kwargs", [{"warmup": -1}, {"min_time": -1.0}, {"min_iters": 0}, {"batches": [0, 1]}])
+def test_bad_settings_are_refused(tmp_path, kwargs):
+    path = tiny_cnn(tmp_path / "m.onnx", size=SIZE)
+    with pytest.raises(InvalidInput, match="Received"):
+        bench.bench_artifact(path, **{**QUICK, **kwargs})
+
+
+def test_memory_window_sees_a_transient_peak():
+    if not bench._reset_peak():
+        pytest.skip("peak RSS cannot be reset on this OS")
+    with bench.memory_window() as mem:
+        block = np.ones(64 * 1024 * 1024 // 8)  # 64 MiB, touched
+        del block
+    assert mem.peak_delta_mb >= 60 and mem.delta_mb < 30
+
+
+def test_machine_description():
+    machine = bench.describe_machine(frameworks={"torch": "9.9"})
+    assert machine["cores_logical"] >= machine["cores_physical"] >= 1 and machine["memory_gb"] > 0
+    assert machine["versions"]["onnxruntime"] and machine["versions"]["numpy"] == np.__version__
+    assert machine["versions"]["torch"] == "9.9"
+    assert machine["cpu"] in bench.machine_line(machine)
+
+
+# --------------------------------------------------------------------------- the engine on a real artifact
+
+
+def test_bench_artifact_figures_are_sane(tmp_path):
+    path = tiny_cnn(tmp_path / "m.onnx", size=SIZE)
+    macs = tiny_cnn_macs(SIZE)
+    payload = bench.bench_artifact(path, batches=[4, 1], macs=macs, **QUICK)
+    assert payload["input_size"] == SIZE and payload["macs_per_sample"] == macs
+    assert payload["provider"]["name"] == "cpu" and payload["provider"]["reason"].startswith("provider: cpu")
+    assert payload["settings"]["session_options"]["cudnn_conv_algo_search"] == "EXHAUSTIVE"
+    assert payload["settings"]["ort_io"] == "device" and payload["settings"]["interleaved"] is False
+    assert payload["machine"]["provider"] == "cpu"
+    assert [r["batch"] for r in payload["results"]] == [1, 4]
+    for row in payload["results"]:
+        assert row["native"] is None and row["speedup"] is None
+        ort = row["onnxruntime"]
+        assert_consistent(ort, batch=row["batch"], macs=macs)
+        assert ort["load_s"] > 0 and ort["peak_rss_mb"] >= ort["load_rss_mb"] - 1e-9
+    json.dumps(payload)  # attachable as is
+
+
+def test_host_io_gives_the_same_kind_of_figures(tmp_path):
+    path = tiny_cnn(tmp_path / "m.onnx", size=SIZE)
+    payload = bench.bench_artifact(path, batches=[2], io_binding=False, **QUICK)
+    assert payload["settings"]["ort_io"] == "host" and payload["macs_per_sample"] is None
+    assert_consistent(payload["results"][0]["onnxruntime"], batch=2, macs=None)
+
+
+def test_interleaved_engines_and_the_speedup(tmp_path):
+    """Two real ORT engines (same artifact, different thread counts) through the interleaving path."""
+    path = tiny_cnn(tmp_path / "m.onnx", size=SIZE)
+    engines = [bench.ort_engine(path), bench.ort_engine(path, name="ort-1-thread", intra_op_threads=1)]
+    images = np.zeros((2, 3, SIZE, SIZE), dtype=np.float32)
+    figures = bench.bench_batch(engines, images, macs=tiny_cnn_macs(SIZE), **QUICK)
+    assert set(figures) == {"onnxruntime", "ort-1-thread"}
+    for stats in figures.values():
+        assert_consistent(stats, batch=2, macs=tiny_cnn_macs(SIZE))
+    with pytest.raises(InvalidInput, match="Two engines"):
+        bench.bench_batch([engines[0], engines[0]], images, **QUICK)
+
+
+# --------------------------------------------------------------------------- zoo bench
+
+
+@pytest.fixture
+def store(tmp_path):
+    from registry import open_registry
+    from registry.records import Preprocessing, VersionMeta
+
+    registry = open_registry(tmp_path / "store")
+    meta = VersionMeta(preprocessing=Preprocessing(input_size=(SIZE, SIZE)))
+    registry.register(tiny_cnn(tmp_path / "a.onnx", size=SIZE), name="tiny", meta=meta)
+    registry.register(tiny_cnn(tmp_path / "b.onnx", size=SIZE, seed=1), name="tiny", meta=meta)
+    return tmp_path / "store"
+
+
+@pytest.fixture
+def zoo(store):
+    from registry.cli import main
+
+    def invoke(*args: str, code: int = 0):
+        result = CliRunner().invoke(main, ["--store", str(store), *args], catch_exceptions=False)
+        assert result.exit_code == code, (result.stdout, result.stderr)
+        return result
+
+    return invoke
+
+
+FAST = ["--warmup", "1", "--min-time", "0.05", "--min-iters", "3"]
+
+
+def test_zoo_bench_measures_attaches_and_shows_stored(zoo, store):
+    from registry import open_registry
+
+    payload = json.loads(zoo("bench", "tiny@1", "--batch", "1,2", *FAST, "--json").stdout)
+    assert payload["ref"] == "tiny@1" and [r["batch"] for r in payload["results"]] == [1, 2]
+    macs = open_registry(store).resolve("tiny@1").macs
+    assert macs and payload["macs_per_sample"] == macs
+    for row in payload["results"]:
+        assert_consistent(row["onnxruntime"], batch=row["batch"], macs=macs)
+    (report,) = open_registry(store).reports("tiny@1", kind="bench")
+    assert report.payload["results"] == payload["results"]
+    assert json.loads(zoo("bench", "tiny@1", "--stored", "--json").stdout)["results"] == payload["results"]
+    table = zoo("bench", "tiny@1", "--stored").stdout
+    assert "tiny@1" in table and "p99" in table and "provider: cpu" in table
+
+
+def test_zoo_bench_compare_and_no_save(zoo, store):
+    from registry import open_registry
+
+    payloads = json.loads(zoo("bench", "--compare", "tiny@1", "tiny@2", *FAST, "--no-save", "--json").stdout)
+    assert [p["ref"] for p in payloads] == ["tiny@1", "tiny@2"]
+    assert open_registry(store).reports("tiny@2", kind="bench") == []
+    assert "zoo bench --compare" in zoo("bench", "--compare", "tiny@1", "tiny@2", *FAST).stdout
+
+
+@pytest.mark.parametrize("args,code,needle", [
+    (["tiny@1", "tiny@2"], 2, "--compare"),
+    (["--compare", "tiny@1"], 2, "at least two"),
+    (["tiny", "--batch", "1,x"], 2, "Received: 'x'"),
+    (["tiny", "--native"], 2, "external ONNX file"),
+    (["tiny", "--provider", "cuda"], 9, "'cuda'"),
+    (["tiny@2", "--stored"], 3, "No stored benchmark for tiny@2"),
+    (["nothing"], 3, "nothing"),
+])
+def test_zoo_bench_errors(zoo, args, code, needle):
+    if "--provider" in args and not bench_cpu_only():
+        pytest.skip("a CUDA build is installed")
+    result = zoo("bench", *args, *FAST, code=code)
+    assert needle in result.stderr and "hint:" in result.stderr and "Traceback" not in result.stderr
+
+
+def bench_cpu_only() -> bool:
+    import onnxruntime as ort
+
+    return "CUDAExecutionProvider" not in ort.get_available_providers()
+
+
+@pytest.mark.torch
+def test_native_bench_through_the_torch_plugin(tmp_path):
+    """ORT vs the framework that built the artifact, in one run (small ResNet-18: 10 classes, 32 px)."""
+    pytest.importorskip("torch")
+    from registry import open_registry
+    from registry.exporting import export_and_register
+    from registry.plugins import get_plugin
+
+    registry = open_registry(tmp_path / "store")
+    version = export_and_register(registry, get_plugin("torch"), "resnet18", num_classes=10, input_size=32, seed=0).version
+    payload = bench.bench_artifact(registry.path(version), version=version, batches=[2], native=True, **QUICK)
+    (row,) = payload["results"]
+    assert row["native"]["framework"] == "torch" and payload["settings"]["interleaved"] is True
+    assert_consistent(row["onnxruntime"], batch=2, macs=version.macs)
+    assert_consistent(row["native"], batch=2, macs=version.macs)
+    assert row["speedup"] == pytest.approx(row["native"]["p50_ms"] / row["onnxruntime"]["p50_ms"])
+    assert payload["machine"]["versions"]["torch"] == get_plugin("torch").framework_version()

@@ -1,0 +1,79 @@
+"""Concurrent writers: 8 processes register distinct and identical artifacts into one model at once.
+
+Distinct bytes -> exactly one version each; identical bytes -> one version; numbers unique and
+gapless 1..N; nobody sees "database is locked". The store does not exist before the processes start,
+so the race to create it is part of the test.
+"""
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from collections import Counter
+from pathlib import Path
+
+from conftest import PYTHON, make_tiny_onnx, subprocess_env
+from registry.core import Registry
+
+WORKERS = 8
+DISTINCT_PER_WORKER = 2
+
+WORKER = r"""
+import json, os, sys, time
+from pathlib import Path
+store, go, *paths = sys.argv[1:]
+from registry.core import Registry
+while not os.path.exists(go):
+    time.sleep(0.001)
+registry = Registry.open(Path(store))
+out = []
+for p in paths:
+    r = registry.register(p, name="shared", tags={"source": Path(p).parent.name})
+    out.append({"path": p, "version": r.version.version, "sha256": r.version.sha256, "created": r.created})
+print(json.dumps(out))
+"""
+
+
+def test_parallel_registrations_into_one_model(tmp_path: Path):
+    store_root = tmp_path / "store"
+    go = tmp_path / "go"
+    jobs = []
+    for w in range(WORKERS):
+        paths = [make_tiny_onnx(tmp_path / f"w{w}-d{i}" / "model.onnx", seed=100 * w + i) for i in range(DISTINCT_PER_WORKER)]
+        paths.append(make_tiny_onnx(tmp_path / f"w{w}-same" / "model.onnx", seed=7))  # same bytes, separate files
+        jobs.append([str(p) for p in (paths[:1] + paths[2:] + paths[1:2])])  # identical one in the middle
+    procs = [
+        subprocess.Popen([PYTHON, "-c", WORKER, str(store_root), str(go), *paths], env=subprocess_env(),
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for paths in jobs
+    ]
+    time.sleep(0.5)  # let them import; then release all at once
+    go.touch()
+    results = []
+    for proc in procs:
+        out, err = proc.communicate(timeout=180)
+        assert proc.returncode == 0, err
+        assert "locked" not in err.lower()
+        results.extend(json.loads(out))
+
+    registry = Registry.open(store_root)
+    versions = registry.list("shared")
+    expected_distinct = WORKERS * DISTINCT_PER_WORKER + 1
+    assert len(versions) == expected_distinct
+    assert [v.version for v in versions] == list(range(1, expected_distinct + 1))  # unique and gapless
+    assert len({v.sha256 for v in versions}) == expected_distinct  # no duplicated bytes
+
+    same = [r for r in results if "-same" in r["path"]]
+    assert len({r["sha256"] for r in same}) == 1 and len({r["version"] for r in same}) == 1
+    assert sum(r["created"] for r in same) == 1  # exactly one process created it; the others deduped
+    distinct = [r for r in results if "-same" not in r["path"]]
+    assert all(r["created"] for r in distinct)
+    assert Counter(r["version"] for r in distinct).most_common(1)[0][1] == 1
+    by_number = {v.version: v for v in versions}
+    for r in results:
+        assert by_number[r["version"]].sha256 == r["sha256"]
+
+    assert all(r.ok for r in registry.verify())
+    assert list((store_root / "tmp").iterdir()) == []
+    objects = [p.parent.name for p in (store_root / "objects").rglob("model.onnx")]
+    assert sorted(objects) == sorted(v.sha256 for v in versions)

@@ -1,0 +1,133 @@
+"""Hostile names: every user-chosen identifier is refused before the store is touched.
+
+Model names, aliases and tag keys share one pattern ([a-z0-9][a-z0-9._-]{0,63}, ASCII); tag values
+are printable and bounded. The refusal is InvalidName whose message ends with the value received.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from registry.core import Registry
+from registry.errors import InvalidName, InvalidReference
+from registry.names import NAME_PATTERN, validate_alias, validate_name, validate_tag_key, validate_tag_value
+
+HOSTILE = [
+    "../x", "..", ".", "../../etc/passwd", "/etc/passwd", "/abs", "a/b", "a/../b",
+    "C:\\x", "a\\b", "..\\x", "\\\\server\\share",
+    "%2e%2e", "%2e%2e%2fx", "..%2f", "%00",
+    "x\x00y", "\x00", "\x00../x",
+    "a" * 65, "a" * 10_000,
+    "", " ", "a b", "a\n", "\n", "a\t", "\r", "a\x7f", "a\x1b[31m",
+    "ｒｅｓｎｅｔ",  # fullwidth
+    "rеsnet",  # Cyrillic е
+    "resnet\u200b",  # zero-width space
+    "\u202eresnet",  # right-to-left override
+    "\u212a",  # Kelvin sign: lowercases to 'k'
+    "ß", "résnet", "ⅰ",  # roman numeral one
+    "ResNet50", "RESNET", "-x", "_x", ".hidden",
+    "a:b", "a@b", "a;drop table versions", "a'b", 'a"b', "$(rm -rf ~)", "`id`", "~", "~root", "a*", "a?", "<x>", "a|b",
+]
+NOT_STRINGS = [None, 3, 3.5, b"resnet", ["resnet"], Path("x")]
+
+
+def assert_ends_with_value(exc: InvalidName | InvalidReference, value: object) -> None:
+    message = exc.message
+    if isinstance(value, str) and len(value) > 100:
+        assert message.endswith(f"({len(value)} characters)") and repr(value[:20])[:-1] in message
+    else:
+        assert message.endswith(f"Received: {value!r}"), message
+
+
+def assert_untouched(store: Registry) -> None:
+    assert store.list() == []
+    assert list((store.root / "objects").iterdir()) == []
+    assert list((store.root / "tmp").iterdir()) == []
+
+
+@pytest.mark.parametrize("name", HOSTILE + NOT_STRINGS)
+def test_model_name_refused_before_the_file_is_read(store: Registry, tmp_path: Path, name):
+    missing = tmp_path / "does-not-exist.onnx"  # reading it would raise InvalidModelFile instead
+    with pytest.raises(InvalidName) as exc:
+        store.register(missing, name=name)
+    assert_ends_with_value(exc.value, name)
+    assert NAME_PATTERN in exc.value.message
+    assert_untouched(store)
+
+
+def test_the_documented_example_message(store: Registry, tiny_onnx):
+    with pytest.raises(InvalidName) as exc:
+        store.register(tiny_onnx(0), name="../x")
+    assert exc.value.message == "Expected a model name matching [a-z0-9][a-z0-9._-]{0,63}. Received: '../x'"
+
+
+@pytest.mark.parametrize("alias", HOSTILE + NOT_STRINGS + ["latest", "3", "0042"])
+def test_alias_refused(store: Registry, tiny_onnx, alias):
+    store.register(tiny_onnx(0), name="tiny")
+    with pytest.raises(InvalidName) as exc:
+        store.set_alias("tiny@1", alias)
+    assert_ends_with_value(exc.value, alias)
+    with pytest.raises(InvalidName):
+        store.remove_alias("tiny", alias)
+    assert store.resolve("tiny@1").aliases == ()
+
+
+@pytest.mark.parametrize("key", HOSTILE + [k for k in NOT_STRINGS if not isinstance(k, list)])
+def test_tag_key_refused(store: Registry, tiny_onnx, key):
+    with pytest.raises(InvalidName) as exc:
+        store.register(tiny_onnx(0), name="tiny", tags={key: "v"})
+    assert_ends_with_value(exc.value, key)
+    assert_untouched(store)
+    store.register(tiny_onnx(0), name="tiny")
+    with pytest.raises(InvalidName):
+        store.set_tags("tiny@1", {"ok": "fine", key: "v"})
+    with pytest.raises(InvalidName):
+        store.remove_tag("tiny@1", key)
+    assert store.resolve("tiny@1").tags == {}  # all-or-nothing: the valid tag was not applied either
+
+
+@pytest.mark.parametrize("value", ["\x00", "a\nb", "a\rb", "tab\there", "\u202eevil", "bell\x07", "x" * 257, 5, None, b"v"])
+def test_tag_value_refused(store: Registry, tiny_onnx, value):
+    with pytest.raises(InvalidName) as exc:
+        store.register(tiny_onnx(0), name="tiny", tags={"k": value})
+    assert_ends_with_value(exc.value, value)
+    assert_untouched(store)
+
+
+@pytest.mark.parametrize("value", ["", "plain", "../x is fine as text", "ünïcödé 🙂", "x" * 256])
+def test_printable_tag_values_are_kept_verbatim(store: Registry, tiny_onnx, value):
+    v = store.register(tiny_onnx(0), name="tiny", tags={"note": value}).version
+    assert v.tags == {"note": value} == store.resolve("tiny@1").tags
+
+
+@pytest.mark.parametrize("name", HOSTILE)
+def test_hostile_names_in_references(store: Registry, name):
+    syntax = "@" in name or ":" in name  # "a:b" and "ok:a@b" are well-formed references, not hostile ones
+    refs = [f"ok@{name}"] + ([] if syntax else [name, f"{name}@1", f"ok:{name}"])
+    for ref in refs:
+        with pytest.raises(InvalidReference):
+            store.resolve(ref)
+
+
+@pytest.mark.parametrize("name", HOSTILE)
+def test_hostile_names_in_every_other_entry_point(store: Registry, name):
+    with pytest.raises(InvalidName):
+        store.list(name)
+    with pytest.raises(InvalidName):
+        store.attach("ok@1", name, {})
+
+
+@pytest.mark.parametrize("name", ["a", "0", "resnet50", "resnet-50_v1.5", "a" * 64, "9lives", "x.y-z_w"])
+def test_valid_names_pass(name):
+    assert validate_name(name) == name and validate_tag_key(name) == name
+    if not name.isdigit():
+        assert validate_alias(name) == name
+
+
+def test_validators_on_their_own():
+    with pytest.raises(InvalidName):
+        validate_tag_value("a\x00")
+    with pytest.raises(InvalidName) as exc:
+        validate_name("ResNet50")
+    assert "'resnet50'" in exc.value.hint  # the hint names the fix

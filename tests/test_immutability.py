@@ -1,0 +1,102 @@
+"""Immutability: no API changes a version's bytes or recorded facts; only aliases and tags move;
+remove() is the one explicit delete, and bytes another version uses survive it."""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import sqlite3
+
+import pytest
+
+from registry.core import Registry
+from registry.errors import NotFound
+from registry.records import ModelVersion, Report, VersionMeta
+
+PUBLIC_API = {
+    "open", "close", "register", "list", "models", "resolve", "path", "load", "set_alias", "remove_alias",
+    "set_tags", "remove_tag", "remove", "verify", "attach", "reports",
+}
+MOVABLE = {"aliases", "tags"}
+
+
+def frozen_facts(v: ModelVersion) -> dict:
+    return {k: val for k, val in v.to_dict().items() if k not in MOVABLE}
+
+
+def test_the_api_has_no_setter_for_versions():
+    public = {n for n in dir(Registry) if not n.startswith("_") and callable(getattr(Registry, n))}
+    assert public == PUBLIC_API, "a new public method: is it a way to change a version? update this list knowingly"
+
+
+def test_records_are_frozen(store: Registry, tiny_onnx):
+    v = store.register(tiny_onnx(0), name="tiny").version
+    for field, value in (("sha256", "0" * 64), ("version", 9), ("arch", "x"), ("tags", {})):
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            setattr(v, field, value)
+    report = store.attach(v, "bench", {"ms": 1.0})
+    assert isinstance(report, Report)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        report.payload = {}
+
+
+def test_everything_else_leaves_a_version_unchanged(store: Registry, tiny_onnx):
+    v = store.register(tiny_onnx(0), name="tiny", meta=VersionMeta(arch="tiny", framework="torch")).version
+    path = store.path(v)
+    blob_sha = hashlib.sha256(path.read_bytes()).hexdigest()
+
+    store.set_alias("tiny@1", "prod")
+    store.set_tags("tiny@1", {"team": "vision"})
+    store.remove_tag("tiny@1", "team")
+    store.attach("tiny@1", "parity", {"ok": True})
+    store.register(tiny_onnx(0), name="tiny", meta=VersionMeta(arch="tiny", framework="torch"))  # dedupe
+    store.register(tiny_onnx(0), name="tiny", meta=VersionMeta(arch="other", framework="tensorflow"))  # new version
+    store.register(tiny_onnx(0), name="elsewhere", meta=VersionMeta(arch="tiny", framework="torch"))  # shares bytes
+    store.remove("tiny@2")
+    store.verify()
+
+    after = store.resolve("tiny@1")
+    assert frozen_facts(after) == frozen_facts(v)
+    assert after.aliases == ("prod",) and after.tags == {}
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == blob_sha == v.sha256
+
+
+def test_the_database_refuses_updates_to_versions_and_reports(store: Registry, tiny_onnx):
+    """Defence in depth: even SQL written by hand cannot edit a version or a report."""
+    v = store.register(tiny_onnx(0), name="tiny").version
+    store.attach(v, "bench", {"ms": 1.0})
+    with sqlite3.connect(store.root / "registry.db") as conn:
+        with pytest.raises(sqlite3.DatabaseError, match="immutable"):
+            conn.execute("UPDATE versions SET sha256 = ? WHERE name = 'tiny'", ("0" * 64,))
+        with pytest.raises(sqlite3.DatabaseError, match="append-only"):
+            conn.execute("UPDATE reports SET payload = '{}'")
+    assert store.resolve("tiny@1") == v
+
+
+def test_remove_keeps_bytes_another_version_uses(store: Registry, tiny_onnx):
+    a = store.register(tiny_onnx(0), name="a").version
+    b = store.register(tiny_onnx(0), name="b").version
+    assert a.sha256 == b.sha256
+    shared = store.path(a)
+    store.remove("a@1")
+    assert shared.is_file() and store.path("b@1") == shared  # still there and still verified
+    with pytest.raises(NotFound):
+        store.resolve("a@1")
+    store.remove("b")
+    assert not shared.exists() and not shared.parent.exists()
+    assert store.list() == [] and all(r.ok for r in store.verify())
+
+
+def test_remove_is_explicit_and_numbers_are_not_reused(store: Registry, tiny_onnx):
+    src = tiny_onnx(0)
+    store.register(src, name="tiny")
+    store.register(tiny_onnx(1), name="tiny")
+    store.attach("tiny@1", "bench", {"ms": 1.0})
+    removed = store.remove("tiny@1")
+    assert removed.version == 1
+    with pytest.raises(NotFound):
+        store.remove("tiny@1")
+    with pytest.raises(NotFound):
+        store.reports("tiny@1")
+    again = store.register(src, name="tiny")  # the same bytes come back as a new number, never as 1
+    assert again.created and again.version.version == 3
+    assert store.reports("tiny@3") == []  # the old version's reports did not come back with the bytes

@@ -1,0 +1,296 @@
+"""The Registry API on a temporary store: register, dedupe, versions, aliases, tags, list, reports, load."""
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from registry.core import Registry, RegisterResult, metadata_props
+from registry.errors import InvalidInput, InvalidModelFile, InvalidName, NotFound, StoreError
+from registry.records import ParamCounts, Preprocessing, VersionMeta
+
+TORCH = VersionMeta(arch="tiny", framework="torch", framework_version="2.13.0", plugin_version="0.1.0",
+                    exporter="test", exporter_version="1", params=ParamCounts(trainable=1930, non_trainable=0),
+                    num_classes=10, preprocessing=Preprocessing(input_size=(8, 8)), provenance={"init_seed": 0})
+TF = VersionMeta(arch="tiny", framework="tensorflow", num_classes=10)
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_register_records_graph_facts_and_meta(store: Registry, tiny_onnx):
+    result = store.register(tiny_onnx(0), name="tiny", meta=TORCH, tags={"team": "vision"})
+    assert isinstance(result, RegisterResult) and result.created
+    v = result.version
+    assert (v.name, v.version, v.ref) == ("tiny", 1, "tiny@1")
+    assert [t.name for t in v.signature.inputs] == ["images"]
+    assert v.signature.inputs[0].shape == ("batch", 3, 8, 8)
+    assert v.signature.outputs[0].shape == ("batch", 10)
+    assert v.opset == 18
+    assert v.onnx_params == 10 * 192 + 10
+    assert v.macs == 10 * 192
+    assert (v.arch, v.framework, v.params, v.num_classes) == ("tiny", "torch", TORCH.params, 10)
+    assert v.preprocessing == TORCH.preprocessing and v.provenance == {"init_seed": 0}
+    assert v.tags == {"team": "vision"} and v.aliases == ()
+    stored = store.path(v)
+    assert stored.name == "model.onnx" and stored.is_relative_to(store.root / "objects")
+    assert stored.parent.name == v.sha256 and stored.parent.parent.name == v.sha256[:2]
+    assert sha256(stored) == v.sha256 and len(v.files) == 1 and v.files[0].size == stored.stat().st_size == v.size_bytes
+    assert store.resolve("tiny@1") == v
+
+
+def test_metadata_is_embedded_and_free_of_registry_facts(store: Registry, tiny_onnx):
+    from registry.onnx_info import read_metadata
+
+    v = store.register(tiny_onnx(0), name="tiny", meta=TORCH).version
+    props = read_metadata(store.path(v))
+    assert props == metadata_props(TORCH)
+    assert json.loads(props["zoo.params"]) == {"trainable": 1930, "non_trainable": 0}
+    assert json.loads(props["zoo.preprocessing"])["input_size"] == [8, 8]
+    assert props["zoo.framework"] == "torch" and props["zoo.arch"] == "tiny" and "zoo.version" in props
+    blob = store.path(v).read_bytes()
+    assert b"tiny@1" not in blob and v.created_at.encode() not in blob
+
+
+def test_source_file_is_not_modified(store: Registry, tiny_onnx):
+    src = tiny_onnx(0)
+    before = src.read_bytes()
+    store.register(src, name="tiny", meta=TORCH)
+    assert src.read_bytes() == before
+
+
+def test_stale_zoo_metadata_in_the_source_is_replaced(store: Registry, tiny_onnx):
+    from registry.onnx_info import read_metadata
+
+    first = store.register(tiny_onnx(0), name="tiny", meta=TORCH).version
+    # A file copied out of the store, registered elsewhere as external ONNX, must not keep claiming torch.
+    again = store.register(store.path(first), name="copy", meta=VersionMeta()).version
+    props = read_metadata(store.path(again))
+    assert not any(k in props for k in ("zoo.framework", "zoo.arch", "zoo.params")), props
+
+
+def test_identical_bytes_dedupe_and_new_bytes_get_the_next_number(store: Registry, tiny_onnx):
+    first = store.register(tiny_onnx(0), name="tiny", meta=TORCH)
+    again = store.register(tiny_onnx(0), name="tiny", meta=TORCH)  # another file, same content
+    assert again.created is False and again.version.version == 1 and again.version.sha256 == first.version.sha256
+    second = store.register(tiny_onnx(1), name="tiny", meta=TORCH)
+    assert second.created and second.version.version == 2
+    assert [v.version for v in store.list("tiny")] == [1, 2]
+
+
+def test_dedupe_applies_new_tags_to_the_existing_version(store: Registry, tiny_onnx):
+    store.register(tiny_onnx(0), name="tiny", meta=TORCH, tags={"a": "1"})
+    again = store.register(tiny_onnx(0), name="tiny", meta=TORCH, tags={"b": "2"})
+    assert not again.created and again.version.tags == {"a": "1", "b": "2"}
+
+
+def test_same_model_different_meta_is_a_new_version(store: Registry, tiny_onnx):
+    a = store.register(tiny_onnx(0), name="tiny", meta=TORCH).version
+    b = store.register(tiny_onnx(0), name="tiny", meta=TF).version
+    assert a.sha256 != b.sha256 and b.version == 2
+
+
+def test_same_bytes_under_two_names_share_one_object(store: Registry, tiny_onnx):
+    a = store.register(tiny_onnx(0), name="a", meta=TORCH).version
+    b = store.register(tiny_onnx(0), name="b", meta=TORCH).version
+    assert a.sha256 == b.sha256 and store.path(a) == store.path(b)
+    assert (a.version, b.version) == (1, 1)
+    objects = [p for p in (store.root / "objects").rglob("model.onnx")]
+    assert len(objects) == 1
+
+
+def test_latest_is_implicit_and_aliases_move(store: Registry, tiny_onnx):
+    for seed in range(3):
+        store.register(tiny_onnx(seed), name="tiny", meta=TORCH)
+    assert store.resolve("tiny").version == store.resolve("tiny@latest").version == 3
+    assert store.set_alias("tiny@1", "prod").aliases == ("prod",)
+    assert store.resolve("tiny@prod").version == 1
+    moved = store.set_alias("tiny@2", "prod")
+    assert moved.version == 2 and moved.aliases == ("prod",)
+    assert store.resolve("tiny@prod").version == 2 and store.resolve("tiny@1").aliases == ()
+    store.set_alias("tiny@prod", "candidate")  # an alias may be set from another alias
+    assert store.resolve("tiny@candidate").version == 2
+    store.register(tiny_onnx(3), name="tiny", meta=TORCH)
+    assert store.resolve("tiny").version == 4 and store.resolve("tiny@prod").version == 2
+    store.remove_alias("tiny", "prod")
+    with pytest.raises(NotFound, match="no alias 'prod'"):
+        store.resolve("tiny@prod")
+    with pytest.raises(NotFound):
+        store.remove_alias("tiny", "prod")
+
+
+@pytest.mark.parametrize("alias", ["latest", "3", "007"])
+def test_reserved_aliases_are_refused(store: Registry, tiny_onnx, alias):
+    store.register(tiny_onnx(0), name="tiny", meta=TORCH)
+    with pytest.raises(InvalidName) as exc:
+        store.set_alias("tiny@1", alias)
+    assert exc.value.message.endswith(f"Received: '{alias}'")
+
+
+def test_resolve_errors_name_what_exists(store: Registry, tiny_onnx):
+    store.register(tiny_onnx(0), name="resnet50", meta=TORCH)
+    with pytest.raises(NotFound) as exc:
+        store.resolve("resnet5")
+    assert "resnet50" in exc.value.hint
+    with pytest.raises(NotFound, match="no version 7") as exc:
+        store.resolve("resnet50@7")
+    assert "1" in exc.value.hint
+
+
+def test_framework_selection(store: Registry, tiny_onnx):
+    store.register(tiny_onnx(0), name="tiny", meta=TORCH)  # 1
+    store.register(tiny_onnx(1), name="tiny", meta=TF)  # 2
+    store.register(tiny_onnx(2), name="tiny", meta=TORCH)  # 3
+    store.register(tiny_onnx(3), name="tiny", meta=TF)  # 4
+    assert store.resolve("tiny:torch").version == 3
+    assert store.resolve("tiny:pytorch").version == 3
+    assert store.resolve("tiny:tensorflow").version == 4
+    assert store.resolve("tiny:tf@latest").version == 4
+    assert store.resolve("tiny", framework="torch").version == 3
+    assert store.resolve("tiny:torch@1").version == 1
+    with pytest.raises(NotFound, match="tiny@2 was built by 'tensorflow', not by 'torch'"):
+        store.resolve("tiny:torch@2")
+    store.set_alias("tiny@4", "prod")
+    assert store.resolve("tiny:tensorflow@prod").version == 4
+    with pytest.raises(NotFound) as exc:
+        store.resolve("tiny:torch@prod")
+    assert "'tensorflow'" in exc.value.message and "'torch'" in exc.value.message and "tiny@4" in exc.value.message
+    with pytest.raises(NotFound, match="no version built by 'jax'") as exc:
+        store.resolve("tiny:jax")
+    assert "tensorflow" in exc.value.hint and "torch" in exc.value.hint
+    with pytest.raises(InvalidInput):
+        store.resolve("tiny:torch", framework="tensorflow")
+
+
+def test_list_filters_and_sorting(store: Registry, tiny_onnx):
+    store.register(tiny_onnx(0), name="zeta", meta=TORCH)
+    store.register(tiny_onnx(1), name="alpha", meta=TF)
+    store.register(tiny_onnx(2), name="alpha", meta=VersionMeta(arch="other", framework="torch"))
+    store.register(tiny_onnx(3), name="alpha", meta=VersionMeta())
+    assert [v.ref for v in store.list()] == ["alpha@1", "alpha@2", "alpha@3", "zeta@1"]
+    assert [v.ref for v in store.list("alpha")] == ["alpha@1", "alpha@2", "alpha@3"]
+    assert [v.ref for v in store.list(framework="torch")] == ["alpha@2", "zeta@1"]
+    assert [v.ref for v in store.list(framework="pytorch", arch="tiny")] == ["zeta@1"]
+    assert [v.ref for v in store.list(arch="tiny")] == ["alpha@1", "zeta@1"]
+    assert store.list("nothing") == []
+    assert store.models() == ["alpha", "zeta"]
+
+
+def test_tags_set_and_remove(store: Registry, tiny_onnx):
+    store.register(tiny_onnx(0), name="tiny", meta=TORCH, tags={"team": "vision"})
+    v = store.set_tags("tiny@1", {"team": "research", "stage": "beta"})
+    assert v.tags == {"stage": "beta", "team": "research"}
+    v = store.remove_tag("tiny@1", "stage")
+    assert v.tags == {"team": "research"} == store.resolve("tiny").tags
+    with pytest.raises(NotFound, match="no tag 'stage'"):
+        store.remove_tag("tiny@1", "stage")
+
+
+def test_reports_are_appended_in_order(store: Registry, tiny_onnx):
+    v = store.register(tiny_onnx(0), name="tiny", meta=TORCH).version
+    first = store.attach(v, "parity", {"max_abs": 1e-6, "pairs": [["torch", "onnx"]]})
+    second = store.attach("tiny@1", "bench", {"p50_ms": 0.2})
+    third = store.attach("tiny", "parity", {"max_abs": 2e-6})
+    assert first.payload == {"max_abs": 1e-6, "pairs": [["torch", "onnx"]]}
+    reports = store.reports("tiny@1")
+    assert [(r.kind, r.payload) for r in reports] == [(r.kind, r.payload) for r in (first, second, third)]
+    assert [r.payload["max_abs"] for r in store.reports(v, "parity")] == [1e-6, 2e-6]
+    assert store.resolve("tiny@1") == v  # attaching changes nothing on the version
+    with pytest.raises(InvalidInput):
+        store.attach(v, "bench", {"not json": object()})
+    with pytest.raises(InvalidName):
+        store.attach(v, "../kind", {})
+
+
+def test_external_data_model_is_one_version_hashed_over_all_files(store: Registry, tiny_onnx):
+    src = tiny_onnx(5, external_data=True)
+    assert (src.parent / "model.onnx.data").is_file()
+    result = store.register(src, name="big", meta=TORCH)
+    v = result.version
+    assert result.created and v.version == 1
+    assert [f.relpath for f in v.files] == ["model.onnx", "model.onnx.data"]
+    folder = store.path(v).parent
+    for f in v.files:
+        assert sha256(folder / f.relpath) == f.sha256 and (folder / f.relpath).stat().st_size == f.size
+    manifest = "".join(f"{f.sha256}  {f.relpath}\n" for f in sorted(v.files, key=lambda f: f.relpath))
+    assert v.sha256 == hashlib.sha256(manifest.encode()).hexdigest()
+    assert v.size_bytes == sum(f.size for f in v.files)
+    assert v.onnx_params == 1930
+    assert store.register(src, name="big", meta=TORCH).created is False
+    assert [r.ok for r in store.verify()] == [True]
+    assert list((store.root / "tmp").iterdir()) == []
+
+    import onnxruntime as ort
+
+    x = np.random.default_rng(0).standard_normal((2, 3, 8, 8), dtype=np.float32)
+    session = ort.InferenceSession(str(store.path(v)), providers=["CPUExecutionProvider"])
+    expected = ort.InferenceSession(str(src), providers=["CPUExecutionProvider"]).run(None, {"images": x})[0]
+    np.testing.assert_array_equal(session.run(None, {"images": x})[0], expected)
+
+
+def test_remove_deletes_one_version_and_never_reuses_its_number(store: Registry, tiny_onnx):
+    for seed in range(3):
+        store.register(tiny_onnx(seed), name="tiny", meta=TORCH)
+    store.set_alias("tiny@3", "prod")
+    gone = store.remove("tiny@3")
+    assert gone.version == 3 and not store.path(gone, verify=False).exists()
+    assert [v.version for v in store.list("tiny")] == [1, 2]
+    with pytest.raises(NotFound):
+        store.resolve("tiny@prod")
+    assert store.register(tiny_onnx(9), name="tiny", meta=TORCH).version.version == 4
+
+
+def test_bad_files_are_refused_before_anything_is_stored(store: Registry, tmp_path: Path):
+    junk = tmp_path / "junk.onnx"
+    junk.write_bytes(b"definitely not a protobuf \x00\x01")
+    with pytest.raises(InvalidModelFile):
+        store.register(junk, name="junk")
+    with pytest.raises(InvalidModelFile):
+        store.register(tmp_path / "missing.onnx", name="junk")
+    assert store.list() == [] and list((store.root / "objects").iterdir()) == []
+    assert list((store.root / "tmp").iterdir()) == []
+
+
+def test_open_refuses_a_store_path_that_is_a_file(tmp_path: Path):
+    path = tmp_path / "not-a-folder"
+    path.write_text("x")
+    with pytest.raises(StoreError, match="not a folder"):
+        Registry.open(path)
+
+
+def test_open_refuses_a_non_database(tmp_path: Path):
+    (tmp_path / "s").mkdir()
+    (tmp_path / "s" / "registry.db").write_bytes(b"garbage" * 1000)
+    with pytest.raises(StoreError, match="registry.db"):
+        Registry.open(tmp_path / "s")
+
+
+def test_open_is_idempotent_and_sees_the_same_data(store: Registry, tiny_onnx):
+    store.register(tiny_onnx(0), name="tiny", meta=TORCH)
+    again = Registry.open(store.root)
+    assert [v.ref for v in again.list()] == ["tiny@1"]
+
+
+def test_package_entry_point_opens_the_store(tmp_path: Path, tiny_onnx, monkeypatch):
+    import registry
+
+    monkeypatch.setenv("ZOO_STORE", str(tmp_path / "env-store"))
+    registry.open_registry().register(tiny_onnx(0), name="tiny")
+    assert (tmp_path / "env-store" / "registry.db").is_file()
+
+
+@pytest.mark.skipif(importlib.util.find_spec("registry.runtime") is None, reason="registry.runtime not written yet")
+def test_load_predicts(store: Registry, tiny_onnx):
+    import onnxruntime as ort
+
+    src = tiny_onnx(0)
+    store.register(src, name="tiny", meta=TORCH)
+    x = np.random.default_rng(1).standard_normal((3, 3, 8, 8), dtype=np.float32)
+    expected = ort.InferenceSession(str(src), providers=["CPUExecutionProvider"]).run(None, {"images": x})[0]
+    model = store.load("tiny@latest", provider="cpu")
+    np.testing.assert_allclose(model.predict(x), expected, rtol=1e-6, atol=1e-6)
