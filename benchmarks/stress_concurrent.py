@@ -27,6 +27,8 @@ MODEL = "stress"
 
 
 def worker(store: str, go: str, paths: list[str]) -> None:
+    import onnx  # noqa: F401  (imported before the start signal: measure registering, not importing)
+
     from registry.core import Registry
 
     print("ready", flush=True)
@@ -84,7 +86,7 @@ def main() -> int:
         for proc in procs:
             out, err = proc.communicate()
             if proc.returncode != 0:
-                failures.append(err.strip().splitlines()[-1] if err.strip() else f"exit {proc.returncode}")
+                failures.append(" | ".join(err.strip().splitlines()[-3:]) if err.strip() else f"exit {proc.returncode}")
             else:
                 results.extend(json.loads(out))
         wall = time.perf_counter() - t0

@@ -245,12 +245,17 @@ def describe_machine(*, provider: Any = None, frameworks: Mapping[str, str | Non
     from .runtime import physical_cores, runtime_versions
 
     gpus = _gpu_names()
+    try:
+        load = round(os.getloadavg()[0], 2)  # a busy machine explains noisy figures
+    except (AttributeError, OSError):
+        load = None
     return {
         "cpu": _cpu_model(),
         "cores_physical": psutil.cpu_count(logical=False),
         "cores_logical": psutil.cpu_count(),
         "cores_usable": physical_cores(),
         "memory_gb": round(psutil.virtual_memory().total / 1024**3, 1),
+        "load_avg_1m": load,
         "gpu": ", ".join(gpus) or None,
         "os": platform.platform(terse=True),
         "python": platform.python_version(),
@@ -265,8 +270,9 @@ def machine_line(machine: Mapping[str, Any]) -> str:
     versions = machine.get("versions") or {}
     libs = ", ".join(f"{k} {v}" for k, v in versions.items() if v)
     gpu = f", GPU {machine['gpu']}" if machine.get("gpu") else ""
+    load = f", load avg {machine['load_avg_1m']}" if machine.get("load_avg_1m") is not None else ""
     return (f"{machine.get('cpu')} ({machine.get('cores_physical')} physical / {machine.get('cores_logical')} logical cores"
-            f"{gpu}); {libs}")
+            f"{gpu}{load}); {libs}")
 
 
 # --------------------------------------------------------------------------- engines

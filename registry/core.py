@@ -19,6 +19,7 @@ from __future__ import annotations
 import difflib
 import json
 import os
+import re
 import signal
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -109,8 +110,6 @@ def metadata_props(meta: VersionMeta) -> dict[str, str]:
 
 
 def _check_meta(meta: VersionMeta) -> None:
-    import re
-
     if meta.framework is not None and not (isinstance(meta.framework, str) and re.fullmatch(FRAMEWORK_PATTERN, meta.framework, re.ASCII)):
         raise InvalidInput(f"Expected a framework (plugin) name matching {FRAMEWORK_PATTERN}. Received: {received(meta.framework)}",
                            hint="use the plugin's name, e.g. 'torch' or 'tensorflow'")
@@ -176,9 +175,11 @@ class Registry:
         """An exclusive write transaction that first clears what crashed writers left behind."""
         with self._meta.write() as txn:
             for item in self._blobs.abandoned():
-                if item.digest and not txn.digest_in_use(item.digest):
-                    self._blobs.delete(item.digest)
-                self._blobs.clear(item)
+                try:
+                    if item.digest and not txn.digest_in_use(item.digest):
+                        self._blobs.delete(item.digest)
+                finally:
+                    self._blobs.clear(item)
             yield txn
 
     # ------------------------------------------------------------------ register
@@ -338,9 +339,9 @@ class Registry:
                 )
         return self._blobs.locate(version.sha256)
 
-    def load(self, ref: str, *, provider: str | None = None, **options: Any) -> "InferenceModel":
+    def load(self, ref: str | ModelVersion, *, provider: str | None = None, **options: Any) -> "InferenceModel":
         """A ready-to-run ONNX Runtime model for ``ref``, after checking its sha256."""
-        version = self.resolve(ref)
+        version = ref if isinstance(ref, ModelVersion) else self.resolve(ref)
         path = self.path(version)
         from .runtime import InferenceModel
 

@@ -46,11 +46,13 @@ def verification_batch(input_size: int, *, batch: int = VERIFY_BATCH, seed: int 
     return rng.standard_normal((batch, 3, input_size, input_size), dtype=np.float32)
 
 
-def _check_options(num_classes: int, input_size: int, opset: int) -> None:
+def check_options(num_classes: int, input_size: int, opset: int) -> None:
+    """Refuse impossible export options before anything is built."""
     if num_classes < 1:
-        raise InvalidInput(f"Expected --num-classes >= 1. Received: {num_classes}")
+        raise InvalidInput(f"Expected --num-classes >= 1. Received: {num_classes}", hint="e.g. --num-classes 1000")
     if input_size < 32:
-        raise InvalidInput(f"Expected --input-size >= 32 (smaller collapses the feature maps). Received: {input_size}")
+        raise InvalidInput(f"Expected --input-size >= 32 (smaller collapses the feature maps). Received: {input_size}",
+                           hint="e.g. --input-size 224 (64 is the smallest every architecture supports)")
     if not 13 <= opset <= 23:
         raise InvalidInput(f"Expected --opset between 13 and 23. Received: {opset}", hint=f"the default is {DEFAULT_OPSET}")
 
@@ -67,18 +69,23 @@ def export_and_register(
     state: Mapping[str, np.ndarray] | None = None,
     weights_sha256: str | None = None,
     seed: int | None = None,
+    build_options: Mapping[str, Any] | None = None,
     tags: Mapping[str, str] | None = None,
     provenance: Mapping[str, Any] | None = None,
     rtol: float = VERIFY_RTOL,
     progress: Progress | None = None,
 ) -> ExportResult:
-    """Build ``arch`` with ``plugin`` (loading canonical ``state`` if given), export, verify, register."""
-    _check_options(num_classes, input_size, opset)
+    """Build ``arch`` with ``plugin`` (loading canonical ``state`` if given), export, verify, register.
+
+    ``build_options`` go to ``plugin.build`` (e.g. ``{"aux_logits": False}`` to load GoogLeNet
+    weights saved without auxiliary heads).
+    """
+    check_options(num_classes, input_size, opset)
     step = progress or (lambda _msg: None)
     name = name or arch
 
     step("build")
-    options: dict[str, Any] = {"num_classes": num_classes}
+    options: dict[str, Any] = {"num_classes": num_classes, **(build_options or {})}
     if seed is not None:
         options["seed"] = seed
     model = plugin.build(arch, **options)

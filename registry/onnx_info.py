@@ -41,6 +41,9 @@ MAX_PROTO_BYTES = 2**31 - 1
 _EXTERNAL_KEYS = frozenset({"location", "offset", "length", "checksum", "basepath"})
 # Initializers up to this many elements keep their values for shape inference (Reshape targets...).
 _SMALL_TENSOR = 4096
+# A model has a handful of top-level fields (plus one per metadata entry, opset, function);
+# scanning millions of tiny ones would only let a crafted file keep us busy.
+_MAX_TOP_LEVEL_FIELDS = 1_000_000
 # Data propagation allocates per element of known 1-D tensors; above this many, skip it.
 _DATA_PROP_BUDGET = 1 << 20
 # Bits per element of the packed sub-byte types (UINT4, INT4, FLOAT4E2M1, UINT2, INT2).
@@ -79,9 +82,10 @@ ModelLike = Union["onnx.ModelProto", CheckedModel]
 
 
 class _WireError(ValueError):
-    def __init__(self, message: str, *, truncated: bool = False):
+    def __init__(self, message: str, *, truncated: bool = False, field: int | None = None):
         super().__init__(message)
         self.truncated = truncated
+        self.field = field
 
 
 def _varint(buf: Any, pos: int, end: int) -> tuple[int, int]:
@@ -119,21 +123,23 @@ def _top_level_fields(buf: Any) -> Iterator[tuple[int, int, int, int]]:
         else:
             raise _WireError(f"wire type {wire} is not used by ONNX")
         if nxt > end:
-            raise _WireError(
-                f"field {field} needs {nxt - pos} bytes but only {end - pos} remain", truncated=True
-            )
+            raise _WireError(f"it needs {nxt - pos} bytes but only {end - pos} remain", truncated=True, field=field)
         yield field, wire, pos, nxt
         pos = nxt
 
 
-def _model_field_wire_types() -> dict[int, int]:
-    """ModelProto field number -> expected wire type (0 varint, 2 length-delimited)."""
+def _model_fields() -> dict[int, Any]:
     import onnx
 
-    wire = {}
-    for number, fd in onnx.ModelProto.DESCRIPTOR.fields_by_number.items():
-        wire[number] = 2 if fd.type in (fd.TYPE_STRING, fd.TYPE_BYTES, fd.TYPE_MESSAGE) else 0
-    return wire
+    return dict(onnx.ModelProto.DESCRIPTOR.fields_by_number)
+
+
+def _model_field_wire_types() -> dict[int, int]:
+    """ModelProto field number -> expected wire type (0 varint, 2 length-delimited)."""
+    return {
+        number: 2 if fd.type in (fd.TYPE_STRING, fd.TYPE_BYTES, fd.TYPE_MESSAGE) else 0
+        for number, fd in _model_fields().items()
+    }
 
 
 def _sniff(head: bytes) -> str | None:
@@ -163,7 +169,8 @@ def _sniff(head: bytes) -> str | None:
 
 def _check_wire(buf: Any, path: Path) -> None:
     """Refuse files whose top level is not a well-formed ModelProto, without parsing the graph."""
-    sniffed = _sniff(bytes(buf[:512]))
+    head = bytes(buf[:512])
+    sniffed = None if head[:1] == b"\x08" else _sniff(head)  # 0x08: ir_version, how ONNX files start
     if sniffed:
         raise InvalidModelFile(
             f"'{path}' is {sniffed}, not an ONNX model",
@@ -176,6 +183,8 @@ def _check_wire(buf: Any, path: Path) -> None:
     starts_like_onnx = False
     try:
         for i, (field, wire, start, end) in enumerate(_top_level_fields(buf)):
+            if i >= _MAX_TOP_LEVEL_FIELDS:
+                raise _WireError(f"it has over {_MAX_TOP_LEVEL_FIELDS:,} top-level fields")
             if i == 0:
                 if expected.get(field) != wire:
                     raise _WireError("its first bytes are not an ONNX ModelProto field")
@@ -184,8 +193,10 @@ def _check_wire(buf: Any, path: Path) -> None:
                 seen_graph = True
     except _WireError as exc:
         if exc.truncated and starts_like_onnx:
+            names = {n: fd.name for n, fd in _model_fields().items()}
+            where = f" in field {names[exc.field]!r}" if exc.field in names else ""
             raise InvalidModelFile(
-                f"'{path}' is truncated: {exc}",
+                f"'{path}' is truncated{where}: {exc}",
                 hint="the copy or download was cut short; copy the file again and compare its size or sha256",
             ) from None
         raise InvalidModelFile(
@@ -221,7 +232,7 @@ def _stat_model_path(path: Path) -> os.stat_result:
     return st
 
 
-def _open_model_bytes(path: Path) -> tuple[Any, mmap.mmap | None, os.stat_result]:
+def _open_model_bytes(path: Path) -> tuple[Any, mmap.mmap, os.stat_result]:
     """Open and map ``path`` read-only. O_NONBLOCK: a pipe swapped in after stat() cannot hang us."""
     _stat_model_path(path)
     try:
@@ -473,15 +484,28 @@ def check_model_file(path: str | os.PathLike[str]) -> CheckedModel:
     external = _check_external_data(model, p, st)
     try:
         # By path: onnx validates external data itself (symlinks, hardlinks, escapes) without reading it.
-        onnx.checker.check_model(os.fspath(p), full_check=True)
+        onnx.checker.check_model(os.fspath(p))
     except Exception as exc:
-        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise InvalidModelFile(
-            f"'{p}' fails the ONNX checker: {detail[:500]}",
-            hint="re-export the model (another opset may help); onnx.checker.check_model(path, full_check=True) "
-            "reproduces the error",
+            f"'{p}' fails the ONNX checker: {_one_line(exc)}",
+            hint="re-export the model (another opset may help); onnx.checker.check_model(path) reproduces the error",
+        ) from None
+    try:
+        # full_check's strict shape inference, on a weightless copy: full_check itself refuses valid
+        # models whose small shape tensors (Reshape targets) live in external data.
+        onnx.shape_inference.infer_shapes(_weightless(model, p.parent), check_type=True, strict_mode=True)
+    except Exception as exc:
+        raise InvalidModelFile(
+            f"'{p}' fails ONNX shape inference: {_one_line(exc)}",
+            hint="the graph's types or shapes are inconsistent; re-export the model",
         ) from None
     return CheckedModel(path=p, model=model, external_files=external)
+
+
+def _one_line(exc: BaseException) -> str:
+    """The error on one line, capped: onnx's messages can dump whole nodes."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= 500 else text[:497] + "..."
 
 
 # --------------------------------------------------------------------------------------------
@@ -628,8 +652,9 @@ def _read_small_external(tensor: "onnx.TensorProto", base_dir: Path) -> "onnx.Te
     return copy
 
 
-def _shape_model(proto: "onnx.ModelProto", base_dir: Path | None, size: tuple[int, int] | None) -> tuple["onnx.ModelProto", int] | None:
-    """A weightless copy for shape inference: batch 1, spatial dims fixed, big initializers as typed inputs."""
+def _weightless(proto: "onnx.ModelProto", base_dir: Path | None) -> "onnx.ModelProto":
+    """A copy for shape inference: small initializers keep their values (Reshape targets, pads...),
+    big ones become typed graph inputs, so no weight is copied or read."""
     import onnx
 
     m = onnx.ModelProto()
@@ -640,22 +665,36 @@ def _shape_model(proto: "onnx.ModelProto", base_dir: Path | None, size: tuple[in
     g, src = m.graph, proto.graph
     g.name = src.name
     g.node.extend(src.node)
+    g.input.extend(src.input)
     g.output.extend(src.output)
     g.value_info.extend(src.value_info)
     g.sparse_initializer.extend(src.sparse_initializer)
+    typed = {vi.name for vi in src.input}  # IR < 4 lists initializers as inputs too
+    for t in src.initializer:
+        keep: Any = None
+        if math.prod(t.dims) <= _SMALL_TENSOR:
+            if not _is_external(t):
+                keep = t
+            elif base_dir is not None:
+                keep = _read_small_external(t, base_dir)
+        if keep is not None:
+            g.initializer.append(keep)
+        elif t.name not in typed:
+            g.input.append(onnx.helper.make_tensor_value_info(t.name, t.data_type, list(t.dims)))
+    return m
 
-    init_names = {t.name for t in src.initializer}
+
+def _shape_model(proto: "onnx.ModelProto", base_dir: Path | None, size: tuple[int, int] | None) -> tuple["onnx.ModelProto", int] | None:
+    """The weightless copy with batch 1 and symbolic spatial dims set to ``size``; and the batch divisor."""
+    m = _weightless(proto, base_dir)
+    init_names = {t.name for t in proto.graph.initializer}
     batch = None
-    for vi in src.input:
-        if vi.name in init_names:
+    for vi in m.graph.input:
+        if vi.name in init_names or not vi.type.HasField("tensor_type"):
             continue
-        new = g.input.add()
-        new.CopyFrom(vi)
-        if not new.type.HasField("tensor_type"):
-            continue
-        if not new.type.tensor_type.HasField("shape"):
+        if not vi.type.tensor_type.HasField("shape"):
             return None
-        dims = new.type.tensor_type.shape.dim
+        dims = vi.type.tensor_type.shape.dim
         symbolic = [i for i, d in enumerate(dims) if not d.HasField("dim_value")]
         if symbolic and symbolic[0] == 0:
             dims[0].Clear()
@@ -669,18 +708,6 @@ def _shape_model(proto: "onnx.ModelProto", base_dir: Path | None, size: tuple[in
                 dims[i].dim_value = v
         if batch is None:  # a rank-1 input has no batch dim
             batch = dims[0].dim_value if len(dims) >= 2 else 1
-
-    for t in src.initializer:
-        keep: Any = None
-        if math.prod(t.dims) <= _SMALL_TENSOR:
-            if not _is_external(t):
-                keep = t
-            elif base_dir is not None:
-                keep = _read_small_external(t, base_dir)
-        if keep is not None:
-            g.initializer.append(keep)
-        else:  # its shape is all shape inference needs
-            g.input.append(onnx.helper.make_tensor_value_info(t.name, t.data_type, list(t.dims)))
     if m.functions:
         import onnx.inliner
 

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import os
 import tempfile
 import time
 from dataclasses import dataclass, field, replace
@@ -142,9 +143,20 @@ class ParityReport(Record):
 
     def payload(self) -> dict[str, Any]:
         """What is attached to a registered version (JSON, without the per-version refs)."""
-        data = self.to_dict()
+        data = _finite(self.to_dict())
         data["passed"] = self.passed
         return data
+
+
+def _finite(value: Any) -> Any:
+    """JSON has no inf/nan: write them as strings (a failed shape check reports an infinite error)."""
+    if isinstance(value, float) and not np.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    return value
 
 
 # --------------------------------------------------------------------------- metrics
@@ -246,7 +258,7 @@ def diagnose(pairs: Sequence[PairResult], *, roundtrip: Mapping[str, Sequence[st
 
 
 @contextlib.contextmanager
-def strict_fp32(frameworks: Sequence[str]) -> Iterator[list[str]]:
+def strict_fp32(frameworks: Sequence[str], *, onnx: bool = True) -> Iterator[list[str]]:
     """Turn TF32 off in the given frameworks for the duration; yields notes saying what was done.
 
     TF32 matmuls/convs (Ampere+) keep a 10-bit mantissa: ~1e-3 relative error, 10x over the fp32
@@ -273,6 +285,7 @@ def strict_fp32(frameworks: Sequence[str]) -> Iterator[list[str]]:
                 pass
         if "tensorflow" in frameworks:
             try:
+                os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # as the plugin does: no C++ start-up chatter
                 import tensorflow as tf
 
                 was = tf.config.experimental.tensor_float_32_execution_enabled()
@@ -281,7 +294,8 @@ def strict_fp32(frameworks: Sequence[str]) -> Iterator[list[str]]:
                 notes.append("TF32 off in tensorflow (enable_tensor_float_32_execution(False))")
             except ImportError:
                 pass
-        notes.append("TF32 off in ONNX Runtime CUDA (use_tf32=0; no effect on CPU)")
+        if onnx:
+            notes.append("TF32 off in ONNX Runtime CUDA (use_tf32=0; no effect on CPU)")
         yield notes
     finally:
         for undo in reversed(restore):
@@ -302,18 +316,21 @@ def run_parity(
     opset: int = DEFAULT_OPSET,
     tolerances: Tolerances = Tolerances(),
     provider: str | None = None,
+    export: bool = True,
     registry: "Registry | None" = None,
     name: str | None = None,
     tags: Mapping[str, str] | None = None,
     progress: Progress | None = None,
 ) -> ParityReport:
-    """Run parity for ``arch`` across ``plugins`` (two or more); return the report (never raises ParityFailure).
+    """Run parity for ``arch`` across ``plugins``; return the report (never raises ParityFailure).
 
-    With a ``registry``, the exported artifacts are registered under ``name`` (default ``arch``)
-    with the weights' sha256 as provenance and the report attached — only when every pair
-    passed: an artifact that failed parity never enters the registry.
+    ``export=False`` compares the native models only (seconds instead of minutes: the exports,
+    TensorFlow's above all, dominate the cost). With a ``registry``, the exported artifacts are
+    registered under ``name`` (default ``arch``) with the weights' sha256 as provenance and the
+    report attached, only when every pair passed: an artifact that failed parity never enters
+    the registry.
     """
-    from .exporting import _check_options, verification_batch
+    from .exporting import check_options, verification_batch
     from .weights import random_canonical_weights, shapes_of, state_sha256, weight_mismatches
 
     plugins = list(plugins)
@@ -321,7 +338,7 @@ def run_parity(
         raise InvalidInput("Parity needs at least one plugin. Received: none", hint="--frameworks torch,tensorflow")
     if len({p.name for p in plugins}) != len(plugins):
         raise InvalidInput(f"Expected distinct frameworks. Received: {[p.name for p in plugins]}")
-    _check_options(num_classes, input_size, opset)
+    check_options(num_classes, input_size, opset)
     if batch < 1:
         raise InvalidInput(f"Expected --batch >= 1. Received: {batch}")
     step = progress or (lambda _msg: None)
@@ -344,9 +361,9 @@ def run_parity(
     exported: dict[str, tuple[Path, Any, Any]] = {}  # plugin -> (path, ExportInfo, ParamCounts)
     images = verification_batch(input_size, batch=batch, seed=seed)
     weights_init = {"kind": "zoo-random-canonical", "arch": arch, "num_classes": num_classes, "seed": seed}
-    used_provider = "?"
+    used_provider = "none"  # no ONNX run (export=False, or every export failed)
 
-    with strict_fp32(names) as notes, tempfile.TemporaryDirectory(prefix="zoo-parity-") as tmp:
+    with strict_fp32(names, onnx=export) as notes, tempfile.TemporaryDirectory(prefix="zoo-parity-") as tmp:
         state: dict[str, np.ndarray] | None = None
         sha = ""
         for plugin in plugins:
@@ -369,6 +386,8 @@ def run_parity(
                     hooks[plugin.name] = dict(plugin.intermediates(model, images))
                 except Exception as exc:  # an optional diagnostic must not break the run
                     notes.append(f"{plugin.name}.intermediates failed: {type(exc).__name__}: {exc}")
+            if not export:
+                continue
             path = Path(tmp) / f"{plugin.name}.onnx"
             try:
                 info = timed(f"{plugin.name}: export", lambda: plugin.export_onnx(model, path, opset=opset, input_size=input_size))
@@ -412,16 +431,7 @@ def _run_onnx(path: Path, images: np.ndarray, *, provider: str | None) -> tuple[
 
     model = InferenceModel(path, provider=provider, use_tf32=False, cache=False)  # temp files: never cache
     logits = np.asarray(model.predict(images), dtype=np.float32)
-    return logits, _provider_name(model)
-
-
-def _provider_name(model: Any) -> str:
-    chosen = getattr(model, "provider", None)
-    for attr in ("name", "provider"):
-        value = getattr(chosen, attr, None)
-        if isinstance(value, str):
-            return value
-    return str(chosen) if chosen is not None else "?"
+    return logits, model.provider.name
 
 
 def _first_divergence(hooks: Mapping[str, Mapping[str, np.ndarray]], order: Sequence[str], tolerances: Tolerances) -> dict[str, Any] | None:

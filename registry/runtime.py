@@ -98,12 +98,14 @@ class RuntimeOptions:
         for key in ("optimized_model_path", "trt_cache_dir"):
             if values.get(key) is not None:
                 values[key] = os.fspath(values[key])
+        if isinstance(values.get("cudnn_conv_algo_search"), str):  # one spelling: one cache entry
+            values["cudnn_conv_algo_search"] = values["cudnn_conv_algo_search"].upper()
         opts = cls(**values)
         if opts.graph_optimization not in _GRAPH_LEVELS:
             raise InvalidInput(
                 f"Expected graph_optimization in {', '.join(_GRAPH_LEVELS)}. Received: {opts.graph_optimization!r}"
             )
-        if str(opts.cudnn_conv_algo_search).upper() not in _CONV_SEARCH:
+        if opts.cudnn_conv_algo_search not in _CONV_SEARCH:
             raise InvalidInput(
                 f"Expected cudnn_conv_algo_search in {', '.join(_CONV_SEARCH)}. Received: {opts.cudnn_conv_algo_search!r}"
             )
@@ -321,7 +323,7 @@ def _provider_options(ep: str, opts: RuntimeOptions) -> dict[str, Any]:
     if ep == "CUDAExecutionProvider":
         return {
             "device_id": opts.device_id,
-            "cudnn_conv_algo_search": opts.cudnn_conv_algo_search.upper(),
+            "cudnn_conv_algo_search": opts.cudnn_conv_algo_search,
             "use_tf32": int(opts.use_tf32),
             "do_copy_in_default_stream": 1,
         }

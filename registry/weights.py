@@ -390,3 +390,30 @@ def _residual_branch_ends(bn_prefixes: set[str]) -> set[str]:
             if index > last.get(m.group("block"), (-1, ""))[0]:
                 last[m.group("block")] = (index, prefix)
     return {prefix for _, prefix in last.values()}
+
+
+def infer_num_classes(state: Mapping[str, Any], expected: Shapes, *, assumed: int) -> int | None:
+    """The class count ``state`` was saved for, given ``expected`` shapes built for ``assumed`` classes.
+
+    The classifier tensors are the only ones whose leading dim is the class count; if every
+    mis-shaped tensor is one of them and they agree on a new leading dim, that is the answer.
+    None when the state does not differ in exactly that way (let :func:`check_state` explain).
+    """
+    missing, unexpected, _ = weight_mismatches(state, expected)
+    if missing or unexpected:
+        return None
+    got = shapes_of(state)
+    counts = set()
+    for key, want in expected.items():
+        have = got[key]
+        if tuple(want) == have:
+            continue
+        if not (len(have) == len(want) and want and want[0] == assumed and tuple(have[1:]) == tuple(want[1:])):
+            return None
+        counts.add(have[0])
+    if not counts:
+        return assumed
+    if len(counts) != 1:
+        return None
+    (count,) = counts
+    return count if count >= 1 else None

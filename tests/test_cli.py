@@ -6,6 +6,7 @@ whole tour (export, list, show, alias, run, verify, register, rm) runs in second
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 
@@ -21,12 +22,11 @@ pytestmark = pytest.mark.torch
 SMALL = ["--num-classes", "10", "--input-size", "64"]
 
 
-@pytest.fixture
-def zoo(tmp_path):
+def _invoker(store):
     runner = CliRunner()
 
     def invoke(*args: str, code: int = 0):
-        result = runner.invoke(main, ["--store", str(tmp_path / "store"), *args], catch_exceptions=False)
+        result = runner.invoke(main, ["--store", str(store), *args], catch_exceptions=False)
         assert result.exit_code == code, (result.stdout, result.stderr)
         return result
 
@@ -34,9 +34,23 @@ def zoo(tmp_path):
 
 
 @pytest.fixture
-def exported(zoo):
-    (row,) = json.loads(zoo("export", "resnet18", *SMALL, "--json").stdout)
-    return row["version"]
+def zoo(tmp_path):
+    return _invoker(tmp_path / "store")
+
+
+@pytest.fixture(scope="module")
+def template_store(tmp_path_factory):
+    """One export per module; each test gets its own copy of the store."""
+    store = tmp_path_factory.mktemp("template") / "store"
+    (row,) = json.loads(_invoker(store)("export", "resnet18", *SMALL, "--json").stdout)
+    return store, row["version"]
+
+
+@pytest.fixture
+def exported(template_store, tmp_path):
+    store, version = template_store
+    shutil.copytree(store, tmp_path / "store")
+    return version
 
 
 def test_export_list_show(zoo, exported):

@@ -7,13 +7,19 @@ so the race to create it is part of the test.
 from __future__ import annotations
 
 import json
+import sqlite3
 import subprocess
+import threading
 import time
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+
+import pytest
 
 from conftest import PYTHON, make_tiny_onnx, subprocess_env
 from registry.core import Registry
+from registry.errors import StoreError
 
 WORKERS = 8
 DISTINCT_PER_WORKER = 2
@@ -77,3 +83,34 @@ def test_parallel_registrations_into_one_model(tmp_path: Path):
     assert list((store_root / "tmp").iterdir()) == []
     objects = [p.parent.name for p in (store_root / "objects").rglob("model.onnx")]
     assert sorted(objects) == sorted(v.sha256 for v in versions)
+
+
+def test_threads_share_one_registry(store: Registry, tiny_onnx):
+    paths = [tiny_onnx(seed) for seed in range(8)] + [tiny_onnx(0)]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        results = list(pool.map(lambda p: store.register(p, name="threads"), paths))
+    assert sorted(r.version.version for r in results if r.created) == list(range(1, 9))
+    assert [v.version for v in store.list("threads")] == list(range(1, 9))
+
+
+def test_a_busy_writer_is_waited_for_and_a_stuck_one_times_out_cleanly(store: Registry, tiny_onnx, monkeypatch):
+    """Another process holding the write lock: short waits succeed, long ones end in StoreError, never a driver error."""
+    store.register(tiny_onnx(0), name="tiny")
+    blocker = sqlite3.connect(store.root / "registry.db", isolation_level=None, check_same_thread=False)
+    blocker.execute("BEGIN IMMEDIATE")
+    release = threading.Timer(0.5, lambda: blocker.execute("COMMIT"))
+    release.start()
+    t0 = time.monotonic()
+    assert store.set_tags("tiny@1", {"waited": "yes"}).tags == {"waited": "yes"}
+    assert time.monotonic() - t0 >= 0.4
+    release.join()
+
+    blocker.execute("BEGIN IMMEDIATE")
+    monkeypatch.setenv("ZOO_LOCK_TIMEOUT", "0.3")
+    with pytest.raises(StoreError) as exc:
+        store.set_tags("tiny@1", {"waited": "no"})
+    assert "Timed out" in exc.value.message and "ZOO_LOCK_TIMEOUT" in exc.value.hint
+    assert "database is locked" not in str(exc.value)
+    blocker.execute("ROLLBACK")
+    blocker.close()
+    assert store.resolve("tiny@1").tags == {"waited": "yes"}

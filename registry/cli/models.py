@@ -178,9 +178,10 @@ def export_cmd(ctx, arch, framework, opset, num_classes, input_size, name, seed,
       zoo export resnet50 --framework all         # one version per installed framework
       zoo export resnet18 --num-classes 10 --input-size 64 --name tiny-resnet
     """
-    from ..exporting import export_and_register
+    from ..exporting import check_options, export_and_register
     from ..plugins import DEFAULT_OPSET, resolve_frameworks
 
+    check_options(num_classes, input_size, opset or DEFAULT_OPSET)
     plugins = resolve_frameworks(framework, arch=arch)
     registry = ctx.registry()
     tag_map = _parse_tags(tags)

@@ -9,7 +9,6 @@ import click
 from ..errors import InvalidInput
 from . import emit_json, info, json_option, main, pass_ctx, progress, table
 
-_STEPS_PER_PLUGIN = 5  # build, load weights, native, export, onnx
 
 
 @main.command("parity")
@@ -24,6 +23,7 @@ _STEPS_PER_PLUGIN = 5  # build, load weights, native, export, onnx
 @click.option("--rtol", type=float, default=None, help="Max |a-b| / max|b| per pair (default: 1e-4, fp32).")
 @click.option("--top1", type=float, default=None, help="Min top-1 agreement per pair, 0..1 (default: 1.0; ties excused).")
 @click.option("--provider", type=click.Choice(["cpu", "cuda", "tensorrt"]), help="Force the ONNX Runtime provider.")
+@click.option("--native-only", is_flag=True, help="Compare the native frameworks only: no export, no ONNX, no registration (fast).")
 @click.option("--register/--no-register", default=True, show_default=True,
               help="Register the exports (name: the arch) with the report attached, if every pair passed.")
 @click.option("--name", help="Model name to register under (default: the architecture; single ARCH only).")
@@ -32,7 +32,7 @@ _STEPS_PER_PLUGIN = 5  # build, load weights, native, export, onnx
 @json_option
 @pass_ctx
 def parity_cmd(ctx, arch, all_archs, frameworks, input_size, batch, seed, num_classes, opset, rtol, top1, provider,
-               register, name, tags, junit, as_json) -> None:
+               native_only, register, name, tags, junit, as_json) -> None:
     """Check that every framework and every ONNX export of ARCH compute the same logits.
 
     One seeded set of canonical weights is loaded into each framework's build; each native
@@ -70,10 +70,11 @@ def parity_cmd(ctx, arch, all_archs, frameworks, input_size, batch, seed, num_cl
     for a, plugins in jobs:
         if len(plugins) < 2:
             info(f"note: only {plugins[0].name} builds {a}: checking its export only (no cross-framework pairs)")
-    registry = ctx.registry() if register else None
+    registry = ctx.registry() if register and not native_only else None
 
     reports = []
-    total = sum(len(ps) * _STEPS_PER_PLUGIN for _, ps in jobs)
+    steps = 3 if native_only else 5  # build, load weights, native[, export, onnx]
+    total = sum(len(ps) * steps for _, ps in jobs)
     with progress() as bar:
         task = bar.add_task("parity", total=total)
         for a, plugins in jobs:
@@ -84,7 +85,7 @@ def parity_cmd(ctx, arch, all_archs, frameworks, input_size, batch, seed, num_cl
 
             reports.append(run_parity(
                 a, plugins, num_classes=num_classes, input_size=input_size, batch=batch, seed=seed,
-                opset=opset or DEFAULT_OPSET, tolerances=tolerances, provider=provider, registry=registry,
+                opset=opset or DEFAULT_OPSET, tolerances=tolerances, provider=provider, export=not native_only, registry=registry,
                 name=name, tags=tag_map, progress=step,
             ))
         bar.update(task, completed=total, description="parity done")

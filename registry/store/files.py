@@ -84,7 +84,8 @@ class FileBlobStore:
         self.objects = self.root / "objects"
         self.tmp = self.root / "tmp"
         self.location = str(self.root)
-        self._locks: dict[str, int] = {}  # token -> fd of its held lock file
+        self._locks: dict[str, int] = {}  # token -> fd of the lock file of our own scratch folder
+        self._taken: dict[str, int] = {}  # token -> fd of a dead writer's lock file, held while we clear it
         for folder in (self.objects, self.tmp):
             folder.mkdir(parents=True, exist_ok=True)
 
@@ -99,15 +100,15 @@ class FileBlobStore:
             if fcntl is None:
                 self._locks[token] = fd
                 return token
-            fcntl.flock(fd, fcntl.LOCK_EX)
             try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 same = os.path.samestat(os.fstat(fd), os.stat(lock_path))
-            except FileNotFoundError:
+            except (BlockingIOError, FileNotFoundError):
                 same = False
             if same:
                 self._locks[token] = fd
                 return token
-            os.close(fd)  # a cleaner took it for abandoned between open and flock: start over
+            os.close(fd)  # a cleaner took it for abandoned between open and flock: it removes it; start over
 
     def stage(self, model: bytes, extra: Mapping[str, Path]) -> Staged:
         try:
@@ -125,7 +126,7 @@ class FileBlobStore:
             for sub in sorted({folder.joinpath(*r.parts[:-1]) for r in map(PurePosixPath, extra)}, reverse=True):
                 _fsync_dir(sub)
             staged = Staged(token=token, digest=manifest_digest(files), files=tuple(files))
-            os.pwrite(self._locks[token], staged.digest.encode(), 0)  # the intent, for crash recovery
+            os.write(self._locks[token], staged.digest.encode())  # the intent, for crash recovery
             return staged
         except BaseException as exc:
             self._release(token)
@@ -223,49 +224,61 @@ class FileBlobStore:
     # ------------------------------------------------------------------ crash recovery
 
     def abandoned(self) -> Iterator[Abandoned]:
+        """Scratch folders whose writer died. Each lock taken here stays held until :meth:`clear`, so that a
+        new writer cannot lock and reuse the file between our check and our cleanup."""
         try:
             entries = list(os.scandir(self.tmp))
         except FileNotFoundError:
             return
-        locks = {e.name[: -len(_LOCK_SUFFIX)] for e in entries if e.name.endswith(_LOCK_SUFFIX)}
+        listed = {e.name for e in entries}
         for entry in entries:
-            if entry.name.endswith(_LOCK_SUFFIX):
-                token = entry.name[: -len(_LOCK_SUFFIX)]
-                if token in self._locks:
+            name = entry.name
+            if name.endswith(_LOCK_SUFFIX):
+                token = name[: -len(_LOCK_SUFFIX)]
+                if token in self._locks or token in self._taken:
                     continue
-                intent = self._try_take(Path(entry.path))
-                if intent is not False:
-                    yield Abandoned(token=token, digest=intent if _is_digest(intent) else None)
-            elif entry.name not in locks and entry.name not in self._locks:
-                # A scratch folder without its lock file: a cleaner died halfway through clearing it.
-                yield Abandoned(token=entry.name, digest=None)
+                fd = self._take(Path(entry.path))
+                if fd is None:
+                    continue  # its writer is alive
+                self._taken[token] = fd
+                intent = os.read(fd, 64).decode("ascii", "replace")
+                yield Abandoned(token=token, digest=intent if _is_digest(intent) else None)
+            elif name + _LOCK_SUFFIX not in listed and name not in self._locks:
+                # A folder without its lock file: a cleaner or deleter died halfway. The lock file is created
+                # before its folder and removed after it, so re-check it now (the listing is not atomic).
+                if not os.path.exists(self.tmp / (name + _LOCK_SUFFIX)):
+                    yield Abandoned(token=name, digest=None)
 
-    def _try_take(self, lock_path: Path) -> str | bool:
-        """Read the intent of a lock file whose owner is gone; False while its owner lives."""
+    def _take(self, lock_path: Path) -> int | None:
+        """The fd of ``lock_path`` locked by us, or None while its owner lives."""
         try:
             fd = os.open(lock_path, os.O_RDONLY)
         except FileNotFoundError:
-            return False
-        try:
-            if fcntl is not None:
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                except OSError as exc:
-                    if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-                        return False
-                    raise
-            elif time.time() - os.fstat(fd).st_mtime < _STALE_WITHOUT_FLOCK_S:
-                return False
-            return os.read(fd, 64).decode("ascii", "replace")
-        finally:
+            return None
+        if fcntl is not None:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return fd
+            except OSError as exc:
+                os.close(fd)
+                if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                    return None
+                raise
+        if time.time() - os.fstat(fd).st_mtime < _STALE_WITHOUT_FLOCK_S:
             os.close(fd)
+            return None
+        return fd
 
     def clear(self, item: Abandoned) -> None:
+        """Remove an abandoned scratch folder, then its lock file, then let go of the lock."""
         shutil.rmtree(self.tmp / item.token, ignore_errors=True)
         try:
             os.unlink(self.tmp / (item.token + _LOCK_SUFFIX))
         except FileNotFoundError:
             pass
+        fd = self._taken.pop(item.token, None)
+        if fd is not None:
+            os.close(fd)
 
     def digests(self) -> Iterator[str]:
         for shard in sorted(self.objects.iterdir()) if self.objects.is_dir() else ():

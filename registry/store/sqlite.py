@@ -76,6 +76,9 @@ BEGIN SELECT RAISE(ABORT, 'zoo: reports are append-only'); END;
 """
 
 
+_inherited: list[sqlite3.Connection] = []
+
+
 def _is_busy(exc: sqlite3.Error) -> bool:
     text = str(exc).lower()
     return "locked" in text or "busy" in text
@@ -224,29 +227,44 @@ class SQLiteMetadataStore:
         self.path = Path(path)
         self.location = str(self.path)
         self._local = threading.local()
-        self._set_wal()
-        with self.write():
-            conn = self._conn()
-            found = conn.execute("PRAGMA user_version").fetchone()[0]
-            if found > SCHEMA_VERSION:
-                raise StoreError(
-                    f"The registry at {self.location!r} uses schema {found}; this zoo understands up to {SCHEMA_VERSION}",
-                    hint="upgrade zoo (pip install -U zoo)",
-                )
-            if found < SCHEMA_VERSION:
-                for statement in _SCHEMA.split(";\n"):
-                    if statement.strip():
-                        conn.execute(statement if "TRIGGER" not in statement else statement + ";")
-                conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        self._execute_when_free(self._conn(), "PRAGMA journal_mode=WAL")  # persistent; racing openers are fine
+        with self.read():
+            found = self._schema_version()
+        if found != SCHEMA_VERSION:
+            with self.write():
+                self._create_schema()
+
+    def _schema_version(self) -> int:
+        found = self._conn().execute("PRAGMA user_version").fetchone()[0]
+        if found > SCHEMA_VERSION:
+            raise StoreError(
+                f"The registry at {self.location!r} uses schema {found}; this zoo understands up to {SCHEMA_VERSION}",
+                hint="upgrade zoo (pip install -U zoo)",
+            )
+        return found
+
+    def _create_schema(self) -> None:
+        """Inside a write transaction; a no-op if another process created it first."""
+        conn = self._conn()
+        if self._schema_version() == SCHEMA_VERSION:
+            return
+        for statement in _SCHEMA.split(";\n"):
+            if statement.strip():
+                conn.execute(statement)
+        conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
     def _conn(self) -> sqlite3.Connection:
         local = self._local
         if getattr(local, "pid", None) != os.getpid():  # never reuse a connection across fork
+            if getattr(local, "conn", None) is not None:
+                # Inherited from the parent: neither use nor close it here (closing it in a child can
+                # disturb the parent's locks, a documented way to corrupt SQLite); keep it referenced.
+                _inherited.append(local.conn)
             conn = None
             try:
-                conn = sqlite3.connect(self.path, timeout=_BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=True)
+                conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=True)
                 conn.row_factory = sqlite3.Row
-                conn.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
+                conn.execute(f"PRAGMA busy_timeout={int(min(_BUSY_TIMEOUT_MS, _lock_timeout() * 1000))}")
                 conn.execute("PRAGMA foreign_keys=ON")
                 conn.execute("PRAGMA synchronous=FULL")
             except sqlite3.Error as exc:
@@ -261,14 +279,6 @@ class SQLiteMetadataStore:
             f"Cannot {action} the registry database {self.location!r}: {exc}",
             hint="check that the store folder is writable, on a local disk, and that registry.db is a zoo database",
         )
-
-    def _set_wal(self) -> None:
-        """Switch a new database to WAL (persistent in the file); several processes may race to do it."""
-        conn = self._conn()
-        self._execute_when_free(conn, "PRAGMA journal_mode=WAL")
-
-    def _begin(self, conn: sqlite3.Connection, statement: str) -> None:
-        self._execute_when_free(conn, statement)
 
     def _execute_when_free(self, conn: sqlite3.Connection, statement: str) -> None:
         """Run one lock-taking statement, waiting (with jitter) until ``ZOO_LOCK_TIMEOUT`` for busy writers."""
@@ -293,39 +303,26 @@ class SQLiteMetadataStore:
 
     @contextmanager
     def _transaction(self, statement: str, *, writable: bool) -> Iterator[SQLiteTxn]:
+        """Commit when the block exits normally; roll back otherwise. Driver errors become StoreError."""
         conn = self._conn()
-        self._begin(conn, statement)
+        self._execute_when_free(conn, statement)
         try:
             yield SQLiteTxn(conn, writable=writable)
-        except BaseException:
-            try:
-                conn.execute("ROLLBACK")
-            except sqlite3.Error:
-                pass
-            raise
-        try:
             conn.execute("COMMIT")
-        except sqlite3.Error as exc:
+        except BaseException as exc:
             try:
                 conn.execute("ROLLBACK")
             except sqlite3.Error:
-                pass
-            raise self._store_error("commit to", exc) from exc
+                pass  # already rolled back by SQLite itself
+            if isinstance(exc, sqlite3.Error):
+                raise self._store_error("use", exc) from exc
+            raise
 
     def read(self):
-        return self._wrap(self._transaction("BEGIN", writable=False))
+        return self._transaction("BEGIN", writable=False)
 
     def write(self):
-        return self._wrap(self._transaction("BEGIN IMMEDIATE", writable=True))
-
-    @contextmanager
-    def _wrap(self, cm) -> Iterator[SQLiteTxn]:
-        """Any driver error escaping a transaction becomes a StoreError naming the database."""
-        try:
-            with cm as txn:
-                yield txn
-        except sqlite3.Error as exc:
-            raise self._store_error("use", exc) from exc
+        return self._transaction("BEGIN IMMEDIATE", writable=True)
 
     def close(self) -> None:
         conn = getattr(self._local, "conn", None)

@@ -1,0 +1,178 @@
+"""The headline table: ONNX Runtime vs PyTorch eager vs TensorFlow, on this machine's CPU, in one run.
+
+For each architecture, every installed framework plugin builds and exports it into a temporary
+registry (the same path as `zoo export`: verified against the native model before it is stored).
+Then four engines are timed *interleaved* in one process at each batch size, so that a noisy
+neighbour slows them all alike and the ratios stay meaningful:
+
+- ONNX Runtime on the PyTorch-built artifact, and on the TensorFlow-built artifact (CPU provider);
+- PyTorch eager (``torch.inference_mode``) and TensorFlow/Keras, through the plugins' ``predict``.
+
+Prints a markdown table with the speed-up over PyTorch eager, the machine description, and two
+targets: ORT >= 1.5x PyTorch eager at batch 1, and the TF-built artifact no slower than the
+torch-built one under ORT.
+
+    python benchmarks/headline.py                       # resnet50, batch 1 and 8
+    python benchmarks/headline.py --archs resnet18,resnet50 --batches 1,8,32 --min-time 5
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from registry import bench, open_registry  # noqa: E402
+from registry.exporting import export_and_register  # noqa: E402
+from registry.plugins import get_plugin  # noqa: E402
+
+FRAMEWORKS = ("torch", "tensorflow")
+LABELS = {
+    "ort[torch]": "ONNX Runtime (PyTorch-built artifact)",
+    "ort[tensorflow]": "ONNX Runtime (TensorFlow-built artifact)",
+    "torch": "PyTorch eager",
+    "tensorflow": "TensorFlow / Keras",
+}
+BASELINE = "torch"
+TARGET_SPEEDUP_B1 = 1.5
+SAME_SPEED_TOLERANCE = 0.05  # "no slower": within 5 %, the noise of a shared machine
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def _threads() -> dict[str, Any]:
+    out: dict[str, Any] = {"onnxruntime_intra_op": bench.describe_machine()["cores_usable"]}
+    if "torch" in sys.modules:
+        out["torch"] = sys.modules["torch"].get_num_threads()
+    if "tensorflow" in sys.modules:
+        cfg = sys.modules["tensorflow"].config.threading
+        out["tensorflow_intra_op"] = cfg.get_intra_op_parallelism_threads() or "default (all cores)"
+    return out
+
+
+def run_arch(arch: str, registry, *, batches: list[int], warmup: int, min_time: float, min_iters: int,
+             input_size: int) -> dict[str, Any]:
+    versions = {}
+    for name in FRAMEWORKS:
+        try:
+            plugin = get_plugin(name)
+        except Exception as exc:  # framework not installed: that column is left out, and said so
+            log(f"{arch}: skipping {name}: {exc}")
+            continue
+        t0 = time.perf_counter()
+        result = export_and_register(registry, plugin, arch, num_classes=1000, input_size=input_size, seed=0)
+        versions[name] = result.version
+        log(f"{arch}: exported with {name} in {time.perf_counter() - t0:.0f} s "
+            f"({result.version.ref}, ONNX vs native max rel. error {result.verify_error:.1e})")
+    if not versions:
+        raise SystemExit("no framework plugin is installed: nothing to compare")
+    engines = []
+    for name, version in versions.items():
+        engines.append(bench.ort_engine(registry.path(version), version=version, provider="cpu", name=f"ort[{name}]"))
+    for name, version in versions.items():
+        engines.append(bench.native_engine(version))
+    macs = next(iter(versions.values())).macs
+    rng = np.random.default_rng(0)
+    rows = []
+    for batch in batches:
+        log(f"{arch}: batch {batch}: timing {', '.join(e.name for e in engines)} (interleaved)")
+        images = rng.standard_normal((batch, 3, input_size, input_size), dtype=np.float32)
+        figures = bench.bench_batch(engines, images, macs=macs, warmup=warmup, min_time=min_time, min_iters=min_iters)
+        base = figures.get(BASELINE, {}).get("p50_ms")
+        for engine in engines:
+            f = figures[engine.name]
+            rows.append({"arch": arch, "batch": batch, "engine": engine.name, **f,
+                         "vs_pytorch_eager": base / f["p50_ms"] if base else None})
+    return {"arch": arch, "macs_per_sample": macs, "versions": {k: v.ref for k, v in versions.items()},
+            "frameworks": {e.name: e.info.get("framework_version") for e in engines if not e.name.startswith("ort")},
+            "rows": rows}
+
+
+def targets(results: list[dict[str, Any]]) -> list[tuple[str, float | None, bool | None]]:
+    checks = []
+    for res in results:
+        by = {(r["batch"], r["engine"]): r for r in res["rows"]}
+        ort_t, eager = by.get((1, "ort[torch]")), by.get((1, "torch"))
+        if ort_t and eager:
+            ratio = eager["p50_ms"] / ort_t["p50_ms"]
+            checks.append((f"{res['arch']} batch 1: ORT (torch-built) vs PyTorch eager >= {TARGET_SPEEDUP_B1}x",
+                           ratio, ratio >= TARGET_SPEEDUP_B1))
+        for batch in sorted({r["batch"] for r in res["rows"]}):
+            a, b = by.get((batch, "ort[tensorflow]")), by.get((batch, "ort[torch]"))
+            if a and b:
+                ratio = b["p50_ms"] / a["p50_ms"]  # > 1: the TF-built artifact is faster
+                checks.append((f"{res['arch']} batch {batch}: TF-built artifact no slower than torch-built under ORT "
+                               f"(speed ratio >= {1 - SAME_SPEED_TOLERANCE:.2f})", ratio, ratio >= 1 - SAME_SPEED_TOLERANCE))
+    return checks
+
+
+def markdown(results: list[dict[str, Any]], machine: dict[str, Any], settings: dict[str, Any]) -> str:
+    lines = [
+        "| arch | batch | engine | p50 ms | p90 ms | min ms | samples/s | GFLOP/s | vs PyTorch eager (p50) |",
+        "|---|---:|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for res in results:
+        for r in res["rows"]:
+            ratio = f"{r['vs_pytorch_eager']:.2f}x" if r["vs_pytorch_eager"] else "-"
+            gflops = f"{r['gflops']:.1f}" if r["gflops"] else "-"
+            lines.append(f"| {r['arch']} | {r['batch']} | {LABELS.get(r['engine'], r['engine'])} | {r['p50_ms']:.1f} | "
+                         f"{r['p90_ms']:.1f} | {r['min_ms']:.1f} | {r['throughput']:.1f} | {gflops} | {ratio} |")
+    lines += [
+        "",
+        f"Machine: {bench.machine_line(machine)}.",
+        f"Threads: {', '.join(f'{k} {v}' for k, v in settings['threads'].items())}. "
+        f"Timing: {settings['warmup']} warm-up runs, then >= {settings['min_time_s']:g} s and >= {settings['min_iters']} "
+        f"runs per engine and batch, interleaved; {settings['input_size']}x{settings['input_size']} inputs, "
+        f"1000 classes, random weights.",
+    ]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--archs", default="resnet50", help="comma-separated architectures (default: resnet50)")
+    parser.add_argument("--batches", default="1,8", help="comma-separated batch sizes (default: 1,8)")
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--min-time", type=float, default=3.0, help="timed seconds per engine and batch, at least")
+    parser.add_argument("--min-iters", type=int, default=10)
+    parser.add_argument("--input-size", type=int, default=224)
+    parser.add_argument("--store", type=Path, help="keep the exported artifacts in this registry (default: a temp one)")
+    parser.add_argument("--json", type=Path, help="also write all figures to this JSON file")
+    args = parser.parse_args(argv)
+    archs = [a.strip() for a in args.archs.split(",") if a.strip()]
+    batches = sorted({int(b) for b in args.batches.split(",") if b.strip()})
+
+    with tempfile.TemporaryDirectory(prefix="zoo-headline-") as tmp:
+        registry = open_registry(args.store or Path(tmp) / "store")
+        results = [run_arch(arch, registry, batches=batches, warmup=args.warmup, min_time=args.min_time,
+                            min_iters=args.min_iters, input_size=args.input_size) for arch in archs]
+    frameworks = {k: v for res in results for k, v in res["frameworks"].items()}
+    machine = bench.describe_machine(provider="cpu", frameworks=frameworks)
+    settings = {"warmup": args.warmup, "min_time_s": args.min_time, "min_iters": args.min_iters,
+                "input_size": args.input_size, "threads": _threads()}
+    print(markdown(results, machine, settings))
+    checks = targets(results)
+    if checks:
+        print()
+        for text, value, ok in checks:
+            print(f"- {text}: {value:.2f}x -> {'PASS' if ok else 'FAIL'}")
+    if args.json:
+        args.json.write_text(json.dumps({"machine": machine, "settings": settings, "results": results,
+                                         "targets": [{"check": t, "value": v, "pass": ok} for t, v, ok in checks]},
+                                        indent=2, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
