@@ -99,21 +99,29 @@ def run_arch(arch: str, registry, *, batches: list[int], warmup: int, min_time: 
             "rows": rows}
 
 
-def targets(results: list[dict[str, Any]]) -> list[tuple[str, float | None, bool | None]]:
+def targets(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The speed targets, judged on the p50 ratio and, as a cross-check, on the min ratio.
+
+    On a shared machine, load only ever adds time: the min is the steadier estimate of what
+    each engine can do, the p50 what it did in this run.
+    """
     checks = []
+
+    def check(text: str, fast: dict, slow: dict, threshold: float) -> None:
+        p50, best = slow["p50_ms"] / fast["p50_ms"], slow["min_ms"] / fast["min_ms"]
+        checks.append({"check": text, "threshold": threshold, "p50_ratio": p50, "min_ratio": best,
+                       "pass_p50": p50 >= threshold, "pass_min": best >= threshold})
+
     for res in results:
         by = {(r["batch"], r["engine"]): r for r in res["rows"]}
         ort_t, eager = by.get((1, "ort[torch]")), by.get((1, "torch"))
         if ort_t and eager:
-            ratio = eager["p50_ms"] / ort_t["p50_ms"]
-            checks.append((f"{res['arch']} batch 1: ORT (torch-built) vs PyTorch eager >= {TARGET_SPEEDUP_B1}x",
-                           ratio, ratio >= TARGET_SPEEDUP_B1))
+            check(f"{res['arch']} batch 1: ORT (torch-built) speed-up over PyTorch eager", ort_t, eager, TARGET_SPEEDUP_B1)
         for batch in sorted({r["batch"] for r in res["rows"]}):
-            a, b = by.get((batch, "ort[tensorflow]")), by.get((batch, "ort[torch]"))
-            if a and b:
-                ratio = b["p50_ms"] / a["p50_ms"]  # > 1: the TF-built artifact is faster
-                checks.append((f"{res['arch']} batch {batch}: TF-built artifact no slower than torch-built under ORT "
-                               f"(speed ratio >= {1 - SAME_SPEED_TOLERANCE:.2f})", ratio, ratio >= 1 - SAME_SPEED_TOLERANCE))
+            tf_built, torch_built = by.get((batch, "ort[tensorflow]")), by.get((batch, "ort[torch]"))
+            if tf_built and torch_built:  # ratio > 1: the TF-built artifact is faster
+                check(f"{res['arch']} batch {batch}: TF-built vs torch-built artifact under ORT (no slower)",
+                      tf_built, torch_built, 1 - SAME_SPEED_TOLERANCE)
     return checks
 
 
@@ -165,11 +173,13 @@ def main(argv: list[str] | None = None) -> int:
     checks = targets(results)
     if checks:
         print()
-        for text, value, ok in checks:
-            print(f"- {text}: {value:.2f}x -> {'PASS' if ok else 'FAIL'}")
+        for c in checks:
+            verdict = lambda ok: "PASS" if ok else "FAIL"  # noqa: E731
+            print(f"- {c['check']} >= {c['threshold']:.2f}x: p50 {c['p50_ratio']:.3f}x {verdict(c['pass_p50'])}; "
+                  f"min {c['min_ratio']:.3f}x {verdict(c['pass_min'])}")
     if args.json:
         args.json.write_text(json.dumps({"machine": machine, "settings": settings, "results": results,
-                                         "targets": [{"check": t, "value": v, "pass": ok} for t, v, ok in checks]},
+                                         "targets": checks},
                                         indent=2, default=str))
     return 0
 

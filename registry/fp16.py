@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import warnings
+from collections import deque
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -43,13 +44,46 @@ def convert_to_fp16(src_path: str | os.PathLike[str], dst_path: str | os.PathLik
     except Exception as exc:
         raise ExportError(f"float16 conversion of {os.fspath(src)!r} failed: {type(exc).__name__}: {exc}",
                           hint="rerun with --debug; report the model's opset and ops") from exc
+    _topological_sort(half.graph)  # the converter appends the input Casts last; onnx.checker wants order
     dst.parent.mkdir(parents=True, exist_ok=True)
     size = half.ByteSize()
     if size >= 2**31 - 2**20:  # protobuf's 2 GB limit: weights beside the graph
         onnx.save(half, os.fspath(dst), save_as_external_data=True, location=dst.name + ".data")
     else:
         onnx.save(half, os.fspath(dst))
+    try:
+        onnx.checker.check_model(os.fspath(dst))
+    except onnx.checker.ValidationError as exc:
+        raise ExportError(f"The float16 model fails the ONNX checker: {str(exc).splitlines()[0]}",
+                          hint="report it with the source model's opset; the fp32 version is unaffected") from exc
     return dst
+
+
+def _topological_sort(graph) -> None:
+    """Reorder ``graph.node`` so every node comes after the producers of its inputs (Kahn's algorithm)."""
+    nodes = list(graph.node)
+    producer = {out: i for i, node in enumerate(nodes) for out in node.output if out}
+    waiting = [{producer[name] for name in node.input if name in producer} for node in nodes]
+    if all(max(deps, default=-1) < i for i, deps in enumerate(waiting)):
+        return  # already sorted: keep the bytes as they are
+    users: dict[int, list[int]] = {i: [] for i in range(len(nodes))}
+    for i, deps in enumerate(waiting):
+        for d in deps:
+            users[d].append(i)
+    ready = deque(i for i, deps in enumerate(waiting) if not deps)
+    order: list[int] = []
+    while ready:
+        i = ready.popleft()
+        order.append(i)
+        for u in users[i]:
+            waiting[u].discard(i)
+            if not waiting[u]:
+                ready.append(u)
+    if len(order) != len(nodes):
+        raise ExportError("The float16 graph has a cycle", hint="report it with the source model")
+    if order != list(range(len(nodes))):
+        del graph.node[:]
+        graph.node.extend(nodes[i] for i in order)
 
 
 def _input_size(path: Path, default: int) -> int:

@@ -110,8 +110,9 @@ def _stored(registry, version) -> dict[str, Any]:
 @pass_ctx
 def bench_cmd(ctx, refs, batch_spec, provider, native, warmup, min_time, min_iters, host_io, compare, stored, no_save,
               as_json) -> None:
-    """Benchmark REF under ONNX Runtime: latency p50/p90/p99, samples/s, GFLOP/s, memory.
+    """Time REF under ONNX Runtime: latency, throughput, memory.
 
+    Reports latency p50/p90/p99, samples/s, GFLOP/s and peak memory per batch size.
     Results are attached to the version with a description of the machine
     (`zoo show REF` lists them).
 

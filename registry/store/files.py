@@ -60,6 +60,19 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def _seal(fd: int) -> None:
+    """Flush to disk and make read-only: published bytes never change in place."""
+    os.fsync(fd)
+    if hasattr(os, "fchmod"):
+        os.fchmod(fd, 0o444)
+
+
 def _signature(st: os.stat_result) -> tuple[int, int, int, int]:
     return (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
 
@@ -138,11 +151,8 @@ class FileBlobStore:
     def _write_bytes(self, path: Path, data: bytes) -> StoredFile:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view):]
-            os.fsync(fd)
-            os.fchmod(fd, 0o444) if hasattr(os, "fchmod") else None
+            _write_all(fd, data)
+            _seal(fd)
         finally:
             os.close(fd)
         return StoredFile(relpath=MODEL_FILE, sha256=hashlib.sha256(data).hexdigest(), size=len(data))
@@ -166,13 +176,10 @@ class FileBlobStore:
             out = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
             try:
                 while chunk := os.read(src, _CHUNK):
-                    view = memoryview(chunk)
-                    while view:
-                        view = view[os.write(out, view):]
+                    _write_all(out, chunk)
                     digest.update(chunk)
                     size += len(chunk)
-                os.fsync(out)
-                os.fchmod(out, 0o444) if hasattr(os, "fchmod") else None
+                _seal(out)
             finally:
                 os.close(out)
         finally:

@@ -9,7 +9,8 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-from .layers import AdaptiveAvgPool2D, Init, TorchMaxPool2D, batch_norm, conv2d, dense, flatten_chw
+from .layers import (AdaptiveAvgPool2D, Init, TorchMaxPool2D, batch_norm, conv2d, dense, flatten_chw,
+                     global_avg_pool)
 
 EPS = 1e-3
 # name -> (ch1x1, ch3x3red, ch3x3, ch5x5red, ch5x5, pool_proj), in torchvision's order
@@ -77,7 +78,7 @@ def googlenet(*, num_classes: int = 1000, aux_logits: bool = True, dropout: floa
     x = TorchMaxPool2D(2, 2, ceil_mode=True, name="maxpool4")(x)
     x = _inception(x, "inception5a", init)
     x = _inception(x, "inception5b", init)
-    x = layers.GlobalAveragePooling2D(name="avgpool")(x)
+    x = global_avg_pool(x, name="avgpool")
     x = layers.Dropout(dropout, name="dropout")(x)
     logits = dense(x, num_classes, name="fc", init=init)
     outputs = [logits, aux1, aux2] if aux_logits else logits

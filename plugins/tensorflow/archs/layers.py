@@ -70,7 +70,7 @@ class AdaptiveAvgPool2D(layers.Layer):
     """``nn.AdaptiveAvgPool2d((out_h, out_w))`` on NHWC, exact for every input size.
 
     Identity when the map already has the target size (AlexNet/VGG at 224 px), a plain average pool
-    when the size divides evenly, else torch's overlapping windows as two small averaging matmuls.
+    when the size divides evenly, else torch's overlapping windows as one constant averaging matmul.
     """
 
     def __init__(self, output_size: tuple[int, int], **kwargs: Any):
@@ -83,11 +83,13 @@ class AdaptiveAvgPool2D(layers.Layer):
             return x
         if h % oh == 0 and w % ow == 0:
             return ops.average_pool(x, (h // oh, w // ow), (h // oh, w // ow), padding="valid")
-        if h != oh:
-            x = ops.einsum("oh,nhwc->nowc", ops.convert_to_tensor(adaptive_pool_matrix(h, oh)), x)
-        if w != ow:
-            x = ops.einsum("pw,nhwc->nhpc", ops.convert_to_tensor(adaptive_pool_matrix(w, ow)), x)
-        return x
+        # Both axes at once as one constant matmul over the flattened map, in NCHW so that the
+        # exported graph needs no extra layout transposes: [N,C,H*W] @ kron(Ph, Pw)^T.
+        c = int(x.shape[3])
+        pool = np.kron(adaptive_pool_matrix(h, oh), adaptive_pool_matrix(w, ow)).T
+        x = ops.reshape(ops.transpose(x, (0, 3, 1, 2)), (-1, c, h * w))
+        x = ops.reshape(ops.matmul(x, ops.convert_to_tensor(pool)), (-1, c, oh, ow))
+        return ops.transpose(x, (0, 2, 3, 1))
 
     def compute_output_shape(self, input_shape):
         return (input_shape[0], *self.output_size, input_shape[3])
@@ -144,6 +146,16 @@ def batch_norm(x, *, name: str, eps: float):
     return layers.BatchNormalization(axis=-1, epsilon=eps, momentum=0.9, name=name)(x)
 
 
+def global_avg_pool(x, *, name: str):
+    """``nn.AdaptiveAvgPool2d(1)`` + flatten, averaged over NCHW's axes (2, 3).
+
+    Same numbers as a channels-last mean; the permute cancels against the exporter's layout
+    transpose, so the ONNX graph reduces the NCHW map directly instead of transposing it first.
+    """
+    x = layers.Permute((3, 1, 2), name=f"{name}.to_chw")(x)
+    return layers.GlobalAveragePooling2D(data_format="channels_first", name=name)(x)
+
+
 def flatten_chw(x, *, name: str):
     """``torch.flatten(x, 1)`` of the NCHW tensor: channels first, then flatten.
 
@@ -156,4 +168,5 @@ def flatten_chw(x, *, name: str):
 
 
 __all__ = ["AdaptiveAvgPool2D", "TorchMaxPool2D", "Init", "adaptive_pool_matrix", "batch_norm", "conv2d",
-           "dense", "flatten_chw", "pool_output_size"]
+           "dense", "flatten_chw", "global_avg_pool",
+           "pool_output_size"]

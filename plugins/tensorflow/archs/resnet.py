@@ -8,7 +8,7 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-from .layers import Init, TorchMaxPool2D, batch_norm, conv2d, dense
+from .layers import Init, TorchMaxPool2D, batch_norm, conv2d, dense, global_avg_pool
 
 EPS = 1e-5
 # arch -> (block kind, blocks per stage)
@@ -56,6 +56,6 @@ def resnet(arch: str, *, num_classes: int = 1000, seed: int | None = None) -> ke
             stride = 2 if stage > 1 and i == 0 else 1
             x = _block(x, kind, planes, stride, in_channels=channels, name=f"layer{stage}.{i}", init=init)
             channels = planes * EXPANSION[kind]
-    x = layers.GlobalAveragePooling2D(name="avgpool")(x)
+    x = global_avg_pool(x, name="avgpool")
     logits = dense(x, num_classes, name="fc", init=init)
     return keras.Model(images, logits, name=arch)

@@ -1,0 +1,314 @@
+"""The TensorFlow/Keras plugin: torchvision's architectures to the parameter, the ONNX contract, weights.
+
+Full-size models are built once each and only counted (plus one full-size ResNet-50 export). Every
+other check runs at a small configuration (10 classes, 64 px) on one model per architecture
+(a module-scoped fixture), loaded with random canonical weights and random BatchNorm statistics so
+that a layout or BN mistake cannot hide behind an identity-like initialisation.
+"""
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("tensorflow")
+pytest.importorskip("tf2onnx")
+onnx = pytest.importorskip("onnx")
+ort = pytest.importorskip("onnxruntime")
+
+from plugins.tensorflow import TensorFlowPlugin  # noqa: E402
+from registry.errors import InvalidInput, InvalidWeights, NotFound  # noqa: E402
+from registry.plugins import FrameworkPlugin  # noqa: E402
+from registry.reference import ARCHITECTURES, REFERENCE_PARAMS  # noqa: E402
+
+pytestmark = pytest.mark.tensorflow
+
+PLUGIN = TensorFlowPlugin()
+ARCHS = list(PLUGIN.architectures())
+SMALL_CLASSES, SMALL_SIZE, BATCH = 10, 64, 3
+RTOL = 1e-4  # relative to the output scale, as registry.exporting verifies
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def relative_error(actual: np.ndarray, expected: np.ndarray) -> float:
+    return float(np.max(np.abs(actual.astype(np.float64) - expected))) / float(np.max(np.abs(expected)))
+
+
+def random_canonical_state(template: dict[str, np.ndarray], seed: int) -> dict[str, np.ndarray]:
+    """Weights of a sensible scale in torchvision's layouts, with non-trivial BN statistics."""
+    rng = np.random.default_rng(seed)
+    state = {}
+    for name, ref in template.items():
+        shape = ref.shape
+        if name.endswith("running_var"):
+            value = rng.uniform(0.5, 2.0, shape)
+        elif name.endswith("running_mean"):
+            value = rng.normal(0.0, 0.1, shape)
+        elif len(shape) == 1 and name.endswith("weight"):  # BN gamma
+            value = rng.uniform(0.5, 1.5, shape)
+        elif len(shape) == 1:  # biases, BN beta
+            value = rng.normal(0.0, 0.05, shape)
+        else:  # conv OIHW / dense (out, in): He scale over fan-in
+            value = rng.normal(0.0, np.sqrt(2.0 / np.prod(shape[1:])), shape)
+        state[name] = value.astype(np.float32)
+    return state
+
+
+def batch(size: int = SMALL_SIZE, n: int = BATCH, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).standard_normal((n, 3, size, size), dtype=np.float32)
+
+
+# --- the plugin as zoo sees it -------------------------------------------------------------------
+
+def test_plugin_declares_the_contract():
+    assert isinstance(PLUGIN, FrameworkPlugin)
+    assert (PLUGIN.name, PLUGIN.display_name) == ("tensorflow", "TensorFlow/Keras")
+    assert PLUGIN.requires == ("tensorflow", "tf2onnx")
+    assert "tensorflow-cpu" in PLUGIN.install_hint and "zoo[tensorflow]" in PLUGIN.install_hint
+    assert tuple(ARCHS) == ARCHITECTURES
+    import tensorflow as tf
+
+    assert PLUGIN.framework_version() == tf.__version__
+
+
+def test_importing_the_plugin_imports_no_framework():
+    code = ("import sys, plugins.tensorflow as p; p.TensorFlowPlugin().architectures(); "
+            "p.TensorFlowPlugin().framework_version(); "
+            "print(sorted(m for m in ('tensorflow', 'keras', 'tf2onnx', 'onnx', 'torch') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_unknown_arch_and_options_are_named():
+    with pytest.raises(NotFound, match="'resnet999'"):
+        PLUGIN.build("resnet999")
+    with pytest.raises(InvalidInput, match="aux_logits") as info:
+        PLUGIN.build("resnet18", aux_logits=False)
+    assert "seed" in info.value.hint
+    with pytest.raises(InvalidInput, match="colour"):
+        PLUGIN.build("googlenet", colour="red")
+    with pytest.raises(InvalidInput, match="num_classes"):
+        PLUGIN.build("resnet18", num_classes=0)
+
+
+# --- full size: parameter counts -------------------------------------------------------------------
+
+def _conv_filters(model) -> int:
+    import keras
+
+    return sum(layer.filters for layer in model.layers if isinstance(layer, keras.layers.Conv2D))
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_full_size_counts_equal_torchvision(arch):
+    """One build per architecture (GoogLeNet's training graph also gives the inference count)."""
+    from plugins.tensorflow.inference import inference_model
+
+    model = PLUGIN.build(arch, num_classes=1000)
+    counts = PLUGIN.count_params(model)
+    if arch == "googlenet":
+        assert counts.trainable == REFERENCE_PARAMS["googlenet+aux"], "aux heads are in the training graph"
+        counts = PLUGIN.count_params(inference_model(model))
+    assert counts.trainable == REFERENCE_PARAMS[arch]
+    if arch.startswith("resnet") or arch == "googlenet":
+        # every conv of these two families is followed by one BatchNorm: 2 running stats per channel
+        assert counts.non_trainable == 2 * _conv_filters(inference_model(model))
+    else:
+        assert counts.non_trainable == 0
+
+
+def test_googlenet_without_aux_heads_is_the_inference_graph():
+    model = PLUGIN.build("googlenet", aux_logits=False)
+    assert PLUGIN.count_params(model).trainable == REFERENCE_PARAMS["googlenet"]
+    assert not [layer.name for layer in model.layers if layer.name.startswith(("aux1", "aux2"))]
+
+
+# --- small configuration: one model per architecture ------------------------------------------------
+
+class Small:
+    def __init__(self, arch: str):
+        self.arch = arch
+        self.model = PLUGIN.build(arch, num_classes=SMALL_CLASSES, seed=0)
+        self.state = random_canonical_state(PLUGIN.state_dict(self.model), seed=1)
+        PLUGIN.load_state_dict(self.model, self.state)
+        self.images = batch()
+        self.logits = PLUGIN.predict(self.model, self.images)
+
+
+@pytest.fixture(scope="module", params=ARCHS)
+def small(request) -> Small:
+    return Small(request.param)
+
+
+def test_state_dict_round_trip_is_exact(small):
+    back = PLUGIN.state_dict(small.model)
+    assert back.keys() == small.state.keys()
+    for name, value in small.state.items():
+        assert back[name].dtype == np.float32 and np.array_equal(back[name], value), name
+
+
+def test_predict_returns_float32_logits(small):
+    assert small.logits.dtype == np.float32 and small.logits.shape == (BATCH, SMALL_CLASSES)
+    assert np.isfinite(small.logits).all() and np.abs(small.logits).max() > 0
+    with pytest.raises(InvalidInput, match="NCHW"):
+        PLUGIN.predict(small.model, small.images.transpose(0, 2, 3, 1))
+
+
+def _signature(model_proto) -> tuple:
+    def spec(value_info):
+        t = value_info.type.tensor_type
+        return (value_info.name, onnx.helper.tensor_dtype_to_np_dtype(t.elem_type).name,
+                tuple(d.dim_param or d.dim_value for d in t.shape.dim))
+    return tuple(spec(v) for v in model_proto.graph.input), tuple(spec(v) for v in model_proto.graph.output)
+
+
+def test_small_export_honours_the_contract_and_matches_keras(small, tmp_path):
+    path = tmp_path / f"{small.arch}.onnx"
+    info = PLUGIN.export_onnx(small.model, path, opset=18, input_size=SMALL_SIZE)
+    assert info.opset == 18 and info.exporter.startswith("tf2onnx") and info.exporter_version
+    proto = onnx.load(str(path))
+    onnx.checker.check_model(proto, full_check=True)
+    assert _signature(proto) == (
+        (("images", "float32", ("batch", 3, SMALL_SIZE, SMALL_SIZE)),),
+        (("logits", "float32", ("batch", SMALL_CLASSES)),),
+    )
+    ops = [node.op_type for node in proto.graph.node]
+    assert "Transpose" not in ops, "layout transposes must cancel: the graph is NCHW end to end"
+    assert not [n.name for n in proto.graph.node if "aux" in n.name], "aux heads are not exported"
+    # batch 3: the exporter never saw a concrete batch size, so this proves the dim is symbolic
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    (logits,) = session.run(None, {"images": small.images})
+    assert logits.shape == small.logits.shape
+    assert relative_error(logits, small.logits) <= RTOL
+
+
+@pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason="torch is not installed")
+def test_same_canonical_weights_give_torchs_logits(small):
+    """torchvision-layout weights -> the torch plugin and this one -> the same logits."""
+    try:
+        from plugins.pytorch import TorchPlugin
+    except ImportError as exc:  # written in parallel; absent in some checkouts
+        pytest.skip(f"plugins.pytorch is not importable: {exc}")
+    torch_plugin = TorchPlugin()
+    reference = torch_plugin.build(small.arch, num_classes=SMALL_CLASSES, seed=0)
+    torch_plugin.load_state_dict(reference, small.state)
+    expected = torch_plugin.predict(reference, small.images)
+    assert relative_error(small.logits, expected) <= RTOL
+
+
+@pytest.mark.parametrize("arch,size", [("googlenet", 71), ("resnet18", 57), ("vgg16", 67), ("alexnet", 97)])
+def test_odd_input_sizes_match_torch_pooling_arithmetic(arch, size, tmp_path):
+    """Ceil-mode / padded max pools and adaptive average pools at sizes that do not divide evenly."""
+    pytest.importorskip("torch")
+    try:
+        from plugins.pytorch import TorchPlugin
+    except ImportError as exc:
+        pytest.skip(f"plugins.pytorch is not importable: {exc}")
+    torch_plugin = TorchPlugin()
+    reference = torch_plugin.build(arch, num_classes=SMALL_CLASSES, seed=0)
+    state = random_canonical_state(torch_plugin.state_dict(reference), seed=2)
+    torch_plugin.load_state_dict(reference, state)
+    model = PLUGIN.build(arch, num_classes=SMALL_CLASSES, aux_logits=False) if arch == "googlenet" else \
+        PLUGIN.build(arch, num_classes=SMALL_CLASSES)
+    PLUGIN.load_state_dict(model, state)
+    images = batch(size, n=2)
+    expected = torch_plugin.predict(reference, images)
+    assert relative_error(PLUGIN.predict(model, images), expected) <= RTOL
+    path = tmp_path / "m.onnx"
+    PLUGIN.export_onnx(model, path, input_size=size)
+    (logits,) = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"images": images})
+    assert relative_error(logits, expected) <= RTOL
+
+
+def test_googlenet_aux_heads_compute_torchvisions_aux_logits():
+    """The training graph's aux heads (adaptive pool 4x4, 1x1 conv, C,H,W flatten, fc1, fc2)."""
+    torch = pytest.importorskip("torch")
+    try:
+        from plugins.pytorch import TorchPlugin
+    except ImportError as exc:
+        pytest.skip(f"plugins.pytorch is not importable: {exc}")
+    torch_plugin = TorchPlugin()
+    reference = torch_plugin.build("googlenet", num_classes=SMALL_CLASSES, aux_logits=True, seed=0)
+    state = random_canonical_state(torch_plugin.state_dict(reference), seed=3)
+    torch_plugin.load_state_dict(reference, state)
+    model = PLUGIN.build("googlenet", num_classes=SMALL_CLASSES, aux_logits=True)
+    PLUGIN.load_state_dict(model, state)
+    reference.train()  # training mode returns the aux logits; BN and dropout kept in inference mode
+    for module in reference.modules():
+        if isinstance(module, (torch.nn.BatchNorm2d, torch.nn.Dropout)):
+            module.eval()
+    images = batch(224, n=1)  # 14x14 -> 4x4: torch's overlapping adaptive windows
+    with torch.no_grad():
+        logits, aux2, aux1 = (t.numpy() for t in reference(torch.from_numpy(images)))
+    ours = [np.asarray(t) for t in model(images.transpose(0, 2, 3, 1), training=False)]
+    for name, expected, actual in zip(("logits", "aux1", "aux2"), (logits, aux1, aux2), ours):
+        assert relative_error(actual, expected) <= RTOL, name
+
+
+def test_full_size_resnet50_export_matches_keras(tmp_path):
+    model = PLUGIN.build("resnet50", seed=0)
+    path = tmp_path / "resnet50.onnx"
+    PLUGIN.export_onnx(model, path)
+    images = batch(224, n=2)
+    (logits,) = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"images": images})
+    assert logits.shape == (2, 1000)
+    assert relative_error(logits, PLUGIN.predict(model, images)) <= RTOL
+
+
+# --- weights that do not fit -------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def resnet18():
+    model = PLUGIN.build("resnet18", num_classes=SMALL_CLASSES, seed=0)
+    return model, PLUGIN.state_dict(model)
+
+
+def test_invalid_weights_list_missing_unexpected_and_misshaped(resnet18):
+    model, state = resnet18
+    bad = dict(state)
+    del bad["layer1.0.bn1.running_var"]
+    bad["layer9.0.conv1.weight"] = np.zeros((1,), np.float32)
+    bad["conv1.weight"] = state["conv1.weight"].transpose(2, 3, 1, 0)  # Keras' HWIO, not OIHW
+    bad["fc.weight"] = state["fc.weight"].T
+    bad["bn1.weight"] = np.array(["a"] * 64)
+    before = PLUGIN.state_dict(model)
+    with pytest.raises(InvalidWeights) as info:
+        PLUGIN.load_state_dict(model, {k: v + 1 if v.dtype == np.float32 else v for k, v in bad.items()})
+    message = info.value.message
+    assert "missing 1: layer1.0.bn1.running_var" in message
+    assert "unexpected 1: layer9.0.conv1.weight" in message
+    assert "conv1.weight (expected (64, 3, 7, 7), got (7, 7, 3, 64))" in message
+    assert f"fc.weight (expected ({SMALL_CLASSES}, 512), got (512, {SMALL_CLASSES}))" in message
+    assert "bn1.weight (dtype <U1)" in message
+    assert info.value.hint and "num_classes" in info.value.hint
+    after = PLUGIN.state_dict(model)
+    assert all(np.array_equal(after[k], v) for k, v in before.items()), "a failed load changes nothing"
+
+
+def test_num_batches_tracked_is_accepted_and_ignored(resnet18):
+    model, state = resnet18
+    with_counter = {**state, "bn1.num_batches_tracked": np.array(7, dtype=np.int64)}
+    PLUGIN.load_state_dict(model, with_counter)
+    assert "bn1.num_batches_tracked" not in PLUGIN.state_dict(model)
+
+
+def test_not_a_mapping_is_invalid_weights(resnet18):
+    model, _ = resnet18
+    with pytest.raises(InvalidWeights, match="mapping"):
+        PLUGIN.load_state_dict(model, [("conv1.weight", np.zeros(1))])
+
+
+def test_googlenet_aux_weights_load_into_either_graph():
+    with_aux = PLUGIN.build("googlenet", num_classes=SMALL_CLASSES, aux_logits=True, seed=0)
+    without = PLUGIN.build("googlenet", num_classes=SMALL_CLASSES, aux_logits=False, seed=1)
+    full = PLUGIN.state_dict(with_aux)
+    PLUGIN.load_state_dict(without, full)  # a torchvision checkpoint keeps its aux heads
+    images = batch(n=1)
+    assert relative_error(PLUGIN.predict(without, images), PLUGIN.predict(with_aux, images)) <= 1e-6
+    with pytest.raises(InvalidWeights, match="missing") as info:
+        PLUGIN.load_state_dict(with_aux, PLUGIN.state_dict(without))
+    assert "aux_logits=False" in info.value.hint
