@@ -20,12 +20,13 @@ from dataclasses import dataclass
 from functools import lru_cache
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Mapping, Protocol, Sequence, runtime_checkable
-
-import numpy as np
+from typing import TYPE_CHECKING, Any, Mapping, Protocol, Sequence, runtime_checkable
 
 from .errors import DuplicatePlugin, NotFound, PluginError, PluginUnavailable
 from .records import ExportInfo, ParamCounts
+
+if TYPE_CHECKING:
+    import numpy as np
 
 ENTRY_POINT_GROUP = "zoo.plugins"
 DEFAULT_OPSET = 18

@@ -52,9 +52,9 @@ def random_canonical_state(template: dict[str, np.ndarray], seed: int) -> dict[s
             value = rng.uniform(0.5, 1.5, shape)
         elif len(shape) == 1:  # biases, BN beta
             value = rng.normal(0.0, 0.05, shape)
-        else:  # conv OIHW / dense (out, in): He scale over fan-in
-            value = rng.normal(0.0, np.sqrt(2.0 / np.prod(shape[1:])), shape)
-        state[name] = value.astype(np.float32)
+        else:  # conv OIHW / dense (out, in): He scale over fan-in (float32 draws: VGG has 10^8)
+            value = rng.standard_normal(shape, dtype=np.float32) * np.float32(np.sqrt(2.0 / np.prod(shape[1:])))
+        state[name] = value.astype(np.float32, copy=False)
     return state
 
 
@@ -78,7 +78,7 @@ def test_plugin_declares_the_contract():
 def test_importing_the_plugin_imports_no_framework():
     code = ("import sys, plugins.tensorflow as p; p.TensorFlowPlugin().architectures(); "
             "p.TensorFlowPlugin().framework_version(); "
-            "print(sorted(m for m in ('tensorflow', 'keras', 'tf2onnx', 'onnx', 'torch') if m in sys.modules))")
+            "print(sorted(m for m in ('tensorflow', 'keras', 'tf2onnx', 'onnx', 'torch', 'numpy') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
 
@@ -200,7 +200,7 @@ def test_same_canonical_weights_give_torchs_logits(small):
     assert relative_error(small.logits, expected) <= RTOL
 
 
-@pytest.mark.parametrize("arch,size", [("googlenet", 71), ("resnet18", 57), ("vgg16", 67), ("alexnet", 97)])
+@pytest.mark.parametrize("arch,size", [("googlenet", 71), ("resnet18", 57), ("alexnet", 97)])
 def test_odd_input_sizes_match_torch_pooling_arithmetic(arch, size, tmp_path):
     """Ceil-mode / padded max pools and adaptive average pools at sizes that do not divide evenly."""
     pytest.importorskip("torch")

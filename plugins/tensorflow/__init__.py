@@ -1,18 +1,20 @@
 """The TensorFlow/Keras 3 plugin: torchvision's reference CNNs, channels-last, exported by tf2onnx.
 
-This module is what ``zoo plugins`` imports; it imports neither TensorFlow nor Keras. The heavy
-modules (``archs``, ``export``, ``weights``) load inside the methods that need them.
+This module is what ``zoo plugins`` imports; it imports no framework (not even numpy). The heavy
+modules (``archs``, ``export``, ``weights``, ``inference``) load inside the methods that need them.
 """
 from __future__ import annotations
 
+import math
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Mapping, Sequence
-
-import numpy as np
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from registry.records import ExportInfo, ParamCounts
 from registry.reference import ARCHITECTURES
+
+if TYPE_CHECKING:
+    import numpy as np
 
 __version__ = "0.1.0"
 # Distributions that provide the ``tensorflow`` module, in the order zoo's extras install them.
@@ -56,10 +58,10 @@ class TensorFlowPlugin:
         return build(arch, num_classes=num_classes, **options)
 
     def count_params(self, model: Any) -> ParamCounts:
-        size = lambda ws: sum(int(np.prod(w.shape)) for w in ws)
+        size = lambda ws: sum(math.prod(int(d) for d in w.shape) for w in ws)
         return ParamCounts(trainable=size(model.trainable_weights), non_trainable=size(model.non_trainable_weights))
 
-    def predict(self, model: Any, images: np.ndarray) -> np.ndarray:
+    def predict(self, model: Any, images: "np.ndarray") -> "np.ndarray":
         from .inference import predict
 
         return predict(model, images)
@@ -69,12 +71,12 @@ class TensorFlowPlugin:
 
         return export_onnx(model, Path(path), opset=opset, input_size=input_size)
 
-    def state_dict(self, model: Any) -> dict[str, np.ndarray]:
+    def state_dict(self, model: Any) -> "dict[str, np.ndarray]":
         from .weights import state_dict
 
         return state_dict(model)
 
-    def load_state_dict(self, model: Any, state: Mapping[str, np.ndarray]) -> None:
+    def load_state_dict(self, model: Any, state: "Mapping[str, np.ndarray]") -> None:
         from .weights import load_state_dict
 
         load_state_dict(model, state)
