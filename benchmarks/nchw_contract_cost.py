@@ -78,7 +78,8 @@ def main() -> None:
         torch_plugin = TorchPlugin()
         paths["torch NCHW (contract)"] = tmp / "torch.onnx"
         t0 = time.perf_counter()
-        torch_plugin.export_onnx(torch_plugin.build(args.arch, num_classes=1000, seed=0), paths["torch NCHW (contract)"])
+        torch_model = torch_plugin.build(args.arch, num_classes=1000, seed=0)
+        torch_plugin.export_onnx(torch_model, paths["torch NCHW (contract)"])
         export_s["torch NCHW (contract)"] = time.perf_counter() - t0
         graph = onnx.load(str(paths["torch NCHW (contract)"]), load_external_data=False).graph
         transposes["torch NCHW (contract)"] = sum(node.op_type == "Transpose" for node in graph.node)

@@ -15,7 +15,7 @@ import numpy as np
 
 from .errors import ExportError, InvalidInput
 from .plugins import DEFAULT_OPSET, FrameworkPlugin
-from .records import ModelVersion, Preprocessing, VersionMeta
+from .records import ExportInfo, ModelVersion, ParamCounts, Preprocessing, VersionMeta
 
 if TYPE_CHECKING:
     from .core import Registry
@@ -112,7 +112,7 @@ def export_and_register(
         del model  # the native model can be large (VGG19: 0.5 GB); free it before ORT loads the copy
         from .runtime import InferenceModel
 
-        actual = InferenceModel(path, provider="cpu").predict(batch)
+        actual = InferenceModel(path, provider="cpu", cache=False).predict(batch)  # a temp file: never cache
         if actual.shape != expected.shape:
             raise ExportError(
                 f"Exported {arch!r} returns shape {actual.shape}; the native model returns {expected.shape}",
@@ -132,20 +132,45 @@ def export_and_register(
             provenance["weights_sha256"] = weights_sha256
         if seed is not None and state is None:
             provenance["init_seed"] = seed
+        if build_options:
+            provenance["build_options"] = dict(build_options)
         provenance["verify"] = {"rtol": rtol, "max_rel_error": error, "batch": VERIFY_BATCH, "provider": "cpu"}
-        if info.notes:
-            provenance["export_notes"] = list(info.notes)
-        meta = VersionMeta(
-            arch=arch,
-            framework=plugin.name,
-            framework_version=plugin.framework_version(),
-            plugin_version=plugin.version,
-            exporter=info.exporter,
-            exporter_version=info.exporter_version,
-            params=params,
-            num_classes=num_classes,
-            preprocessing=Preprocessing(input_size=(input_size, input_size)),
-            provenance=provenance,
+        version, created = register_export(
+            registry, plugin, arch, path, info, params, name=name, num_classes=num_classes,
+            input_size=input_size, provenance=provenance, tags=tags,
         )
-        result = registry.register(path, name=name, meta=meta, tags=tags, input_size=input_size)
-    return ExportResult(version=result.version, created=result.created, verify_error=error)
+    return ExportResult(version=version, created=created, verify_error=error)
+
+
+def register_export(
+    registry: "Registry",
+    plugin: FrameworkPlugin,
+    arch: str,
+    path: Path,
+    info: ExportInfo,
+    params: ParamCounts,
+    *,
+    name: str,
+    num_classes: int,
+    input_size: int,
+    provenance: Mapping[str, Any],
+    tags: Mapping[str, str] | None = None,
+) -> tuple[ModelVersion, bool]:
+    """Register a file a plugin exported, with everything the plugin knows about it."""
+    provenance = dict(provenance)
+    if info.notes:
+        provenance["export_notes"] = list(info.notes)
+    meta = VersionMeta(
+        arch=arch,
+        framework=plugin.name,
+        framework_version=plugin.framework_version(),
+        plugin_version=plugin.version,
+        exporter=info.exporter,
+        exporter_version=info.exporter_version,
+        params=params,
+        num_classes=num_classes,
+        preprocessing=Preprocessing(input_size=(input_size, input_size)),
+        provenance=provenance,
+    )
+    result = registry.register(path, name=name, meta=meta, tags=tags, input_size=input_size)
+    return result.version, result.created

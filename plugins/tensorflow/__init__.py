@@ -21,11 +21,37 @@ __version__ = "0.1.0"
 _DISTRIBUTIONS = ("tensorflow-cpu", "tensorflow", "tensorflow-macos", "tf-nightly")
 
 
-def _quiet_tensorflow() -> None:
-    """Keep TensorFlow's C++ start-up chatter (oneDNN, CPU features) out of zoo's output."""
-    import os
+def _import_tensorflow_quietly() -> None:
+    """Import TensorFlow once with its C++ start-up notices (oneDNN, CPU features; written to fd 2
+    before logging is configured, so TF_CPP_MIN_LOG_LEVEL misses some) kept out of zoo's output.
 
+    Only those informational lines are dropped: anything else TensorFlow writes while importing,
+    and everything if the import fails, is replayed to stderr.
+    """
+    import os
+    import sys
+    import tempfile
+
+    if "tensorflow" in sys.modules:
+        return
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    sys.stderr.flush()
+    saved = os.dup(2)
+    failed = True
+    with tempfile.TemporaryFile(mode="w+b") as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            import tensorflow  # noqa: F401
+
+            failed = False
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            captured.seek(0)
+            lines = captured.read().decode(errors="replace").splitlines(keepends=True)
+            benign = ("WARNING: All log messages before absl::InitializeLog()", "I0000 ")
+            replay = lines if failed else [line for line in lines if not line.startswith(benign)]
+            sys.stderr.write("".join(replay))
 
 
 class TensorFlowPlugin:
@@ -52,7 +78,7 @@ class TensorFlowPlugin:
     def build(self, arch: str, *, num_classes: int = 1000, **options: Any) -> Any:
         """``options``: ``seed`` (all), ``aux_logits`` (googlenet, default True), ``input_size`` (ignored:
         the models accept any size >= 32)."""
-        _quiet_tensorflow()
+        _import_tensorflow_quietly()
         from .archs import build
 
         return build(arch, num_classes=num_classes, **options)

@@ -139,6 +139,9 @@ def convert(model: Any, *, input_size: int, opset: int, nchw: bool = True) -> Co
     passes.fold_pad_into_maxpool(constants)
     passes.prune(constants)
     passes.apply_contract(constants)
+    passes.stable_names(constants)
+    proto.graph.name = net.name
+    proto.graph.doc_string = ""  # tf2onnx writes the traced function's process-unique name here
     passes.drop_unused_domains(proto)
     if opset > MAX_TF2ONNX_OPSET:
         from onnx import version_converter

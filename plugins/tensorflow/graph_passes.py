@@ -12,6 +12,7 @@ and apply the artifact contract's names.
 """
 from __future__ import annotations
 
+import re
 from typing import Any, Callable, Iterator
 
 import numpy as np
@@ -137,7 +138,8 @@ def fold_constants(constants: Constants, *, hold: bool) -> None:
         inputs = [i for i in node.input if i]
         if node.op_type == "Constant" and len(node.output) == 1 and node.attribute[0].name == "value":
             result = numpy_helper.to_array(node.attribute[0].t)
-        elif len(node.output) == 1 and inputs and all(i in initializers or hold and i in constants.held for i in inputs):
+        elif len(node.output) == 1 and inputs and all(
+                i in initializers or (hold and i in constants.held) for i in inputs):
             result = _numpy_op(node, [constants.value(i, initializers) for i in inputs])
             if result is None:
                 continue
@@ -201,7 +203,8 @@ def fold_scale_shift_into_conv(constants: Constants) -> None:
             continue
         scale = np.ones(channels, weight.dtype) if scale is None else scale
         shift = np.zeros(channels, weight.dtype) if shift is None else shift
-        bias = constants.value(conv.input[2], initializers) if len(conv.input) == 3 else np.zeros(channels, weight.dtype)
+        bias = (constants.value(conv.input[2], initializers) if len(conv.input) == 3
+                else np.zeros(channels, weight.dtype))
         names = (f"{out}.weight", f"{out}.bias")  # output names are unique
         constants.hold(names[0], (weight * scale.reshape(-1, 1, 1, 1)).astype(weight.dtype))
         constants.hold(names[1], (bias * scale + shift).astype(weight.dtype))
@@ -295,6 +298,34 @@ def apply_contract(constants: Constants) -> None:
         for dim in vi.type.tensor_type.shape.dim:
             if dim.dim_param in symbols:
                 dim.dim_param = BATCH_DIM
+
+
+def stable_names(constants: Constants) -> None:
+    """Renumber tf2onnx's generated names (``Conv__170``, ``const_fold_opt__162``) in graph order.
+
+    tf2onnx numbers them from a process-wide counter, so a second export of the same model in one
+    process would differ in bytes, and the registry addresses artifacts by content. Renumbering
+    each distinct counter value by first appearance is a bijection: no two names collide.
+    """
+    graph = constants.graph
+    numbers: dict[str, str] = {}
+    for node in graph.node:  # topological order: deterministic for a given model
+        for name in [node.name, *node.input, *node.output]:
+            for number in re.findall(r"__(\d+)", name):
+                numbers.setdefault(number, str(len(numbers)))
+    if not numbers:
+        return
+
+    def rename(name: str) -> str:
+        return re.sub(r"__(\d+)", lambda m: "__" + numbers.get(m.group(1), m.group(1)), name)
+
+    for node in graph.node:
+        node.name = rename(node.name)
+        node.input[:] = [rename(n) for n in node.input]
+        node.output[:] = [rename(n) for n in node.output]
+    for item in [*graph.initializer, *graph.input, *graph.output, *graph.value_info]:
+        item.name = rename(item.name)
+    constants.held = {rename(name): value for name, value in constants.held.items()}
 
 
 def drop_unused_domains(proto: Any) -> None:

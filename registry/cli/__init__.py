@@ -135,12 +135,5 @@ def main(ctx: click.Context, store: str | None, debug: bool) -> None:
     ctx.obj = Context(store=store, debug=debug)
 
 
-# Command modules register themselves on `main` when imported.
-from . import models  # noqa: E402,F401
-
-for _optional in ("bench", "parity", "weights"):
-    try:
-        __import__(f"{__name__}.{_optional}")
-    except ModuleNotFoundError as _exc:  # module not written yet in this checkout
-        if _exc.name != f"{__name__}.{_optional}":
-            raise
+# Command modules register themselves on `main` when imported (each imports no framework).
+from . import bench, models, parity, weights  # noqa: E402,F401

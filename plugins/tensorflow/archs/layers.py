@@ -46,7 +46,10 @@ class TorchMaxPool2D(layers.Layer):
 
     def compute_output_shape(self, input_shape):
         n, h, w, c = input_shape
-        size = lambda s: None if s is None else pool_output_size(s, self.kernel, self.stride, self.padding, self.ceil_mode)
+
+        def size(s):
+            return None if s is None else pool_output_size(s, self.kernel, self.stride, self.padding, self.ceil_mode)
+
         return (n, size(h), size(w), c)
 
     def get_config(self) -> dict[str, Any]:
