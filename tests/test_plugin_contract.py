@@ -51,8 +51,8 @@ def test_full_size_trainable_params_equal_reference(name, arch):
         assert counts.non_trainable == 0
 
 
-@pytest.mark.parametrize("name", _params((p, "googlenet") for p in AVAILABLE if "googlenet" in get_plugin(p).architectures()))
-def test_googlenet_training_graph_has_aux_heads(name, arch="googlenet"):
+@pytest.mark.parametrize("name,arch", _params((p, a) for p, a in PAIRS if a == "googlenet"))
+def test_googlenet_training_graph_has_aux_heads(name, arch):
     plugin = get_plugin(name)
     counts = plugin.count_params(plugin.build(arch, num_classes=1000, aux_logits=True))
     assert counts.trainable == REFERENCE_PARAMS["googlenet+aux"]

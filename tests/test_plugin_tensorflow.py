@@ -260,6 +260,39 @@ def test_full_size_resnet50_export_matches_keras(tmp_path):
     assert relative_error(logits, PLUGIN.predict(model, images)) <= RTOL
 
 
+def test_an_input_too_small_for_alexnet_is_invalid_input_not_a_crash(tmp_path):
+    """63 px is AlexNet's minimum in torchvision too; TensorFlow's pooling would SIGFPE below it."""
+    model = PLUGIN.build("alexnet", num_classes=SMALL_CLASSES, seed=0)
+    with pytest.raises(InvalidInput, match="too small") as info:
+        PLUGIN.predict(model, batch(32, n=1))
+    assert "input size" in info.value.hint
+    with pytest.raises(InvalidInput, match="too small"):
+        PLUGIN.export_onnx(model, tmp_path / "a.onnx", input_size=32)
+    assert PLUGIN.predict(model, batch(63, n=1)).shape == (1, SMALL_CLASSES)
+
+
+@pytest.mark.parametrize("opset", [13, 21])
+def test_other_opsets_export_and_match(opset, tmp_path):
+    """tf2onnx writes up to opset 18; above, onnx.version_converter upgrades the graph."""
+    model = PLUGIN.build("googlenet", num_classes=SMALL_CLASSES, seed=0)
+    path = tmp_path / "g.onnx"
+    assert PLUGIN.export_onnx(model, path, opset=opset, input_size=SMALL_SIZE).opset == opset
+    proto = onnx.load(str(path))
+    assert [o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")] == [opset]
+    images = batch()
+    (logits,) = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"images": images})
+    assert relative_error(logits, PLUGIN.predict(model, images)) <= RTOL
+
+
+def test_export_is_byte_for_byte_reproducible(tmp_path):
+    """The registry addresses artifacts by sha256: the same model must give the same file."""
+    model = PLUGIN.build("resnet18", num_classes=SMALL_CLASSES, seed=0)
+    first, second = tmp_path / "a.onnx", tmp_path / "b.onnx"
+    PLUGIN.export_onnx(model, first, input_size=SMALL_SIZE)
+    PLUGIN.export_onnx(PLUGIN.build("resnet18", num_classes=SMALL_CLASSES, seed=0), second, input_size=SMALL_SIZE)
+    assert first.read_bytes() == second.read_bytes()
+
+
 # --- weights that do not fit -------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")

@@ -130,8 +130,12 @@ def convert(model: Any, *, input_size: int, opset: int, nchw: bool = True) -> Co
     constants.inline(lambda name, shape: len(shape) <= 1)
     passes.fold_constants(constants, hold=False)
     passes.prune(constants)
+    # Not merge_duplication: it would let equal weights (zero-initialised biases) share one tensor,
+    # picking the survivor in hash order, so the bytes of the file would vary from run to run.
+    available = getattr(tf2onnx.optimizer, "_get_optimizers", None)  # tf2onnx 1.17 (pinned) has it
+    optimizers = {k: v for k, v in available().items() if k != "merge_duplication"} if available else None
     with _fail_fast(tf2onnx):
-        proto = GraphUtil.optimize_model_proto(proto, catch_errors=False)
+        proto = GraphUtil.optimize_model_proto(proto, catch_errors=False, optimizers=optimizers)
     constants.graph = proto.graph
     # 2. The kernels: fold their HWIO->OIHW transposes, then BN's scale/shift into the convs.
     passes.fold_constants(constants, hold=True)
@@ -169,7 +173,7 @@ def export_onnx(model: Any, path: Path, *, opset: int = 18, input_size: int = 22
     converted.write(path)
     notes = ["weights converted as graph inputs, then written as initializers (bounded memory)",
              "NCHW input via tf2onnx inputs_as_nchw; layout transposes cancelled by its optimizer",
-             "BatchNorm folded into the preceding convolutions"]
+             "BatchNorm and conv biases folded into the convolutions"]
     if opset > MAX_TF2ONNX_OPSET:
         notes.append(f"converted at opset {MAX_TF2ONNX_OPSET}, upgraded to {opset} by onnx.version_converter")
     return ExportInfo(exporter=EXPORTER, exporter_version=tf2onnx.__version__, opset=opset, notes=tuple(notes))

@@ -39,6 +39,7 @@ class TorchMaxPool2D(layers.Layer):
 
     def call(self, x):
         h, w = _static_hw(x, self)
+        _check_not_collapsed(self, *self.compute_output_shape((None, h, w, None))[1:3])
         (top, bottom), (left, right) = self._pads(h), self._pads(w)
         if top or bottom or left or right:
             x = ops.pad(x, [[0, 0], [top, bottom], [left, right], [0, 0]], constant_values=-np.inf)
@@ -102,13 +103,30 @@ class AdaptiveAvgPool2D(layers.Layer):
 
 
 def _static_hw(x, layer: layers.Layer) -> tuple[int, int]:
+    """The feature map's (H, W), which the torch pooling arithmetic needs. A map that collapsed to
+    nothing is the caller's input size, reported as such: TensorFlow's pooling kernels would
+    crash the process (SIGFPE) instead of raising."""
     h, w = x.shape[1], x.shape[2]
     if h is None or w is None:
         raise ValueError(
             f"Layer {layer.name!r} needs a static height and width (torch pooling arithmetic). "
             f"Received: shape {tuple(x.shape)}"
         )
+    _check_not_collapsed(layer, h, w)
     return int(h), int(w)
+
+
+def _check_not_collapsed(layer: layers.Layer, h: int, w: int) -> None:
+    if h < 1 or w < 1:
+        from registry.errors import InvalidInput
+
+        error = InvalidInput(
+            f"The input is too small for this architecture: the feature map at {layer.name!r} "
+            f"would be {h}x{w}. Received: an input that shrinks to nothing",
+            hint="use a larger input size (AlexNet needs at least 63 px, as in torchvision)",
+        )
+        error._keras_call_info_injected = True  # Keras would re-create it with its call info, hint lost
+        raise error
 
 
 class Init:

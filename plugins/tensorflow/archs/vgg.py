@@ -4,7 +4,7 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-from .layers import AdaptiveAvgPool2D, Init, conv2d, dense, flatten_chw
+from .layers import AdaptiveAvgPool2D, Init, TorchMaxPool2D, conv2d, dense, flatten_chw
 
 # torchvision's configurations "D" (VGG16) and "E" (VGG19); "M" is a 2x2 max pool.
 CONFIGS: dict[str, list[int | str]] = {
@@ -20,7 +20,7 @@ def vgg(arch: str, *, num_classes: int = 1000, dropout: float = 0.5, seed: int |
     x, index = images, 0
     for v in CONFIGS[arch]:
         if v == "M":
-            x = layers.MaxPooling2D(2, 2, name=f"features.{index}")(x)
+            x = TorchMaxPool2D(2, 2, name=f"features.{index}")(x)
             index += 1
         else:
             x = conv2d(x, int(v), 3, padding=1, name=f"features.{index}", init=init)
