@@ -46,6 +46,17 @@ def verification_batch(input_size: int, *, batch: int = VERIFY_BATCH, seed: int 
     return rng.standard_normal((batch, 3, input_size, input_size), dtype=np.float32)
 
 
+def inference_build_options(arch: str, state: Mapping[str, np.ndarray] | None) -> dict[str, Any]:
+    """Build the inference graph (what the artifact holds, and what its params should count),
+    unless the given weights carry training-only heads that must load."""
+    from .reference import INFERENCE_BUILD_OPTIONS
+
+    options = dict(INFERENCE_BUILD_OPTIONS.get(arch, {}))
+    if state is not None and options.get("aux_logits") is False and any(k.startswith("aux") for k in state):
+        options.pop("aux_logits")
+    return options
+
+
 def check_options(num_classes: int, input_size: int, opset: int) -> None:
     """Refuse impossible export options before anything is built."""
     if num_classes < 1:
@@ -85,7 +96,9 @@ def export_and_register(
     name = name or arch
 
     step("build")
-    options: dict[str, Any] = {"num_classes": num_classes, **(build_options or {})}
+    if build_options is None:
+        build_options = inference_build_options(arch, state)
+    options: dict[str, Any] = {"num_classes": num_classes, **build_options}
     if seed is not None:
         options["seed"] = seed
     model = plugin.build(arch, **options)

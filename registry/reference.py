@@ -35,3 +35,7 @@ ARCHITECTURES: tuple[str, ...] = (
     "alexnet", "vgg16", "vgg19", "googlenet",
     "resnet18", "resnet34", "resnet50", "resnet101", "resnet152",
 )
+
+# Build options that give the inference graph, the one an artifact contains: what is counted
+# against REFERENCE_PARAMS and what `zoo export` builds unless weights need the training graph.
+INFERENCE_BUILD_OPTIONS: dict[str, dict[str, object]] = {"googlenet": {"aux_logits": False}}

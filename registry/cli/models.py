@@ -81,7 +81,7 @@ def archs_cmd(framework: str, as_json: bool) -> None:
     Counts are computed by building each model, and compared with the published reference.
     """
     from ..plugins import resolve_frameworks
-    from ..reference import REFERENCE_PARAMS
+    from ..reference import INFERENCE_BUILD_OPTIONS, REFERENCE_PARAMS
 
     plugins = resolve_frameworks(framework)
     archs = sorted({a for p in plugins for a in p.architectures()}, key=_arch_order)
@@ -94,7 +94,7 @@ def archs_cmd(framework: str, as_json: bool) -> None:
                 if arch not in plugin.architectures():
                     continue
                 bar.update(task, description=f"{plugin.name}: {arch}")
-                counts = plugin.count_params(plugin.build(arch, num_classes=1000, **_count_options(arch)))
+                counts = plugin.count_params(plugin.build(arch, num_classes=1000, **INFERENCE_BUILD_OPTIONS.get(arch, {})))
                 row["frameworks"][plugin.name] = {
                     "trainable": counts.trainable,
                     "non_trainable": counts.non_trainable,
@@ -135,10 +135,6 @@ def _arch_order(arch: str) -> int:
     from ..reference import ARCHITECTURES
 
     return ARCHITECTURES.index(arch) if arch in ARCHITECTURES else len(ARCHITECTURES)
-
-
-def _count_options(arch: str) -> dict[str, Any]:
-    return {"aux_logits": False} if arch == "googlenet" else {}
 
 
 # --------------------------------------------------------------------------- export / register

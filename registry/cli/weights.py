@@ -126,7 +126,8 @@ def _from_ref(registry, ref: str):
         if v.plugin_version and plugin.version != v.plugin_version:
             info(f"warning: {v.ref} was built by {v.framework} plugin {v.plugin_version}; this is {plugin.version}: "
                  "its seeded init may differ")
-        model = plugin.build(v.arch, num_classes=v.num_classes or 1000, seed=int(prov["init_seed"]))
+        model = plugin.build(v.arch, num_classes=v.num_classes or 1000, seed=int(prov["init_seed"]),
+                             **prov.get("build_options", {}))
         metadata = {"kind": "native", "arch": v.arch, "num_classes": v.num_classes or 1000, "seed": int(prov["init_seed"]),
                     "framework": plugin.name, "framework_version": plugin.framework_version(),
                     "plugin_version": plugin.version, "from": v.ref}
@@ -168,7 +169,7 @@ def import_cmd(ctx, arch, file, framework, num_classes, name, opset, input_size,
       zoo weights import resnet50 resnet50.pth                      # every installed framework
       zoo weights import resnet18 tiny.safetensors -f tensorflow --input-size 64
     """
-    from ..exporting import export_and_register
+    from ..exporting import export_and_register, inference_build_options
     from ..plugins import DEFAULT_OPSET, resolve_frameworks
     from ..weights import check_state, expected_shapes, infer_num_classes, load_weights
     from .models import _fmt_size, _parse_tags
@@ -176,7 +177,7 @@ def import_cmd(ctx, arch, file, framework, num_classes, name, opset, input_size,
     plugins = resolve_frameworks(framework, arch=arch)
     tag_map = _parse_tags(tags)
     state, sha = load_weights(file)
-    options = _build_options(arch, state)
+    options = inference_build_options(arch, state)
     assumed = num_classes or 1000
     expected = expected_shapes(plugins[0], arch, num_classes=assumed, **options)
     if num_classes is None:
@@ -212,11 +213,3 @@ def import_cmd(ctx, arch, file, framework, num_classes, name, opset, input_size,
         verb = "registered" if r.created else "already registered as"
         info(f"{verb} {v.ref} ({v.framework}, {_fmt_size(v.size_bytes)}, weights sha256 {sha[:12]}, "
              f"ONNX vs native max rel. error {r.verify_error:.1e})")
-
-
-def _build_options(arch: str, state: Mapping[str, Any]) -> dict[str, Any]:
-    """GoogLeNet checkpoints with no auxiliary heads (saved from an inference build) load into one."""
-    if arch == "googlenet" and not any(k.startswith(("aux1.", "aux2.")) for k in state):
-        return {"aux_logits": False}
-    return {}
-
