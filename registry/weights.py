@@ -286,21 +286,69 @@ def weight_mismatches(state: Mapping[str, Any], expected: Shapes) -> tuple[list[
     return missing, unexpected, misshaped
 
 
-def check_state(state: Mapping[str, Any], expected: Shapes, *, source: str = "the weights", what: str = "the model") -> None:
-    """Raise InvalidWeights listing every missing, unexpected and mis-shaped tensor (none: return)."""
-    missing, unexpected, misshaped = weight_mismatches(state, expected)
-    if not (missing or unexpected or misshaped):
-        return
-    parts = []
-    for label, names in (("missing", missing), ("unexpected", unexpected), ("mis-shaped", misshaped)):
-        if names:
-            shown = "; ".join(names[:12]) + (f"; ... ({len(names) - 12} more)" if len(names) > 12 else "")
-            parts.append(f"{len(names)} {label}: {shown}")
-    raise InvalidWeights(
-        f"{source} do not fit {what}: " + " | ".join(parts),
-        hint="canonical weights use torchvision's names and layouts (OIHW convs, (out, in) linears); "
-        "check the architecture and --num-classes",
-    )
+IGNORED_SUFFIX = "num_batches_tracked"  # an int64 BN counter torchvision checkpoints carry; never needed
+# torchvision's GoogLeNet checkpoint keeps its auxiliary heads; a model built without them ignores them
+# (torchvision's own builder drops them after loading, too).
+AUX_PREFIXES = ("aux1.", "aux2.")
+_MAX_LISTED = 12
+
+
+def _listing(items: Sequence[str]) -> str:
+    shown = "; ".join(items[:_MAX_LISTED])
+    return shown + (f"; ... ({len(items) - _MAX_LISTED} more)" if len(items) > _MAX_LISTED else "")
+
+
+def match_state(
+    state: Mapping[str, Any], expected: Shapes, *, source: str = "The weights", what: str = "the model"
+) -> dict[str, np.ndarray]:
+    """The arrays of ``state`` that load into a model whose tensors have ``expected`` shapes.
+
+    All-or-nothing: one InvalidWeights lists every missing, unexpected, mis-shaped and
+    non-numeric tensor. ``num_batches_tracked`` is ignored, and so are auxiliary heads when the
+    model has none. Both plugins load through this, so their errors read the same.
+    """
+    if not isinstance(state, Mapping):
+        raise InvalidWeights(f"Expected a mapping of tensor name to array. Received: {type(state).__name__}")
+    has_aux = any(k.startswith(AUX_PREFIXES) for k in expected)
+    given = {str(k): v for k, v in state.items()
+             if not str(k).endswith(IGNORED_SUFFIX) and (has_aux or not str(k).startswith(AUX_PREFIXES))}
+    missing = sorted(set(expected) - set(given))
+    unexpected = sorted(set(given) - set(expected))
+    misshaped: list[str] = []
+    not_numeric: list[str] = []
+    arrays: dict[str, np.ndarray] = {}
+    for name in sorted(set(expected) & set(given)):
+        try:
+            array = np.asarray(given[name])
+        except Exception:  # an object that is not array-like
+            not_numeric.append(f"{name} (not an array: {type(given[name]).__name__})")
+            continue
+        if not (np.issubdtype(array.dtype, np.floating) or np.issubdtype(array.dtype, np.integer)):
+            not_numeric.append(f"{name} (dtype {array.dtype})")
+            continue
+        want = tuple(int(d) for d in expected[name])
+        if tuple(array.shape) != want:
+            misshaped.append(f"{name}: expected {want}, got {tuple(array.shape)}")
+            continue
+        arrays[name] = array
+    problems = [(label, names) for label, names in (
+        ("missing", missing), ("unexpected", unexpected), ("mis-shaped", misshaped), ("not numeric", not_numeric)) if names]
+    if problems:
+        hint = ("canonical weights use torchvision's names and layouts (OIHW convs, (out, in) linears); "
+                "check the architecture and num_classes (--num-classes)")
+        if has_aux and missing and all(k.startswith(AUX_PREFIXES) for k in missing):
+            hint += "; these weights have no auxiliary heads: build googlenet with aux_logits=False"
+        raise InvalidWeights(
+            f"{source} do not fit {what} ({len(expected)} tensors expected): "
+            + " | ".join(f"{len(names)} {label}: {_listing(names)}" for label, names in problems),
+            hint=hint,
+        )
+    return arrays
+
+
+def check_state(state: Mapping[str, Any], expected: Shapes, *, source: str = "The weights", what: str = "the model") -> None:
+    """Raise InvalidWeights listing every mismatch of ``state`` against ``expected`` (none: return)."""
+    match_state(state, expected, source=source, what=what)
 
 
 # --------------------------------------------------------------------------- random canonical weights

@@ -313,10 +313,10 @@ def test_invalid_weights_list_missing_unexpected_and_misshaped(resnet18):
     with pytest.raises(InvalidWeights) as info:
         PLUGIN.load_state_dict(model, {k: v + 1 if v.dtype == np.float32 else v for k, v in bad.items()})
     message = info.value.message
-    assert "missing 1: layer1.0.bn1.running_var" in message
-    assert "unexpected 1: layer9.0.conv1.weight" in message
-    assert "conv1.weight (expected (64, 3, 7, 7), got (7, 7, 3, 64))" in message
-    assert f"fc.weight (expected ({SMALL_CLASSES}, 512), got (512, {SMALL_CLASSES}))" in message
+    assert "1 missing: layer1.0.bn1.running_var" in message
+    assert "1 unexpected: layer9.0.conv1.weight" in message
+    assert "conv1.weight: expected (64, 3, 7, 7), got (7, 7, 3, 64)" in message
+    assert f"fc.weight: expected ({SMALL_CLASSES}, 512), got (512, {SMALL_CLASSES})" in message
     assert "bn1.weight (dtype <U1)" in message
     assert info.value.hint and "num_classes" in info.value.hint
     after = PLUGIN.state_dict(model)

@@ -22,11 +22,8 @@ from typing import Any, Callable, Mapping
 import numpy as np
 
 from registry.errors import InvalidWeights
+from registry.weights import match_state
 
-IGNORED_SUFFIX = "num_batches_tracked"
-# torchvision's GoogLeNet checkpoint keeps its auxiliary heads; a model built without them ignores them.
-AUX_PREFIXES = ("aux1.", "aux2.")
-_MAX_LISTED = 20
 
 Convert = Callable[[np.ndarray], np.ndarray]
 
@@ -103,57 +100,10 @@ def state_dict(model: Any) -> dict[str, np.ndarray]:
             for name, e in entries(model).items()}
 
 
-def _listing(items: list[str]) -> str:
-    shown = ", ".join(items[:_MAX_LISTED])
-    return shown + (f", ... ({len(items) - _MAX_LISTED} more)" if len(items) > _MAX_LISTED else "")
-
-
 def load_state_dict(model: Any, state: Mapping[str, np.ndarray]) -> None:
     """Copy canonical ``state`` into ``model``, all-or-nothing; InvalidWeights lists every mismatch."""
-    if not isinstance(state, Mapping):
-        raise InvalidWeights(f"Expected a mapping of tensor name to array. Received: {type(state).__name__}")
     expected = entries(model)
-    has_aux = any(k.startswith(AUX_PREFIXES) for k in expected)
-    given = {
-        str(k): v for k, v in state.items()
-        if not str(k).endswith(IGNORED_SUFFIX) and (has_aux or not str(k).startswith(AUX_PREFIXES))
-    }
-    missing = sorted(set(expected) - set(given))
-    unexpected = sorted(set(given) - set(expected))
-    arrays: dict[str, np.ndarray] = {}
-    misshaped: list[str] = []
-    bad_dtype: list[str] = []
-    for name in sorted(set(expected) & set(given)):
-        try:
-            array = np.asarray(given[name])
-        except Exception:  # an object that is not array-like
-            bad_dtype.append(f"{name} (not an array: {type(given[name]).__name__})")
-            continue
-        if not (np.issubdtype(array.dtype, np.floating) or np.issubdtype(array.dtype, np.integer)):
-            bad_dtype.append(f"{name} (dtype {array.dtype})")
-            continue
-        want = expected[name].shape
-        if tuple(array.shape) != want:
-            misshaped.append(f"{name} (expected {want}, got {tuple(array.shape)})")
-            continue
-        arrays[name] = array
-    if missing or unexpected or misshaped or bad_dtype:
-        parts = []
-        if missing:
-            parts.append(f"missing {len(missing)}: {_listing(missing)}")
-        if unexpected:
-            parts.append(f"unexpected {len(unexpected)}: {_listing(unexpected)}")
-        if misshaped:
-            parts.append(f"mis-shaped {len(misshaped)}: {_listing(misshaped)}")
-        if bad_dtype:
-            parts.append(f"not numeric {len(bad_dtype)}: {_listing(bad_dtype)}")
-        aux_hint = ""
-        if has_aux and missing and all(k.startswith(AUX_PREFIXES) for k in missing):
-            aux_hint = "; these weights have no auxiliary heads: build googlenet with aux_logits=False"
-        raise InvalidWeights(
-            f"Weights do not fit {model.name} ({len(expected)} tensors expected): " + "; ".join(parts),
-            hint="check the architecture and num_classes the weights were saved for" + aux_hint,
-        )
+    arrays = match_state(state, {k: tuple(e.shape) for k, e in expected.items()}, what=model.name)
     for name, array in arrays.items():
         entry = expected[name]
         entry.variable.assign(np.ascontiguousarray(entry.from_canonical(array.astype(np.float32, copy=False))))
