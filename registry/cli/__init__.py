@@ -7,17 +7,14 @@ appears only with ``--debug``. No framework is imported here.
 from __future__ import annotations
 
 import json
-import os
 import sys
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Iterable, Sequence
 
 import click
 
+from .. import STORE_ENV
 from ..errors import ZooError
-
-STORE_ENV = "ZOO_STORE"
 
 
 @dataclass

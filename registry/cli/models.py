@@ -174,7 +174,7 @@ def export_cmd(ctx, arch, framework, opset, num_classes, input_size, name, seed,
       zoo export resnet50 --framework all         # one version per installed framework
       zoo export resnet18 --num-classes 10 --input-size 64 --name tiny-resnet
     """
-    from ..exporting import check_options, export_and_register
+    from ..exporting import check_options
     from ..plugins import DEFAULT_OPSET, resolve_frameworks
 
     check_options(num_classes, input_size, opset or DEFAULT_OPSET)
@@ -186,24 +186,36 @@ def export_cmd(ctx, arch, framework, opset, num_classes, input_size, name, seed,
         from ..weights import load_weights
 
         state, weights_sha = load_weights(weights)
-    results = []
+    results = export_each(
+        registry, plugins, arch, name=name, num_classes=num_classes, opset=opset or DEFAULT_OPSET,
+        input_size=input_size, state=state, weights_sha256=weights_sha,
+        seed=None if state is not None else seed, tags=tag_map,
+    )
+    report_exports(results, as_json=as_json)
+
+
+def export_each(registry, plugins, arch: str, **options: Any) -> list:
+    """``export_and_register`` for each plugin, under one progress bar (build/export/verify/register)."""
+    from ..exporting import export_and_register
+
+    results: list = []
     steps = ("build", "export", "verify", "register")
     with progress() as bar:
         task = bar.add_task(f"export {arch}", total=len(plugins) * len(steps))
         for plugin in plugins:
             def step(stage: str, _p=plugin) -> None:
-                bar.update(task, description=f"{_p.name}: {stage} {arch}", completed=len(results) * len(steps) + steps.index(stage))
+                done = len(results) * len(steps) + (steps.index(stage) if stage in steps else 0)
+                bar.update(task, description=f"{_p.name}: {stage} {arch}", completed=done)
 
-            results.append(
-                export_and_register(
-                    registry, plugin, arch, name=name, num_classes=num_classes, opset=opset or DEFAULT_OPSET,
-                    input_size=input_size, state=state, weights_sha256=weights_sha,
-                    seed=None if state is not None else seed, tags=tag_map, progress=step,
-                )
-            )
+            results.append(export_and_register(registry, plugin, arch, progress=step, **options))
         bar.update(task, completed=len(plugins) * len(steps), description=f"exported {arch}")
+    return results
+
+
+def report_exports(results: Sequence[Any], *, as_json: bool, **extra: Any) -> None:
+    """One line per registered version, or JSON rows (with ``extra`` fields) for scripts."""
     if as_json:
-        emit_json([{"created": r.created, "verify_error": r.verify_error, "version": r.version} for r in results])
+        emit_json([{"created": r.created, "verify_error": r.verify_error, **extra, "version": r.version} for r in results])
         return
     for r in results:
         v = r.version

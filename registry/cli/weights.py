@@ -8,12 +8,11 @@ recorded recipe, checked against the recorded sha256 where one exists.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Mapping
 
 import click
 
 from ..errors import IntegrityError, InvalidInput, NotFound
-from . import emit_json, info, json_option, main, pass_ctx, progress
+from . import emit_json, info, json_option, main, pass_ctx
 
 CANONICAL_INIT = "zoo-random-canonical"  # the recipe `zoo parity` records (registry.parity)
 
@@ -169,10 +168,10 @@ def import_cmd(ctx, arch, file, framework, num_classes, name, opset, input_size,
       zoo weights import resnet50 resnet50.pth                      # every installed framework
       zoo weights import resnet18 tiny.safetensors -f tensorflow --input-size 64
     """
-    from ..exporting import export_and_register, inference_build_options
+    from ..exporting import inference_build_options
     from ..plugins import DEFAULT_OPSET, resolve_frameworks
     from ..weights import check_state, expected_shapes, infer_num_classes, load_weights
-    from .models import _fmt_size, _parse_tags
+    from .models import _parse_tags, export_each, report_exports
 
     plugins = resolve_frameworks(framework, arch=arch)
     tag_map = _parse_tags(tags)
@@ -189,27 +188,8 @@ def import_cmd(ctx, arch, file, framework, num_classes, name, opset, input_size,
     num_classes = num_classes or assumed
     check_state(state, expected, source=f"The weights in {str(file)!r}", what=f"{arch} with {num_classes} classes")
     registry = ctx.registry()
-    results = []
-    steps = ("build", "export", "verify", "register")
-    with progress() as bar:
-        task = bar.add_task(f"import {arch}", total=len(plugins) * len(steps))
-        for plugin in plugins:
-            def step(stage: str, _p=plugin) -> None:
-                bar.update(task, description=f"{_p.name}: {stage} {arch}",
-                           completed=len(results) * len(steps) + (steps.index(stage) if stage in steps else 0))
-
-            results.append(export_and_register(
-                registry, plugin, arch, name=name, num_classes=num_classes, opset=opset or DEFAULT_OPSET,
-                input_size=input_size, state=state, weights_sha256=sha, build_options=options, tags=tag_map,
-                progress=step,
-            ))
-        bar.update(task, completed=len(plugins) * len(steps), description=f"imported {arch}")
-    if as_json:
-        emit_json([{"created": r.created, "verify_error": r.verify_error, "weights_sha256": sha, "version": r.version}
-                   for r in results])
-        return
-    for r in results:
-        v = r.version
-        verb = "registered" if r.created else "already registered as"
-        info(f"{verb} {v.ref} ({v.framework}, {_fmt_size(v.size_bytes)}, weights sha256 {sha[:12]}, "
-             f"ONNX vs native max rel. error {r.verify_error:.1e})")
+    results = export_each(
+        registry, plugins, arch, name=name, num_classes=num_classes, opset=opset or DEFAULT_OPSET,
+        input_size=input_size, state=state, weights_sha256=sha, build_options=options, tags=tag_map,
+    )
+    report_exports(results, as_json=as_json, weights_sha256=sha)
