@@ -137,3 +137,15 @@ def test_cold_commands_import_no_framework(tmp_path):
     )
     result = subprocess.run([sys.executable, "-c", probe, str(tmp_path / "s")], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
+
+
+def test_archs_counts_equal_the_reference(zoo):
+    from registry.reference import REFERENCE_PARAMS
+
+    rows = json.loads(zoo("archs", "--framework", "torch", "--json").stdout)
+    assert [r["arch"] for r in rows] == ["alexnet", "vgg16", "vgg19", "googlenet", "resnet18", "resnet34",
+                                         "resnet50", "resnet101", "resnet152"]
+    for row in rows:
+        counts = row["frameworks"]["torch"]
+        assert counts["trainable"] == REFERENCE_PARAMS[row["arch"]] == row["reference"]
+        assert counts["matches_reference"] is True

@@ -94,7 +94,9 @@ def test_broken_and_missing_framework_plugins_break_nothing(toy_site, tmp_path):
     assert "zoo_no_such_module" in plugins["broken"]["reason"]
     assert plugins["ghost"]["available"] is False
     assert "zoo_no_such_framework" in plugins["ghost"]["reason"]
-    assert plugins["ghost"]["hint"] == "pip install zoo-ghost-framework"
+    assert plugins["ghost"]["hint"] == "pip install 'zoo-ghost[framework]'"
+    table = zoo("plugins", sites=[toy_site, extra], store=tmp_path / "s")
+    assert "zoo-ghost[framework]" in table.stdout, "brackets in a hint are text, not rich markup"
     assert plugins["toy"]["available"] is True
 
     listing = zoo("list", "--json", sites=[toy_site, extra], store=tmp_path / "s")
@@ -102,4 +104,4 @@ def test_broken_and_missing_framework_plugins_break_nothing(toy_site, tmp_path):
 
     using = zoo("export", "toy-linear", "--framework", "ghost", sites=[toy_site, extra], store=tmp_path / "s")
     assert using.returncode == 4
-    assert "zoo_no_such_framework" in using.stderr and "pip install zoo-ghost-framework" in using.stderr
+    assert "zoo_no_such_framework" in using.stderr and "pip install 'zoo-ghost[framework]'" in using.stderr

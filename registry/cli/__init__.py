@@ -51,16 +51,28 @@ def console(stderr: bool = False):
     return Console(file=stream, width=width, highlight=False, soft_wrap=False)
 
 
+class Styled(str):
+    """A table cell whose rich markup is meant (``Styled("[green]ok[/]")``); other cells print as is."""
+
+
+def _cell(value: Any) -> str:
+    from rich.markup import escape
+
+    if value is None:
+        return "-"
+    return value if isinstance(value, Styled) else escape(str(value))
+
+
 def table(title: str | None, columns: Sequence[str], rows: Iterable[Sequence[Any]], *, caption: str | None = None):
-    """Print a readable table (rich); ``None`` cells render as a dash."""
+    """Print a readable table (rich); ``None`` cells render as a dash, brackets in values survive."""
     from rich.table import Table
 
-    t = Table(title=title, caption=caption, header_style="bold")
+    t = Table(title=_cell(title) if title else None, caption=_cell(caption) if caption else None, header_style="bold")
     for col in columns:
-        justify = "right" if col.endswith(("params", "MACs", "size", "version", "#", "ms", "/s", "x")) else "left"
+        justify = "right" if col.endswith(("params", "non-trainable", "MACs", "size", "version", "#", "ms", "/s", "x")) else "left"
         t.add_column(col, justify=justify, overflow="fold")
     for row in rows:
-        t.add_row(*["-" if v is None else str(v) for v in row])
+        t.add_row(*[_cell(v) for v in row])
     console().print(t)
 
 

@@ -7,7 +7,7 @@ from typing import Any, Sequence
 import click
 
 from ..errors import InvalidInput, NotFound
-from . import emit_json, info, json_option, main, pass_ctx, progress, table
+from . import Styled, emit_json, info, json_option, main, pass_ctx, progress, table
 
 
 def _parse_tags(pairs: Sequence[str]) -> dict[str, str]:
@@ -123,7 +123,7 @@ def archs_cmd(framework: str, as_json: bool) -> None:
             mark = "" if c["matches_reference"] else " ✗"
             cells += [f"{c['trainable']:,}{mark}", _fmt_int(c["non_trainable"])]
         mismatches += not ok
-        cells.append("[green]yes[/]" if ok else "[bold red]MISMATCH[/]")
+        cells.append(Styled("[green]yes[/]" if ok else "[bold red]MISMATCH[/]"))
         rows.append(cells)
     caption = "googlenet: inference graph (the auxiliary heads add 6,379,984 in the training graph)"
     table("architectures (1000 classes)", columns, rows, caption=caption)
@@ -416,7 +416,7 @@ def verify_cmd(ctx, ref, as_json) -> None:
         emit_json(results)
     else:
         table(None, ["ref", "status", "problem"], [
-            (f"{r.name}@{r.version}", "[green]ok[/]" if r.ok else "[bold red]CORRUPT[/]", r.problem) for r in results
+            (f"{r.name}@{r.version}", Styled("[green]ok[/]" if r.ok else "[bold red]CORRUPT[/]"), r.problem) for r in results
         ])
         info(f"{len(results) - len(bad)}/{len(results)} versions intact")
     if bad:
