@@ -349,16 +349,41 @@ def _assert_tight(report: ParityReport) -> None:
     assert 0.1 < report.logit_std < 20, "the random canonical weights keep the logits O(1)"
 
 
+@pytest.fixture(scope="module")
+def parity_all(tmp_path_factory):
+    """The CI gate as a user runs it: `zoo parity --all` at 64 px / 10 classes, once per module.
+
+    64 px: AlexNet needs >= 63 px (its last pool needs a 3x3 map); it also leaves GoogLeNet's
+    ceil-mode pools and VGG's 2x2 -> 7x7 adaptive pool non-trivial.
+    """
+    from registry.cli import main
+
+    tmp = tmp_path_factory.mktemp("parity-all")
+    junit = tmp / "parity.xml"
+    args = ["--store", str(tmp / "store"), "parity", "--all", "--input-size", str(SMALL["input_size"]),
+            "--num-classes", str(SMALL["num_classes"]), "--batch", str(SMALL["batch"]), "--seed", str(SMALL["seed"]),
+            "--no-register", "--json", "--junit", str(junit)]
+    out = CliRunner().invoke(main, args)
+    assert out.exit_code == 0, out.output
+    return {r["arch"]: r for r in json.loads(out.stdout)}, ET.parse(junit).getroot()
+
+
 @needs_both
 @pytest.mark.torch
 @pytest.mark.tensorflow
 @pytest.mark.parametrize("arch", REAL_ARCHS)
-def test_small_parity_every_pair(arch):
-    """All nine at 64 px / 10 classes: AlexNet needs >= 63 px (its last pool needs a 3x3 map); 64 px
-    also leaves GoogLeNet's ceil-mode pools and VGG's 2x2 -> 7x7 adaptive pool non-trivial."""
-    report = run_parity(arch, _real_plugins(), **SMALL)
-    _assert_tight(report)
-    assert Counter(p.kind for p in report.pairs) == {"native-native": 1, "export": 2, "onnx-onnx": 1, "cross": 2}
+def test_parity_all_passes_every_pair_of_every_arch(arch, parity_all):
+    reports, junit = parity_all
+    report = reports[arch]
+    assert report["passed"] and not report["errors"], report["diagnosis"]
+    for p in report["pairs"]:
+        assert p["max_rel_error"] <= DEFAULT_RTOL and p["top1_agreement"] == 1.0 and p["cosine_min"] > 0.99999, p
+    assert Counter(p["kind"] for p in report["pairs"]) == {"native-native": 1, "export": 2, "onnx-onnx": 1, "cross": 2}
+    assert not report["roundtrip_mismatches"], "canonical weights survive load -> state_dict exactly"
+    assert 0.1 < report["logit_std"] < 20, "the random canonical weights keep the logits O(1)"
+    (suite,) = [ts for ts in junit.iter("testsuite") if ts.get("name") == f"parity.{arch}"]
+    cases = suite.findall("testcase")
+    assert len(cases) == 6 and not [c for c in cases if c.find("failure") is not None]
 
 
 @needs_both
