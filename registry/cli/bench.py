@@ -82,7 +82,8 @@ def _print_compare(payloads: Sequence[dict[str, Any]]) -> None:
             if native:
                 row += [_f(r["native"]["p50_ms"]) if r.get("native") else None, _f(r.get("speedup"))]
             rows.append(row)
-    machines = {machine_line(p["machine"]) for p in payloads}
+    # One line per distinct machine: the load average moves between runs, the machine does not.
+    machines = {machine_line({**p["machine"], "load_avg_1m": None}) for p in payloads}
     caption = "vs first: p50 of the first ref / p50 of this row (>1: faster)\n" + "\n".join(sorted(machines))
     table("zoo bench --compare", columns, rows, caption=caption)
 
