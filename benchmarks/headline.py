@@ -27,13 +27,9 @@ from typing import Any
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-from registry import bench, open_registry  # noqa: E402
-from registry.exporting import export_and_register  # noqa: E402
-from registry.plugins import get_plugin  # noqa: E402
+from zoo import bench, open_registry
+from zoo._exporting import export_and_register
+from zoo.plugins import get_plugin
 
 FRAMEWORKS = ("torch", "tensorflow")
 LABELS = {
@@ -80,7 +76,7 @@ def run_arch(arch: str, registry, *, batches: list[int], warmup: int, min_time: 
     engines = []
     for name, version in versions.items():
         engines.append(bench.ort_engine(registry.path(version), version=version, provider="cpu", name=f"ort[{name}]"))
-    for name, version in versions.items():
+    for version in versions.values():
         engines.append(bench.native_engine(version))
     macs = next(iter(versions.values())).macs
     rng = np.random.default_rng(0)
@@ -173,8 +169,10 @@ def main(argv: list[str] | None = None) -> int:
     checks = targets(results)
     if checks:
         print()
+        def verdict(ok: bool) -> str:
+            return "PASS" if ok else "FAIL"
+
         for c in checks:
-            verdict = lambda ok: "PASS" if ok else "FAIL"  # noqa: E731
             print(f"- {c['check']} >= {c['threshold']:.2f}x: p50 {c['p50_ratio']:.3f}x {verdict(c['pass_p50'])}; "
                   f"min {c['min_ratio']:.3f}x {verdict(c['pass_min'])}")
     if args.json:

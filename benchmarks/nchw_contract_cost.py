@@ -5,7 +5,7 @@ input (``inputs_as_nchw``) and relies on its transpose optimizer to cancel the l
 against the ones it puts around every conv. This exports full-size ResNet-50 twice from the same
 Keras model, with the contract's NCHW input and with TensorFlow's native NHWC input, counts the
 Transpose nodes in each graph, and times both under ORT CPU at batch 1 and 8, interleaved in one
-process (so machine load hits both alike). With ``plugins.pytorch`` importable, the torch-built
+process (so machine load hits both alike). With ``zoo_torch`` importable, the torch-built
 ResNet-50 artifact is timed alongside.
 
     python benchmarks/nchw_contract_cost.py [--arch resnet50] [--rounds 7] [--iters 5] [--json]
@@ -24,8 +24,6 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
@@ -58,8 +56,8 @@ def main() -> None:
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
 
-    from plugins.tensorflow import TensorFlowPlugin
-    from plugins.tensorflow.export import convert
+    from zoo_tensorflow import TensorFlowPlugin
+    from zoo_tensorflow.export import convert
 
     plugin = TensorFlowPlugin()
     model = plugin.build(args.arch, num_classes=1000, seed=0)
@@ -73,7 +71,7 @@ def main() -> None:
         graph = onnx.load(str(paths[label]), load_external_data=False).graph
         transposes[label] = sum(node.op_type == "Transpose" for node in graph.node)
     try:
-        from plugins.pytorch import TorchPlugin
+        from zoo_torch import TorchPlugin
 
         torch_plugin = TorchPlugin()
         paths["torch NCHW (contract)"] = tmp / "torch.onnx"

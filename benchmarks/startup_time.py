@@ -2,7 +2,7 @@
 
 zoo's promise is that the everyday commands never import a deep-learning framework (nor onnx,
 nor onnxruntime). This prints the median wall time of N fresh processes for each command and the
-ratio to Python's own start-up, then checks ``sys.modules`` after ``import registry.cli``.
+ratio to Python's own start-up, then checks ``sys.modules`` after ``import zoo.cli``.
 
     python benchmarks/startup_time.py [--runs 15] [--json]
 
@@ -39,7 +39,7 @@ def median_wall(argv: list[str], *, runs: int, env: dict[str, str]) -> float:
 
 
 def heavy_modules_after_import(env: dict[str, str]) -> list[str]:
-    probe = ("import sys, registry.cli\n"
+    probe = ("import sys, zoo.cli\n"
              f"print(','.join(m for m in {HEAVY!r} if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", probe], env=env, cwd=ROOT, capture_output=True, text=True, check=True)
     return [m for m in out.stdout.strip().split(",") if m]
@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
     with tempfile.TemporaryDirectory(prefix="zoo-startup-") as store:
         env["ZOO_STORE"] = store
-        zoo = [sys.executable, "-m", "registry"]  # what the `zoo` console script runs
+        zoo = [sys.executable, "-m", "zoo"]  # what the `zoo` console script runs
         commands = {
             "python -c pass": [sys.executable, "-c", "pass"],
             "zoo --help": [*zoo, "--help"],
@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
         for name, seconds in times.items():
             print(f"| `{name}` | {seconds * 1e3:.0f} | {seconds / base:.1f} |")
         print()
-        print("heavy modules after `import registry.cli`: " + (", ".join(heavy) if heavy else "none"))
+        print("heavy modules after `import zoo.cli`: " + (", ".join(heavy) if heavy else "none"))
     return 1 if heavy else 0
 
 

@@ -29,7 +29,7 @@ MODEL = "stress"
 def worker(store: str, go: str, paths: list[str]) -> None:
     import onnx  # noqa: F401  (imported before the start signal: measure registering, not importing)
 
-    from registry.core import Registry
+    from zoo._registry import Registry
 
     print("ready", flush=True)
     while not os.path.exists(go):
@@ -44,6 +44,17 @@ def worker(store: str, go: str, paths: list[str]) -> None:
     print(json.dumps(out), flush=True)
 
 
+def _test_helper(module: str, name: str):
+    """``name`` from ``tests/<module>.py``, loaded by path (the tests folder is not a package)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(f"_zoo_tests_{module}", ROOT / "tests" / f"{module}.py")
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return getattr(mod, name)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--processes", type=int, default=32)
@@ -55,11 +66,9 @@ def main() -> int:
         worker(args.worker[0], args.worker[1], args.worker[2:])
         return 0
 
-    sys.path.insert(0, str(ROOT))
-    sys.path.insert(0, str(ROOT / "tests"))
-    from conftest import make_tiny_onnx  # the test suite's tiny-model factory
+    from zoo._registry import Registry
 
-    from registry.core import Registry
+    make_tiny_onnx = _test_helper("conftest", "make_tiny_onnx")  # the test suite's tiny-model factory
 
     with tempfile.TemporaryDirectory(prefix="zoo-stress-") as tmp:
         tmp_path = Path(tmp)

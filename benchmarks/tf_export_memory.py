@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 CHILD = r"""
 import json, os, resource, sys, time
 import psutil
-from plugins.tensorflow import TensorFlowPlugin
+from zoo_tensorflow import TensorFlowPlugin
 
 def peak_mb():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
@@ -56,7 +56,7 @@ def measure(arch: str) -> dict:
 
 
 def main() -> None:
-    from registry.reference import ARCHITECTURES
+    from zoo.reference import ARCHITECTURES
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--archs", default=",".join(ARCHITECTURES))

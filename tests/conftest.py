@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import pytest
 
@@ -62,7 +62,7 @@ def tiny_onnx(tmp_path: Path) -> Callable[..., Path]:
 @pytest.fixture
 def store(tmp_path: Path):
     """An empty registry in a temporary folder."""
-    from registry.core import Registry
+    from zoo._registry import Registry
 
     registry = Registry.open(tmp_path / "store")
     yield registry
@@ -70,9 +70,8 @@ def store(tmp_path: Path):
 
 
 def subprocess_env(**extra: str) -> dict[str, str]:
-    """Environment for a child ``python`` that must import this checkout's ``registry``."""
+    """Environment for a child ``python``: this one's, plus ``extra`` (zoo is installed, no path tricks)."""
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT), *filter(None, [env.get("PYTHONPATH")])])
     env.update(extra)
     return env
 

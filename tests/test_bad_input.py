@@ -10,10 +10,10 @@ import warnings
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from onnx_models import reference_logits, tiny_cnn
 
-from registry.errors import InvalidInput
-from registry.runtime import InferenceModel
+from onnx_models import reference_logits, tiny_cnn
+from zoo.errors import InvalidInput
+from zoo.runtime import InferenceModel
 
 SIZE = 16
 
@@ -92,8 +92,8 @@ def test_non_float_dtypes_are_refused_with_the_conversion(model, good, dtype):
 
 
 def test_uint8_hint_spells_out_the_artifacts_normalisation(tmp_path, good):
-    from registry import open_registry
-    from registry.records import Preprocessing, VersionMeta
+    from zoo import open_registry
+    from zoo.records import Preprocessing, VersionMeta
 
     registry = open_registry(tmp_path / "store")
     meta = VersionMeta(preprocessing=Preprocessing(input_size=(SIZE, SIZE)))
@@ -138,8 +138,8 @@ def test_non_array_input(model):
 
 
 def test_zoo_run_reports_bad_input_without_traceback(tmp_path, good):
-    from registry import open_registry
-    from registry.cli import main
+    from zoo import open_registry
+    from zoo.cli import main
 
     store = tmp_path / "store"
     open_registry(store).register(tiny_cnn(tmp_path / "m.onnx", size=SIZE), name="tiny")

@@ -2,18 +2,17 @@
 from __future__ import annotations
 
 import json
-import time
-
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from onnx_models import tiny_cnn, tiny_cnn_macs
 
-from registry import bench
-from registry.errors import InvalidInput
+from onnx_models import tiny_cnn, tiny_cnn_macs
+from zoo import bench
+from zoo.errors import InvalidInput
 
 SIZE = 24
 QUICK = {"warmup": 1, "min_time": 0.05, "min_iters": 3}
@@ -50,7 +49,7 @@ def test_measure_interleaves_and_honours_both_minimums():
     samples = bench.measure(runners, min_time=0.03, min_iters=20, rounds=3)
     assert len(samples["a"]) == order.count("a") and len(samples["b"]) == order.count("b")
     assert sum(samples["a"]) >= 0.03 and len(samples["b"]) >= 20
-    switches = sum(1 for x, y in zip(order, order[1:]) if x != y)
+    switches = sum(1 for x, y in zip(order, order[1:], strict=False) if x != y)
     assert switches >= 3  # a, b, a, b ...: not all of a, then all of b
 
 
@@ -64,7 +63,7 @@ def test_bad_settings_are_refused(tmp_path, kwargs):
 def test_memory_window_sees_a_transient_peak():
     """In a fresh process: memory freed earlier by other tests' frameworks would hide the peak here."""
     probe = (
-        "import numpy as np; from registry import bench\n"
+        "import numpy as np; from zoo import bench\n"
         "if not bench._reset_peak(): print('skip'); raise SystemExit\n"
         "with bench.memory_window() as mem:\n"
         "    block = np.ones(64 * 1024 * 1024 // 8); del block\n"
@@ -131,8 +130,8 @@ def test_interleaved_engines_and_the_speedup(tmp_path):
 
 @pytest.fixture
 def store(tmp_path):
-    from registry import open_registry
-    from registry.records import Preprocessing, VersionMeta
+    from zoo import open_registry
+    from zoo.records import Preprocessing, VersionMeta
 
     registry = open_registry(tmp_path / "store")
     meta = VersionMeta(preprocessing=Preprocessing(input_size=(SIZE, SIZE)))
@@ -143,7 +142,7 @@ def store(tmp_path):
 
 @pytest.fixture
 def zoo(store):
-    from registry.cli import main
+    from zoo.cli import main
 
     def invoke(*args: str, code: int = 0):
         result = CliRunner().invoke(main, ["--store", str(store), *args], catch_exceptions=False)
@@ -157,7 +156,7 @@ FAST = ["--warmup", "1", "--min-time", "0.05", "--min-iters", "3"]
 
 
 def test_zoo_bench_measures_attaches_and_shows_stored(zoo, store):
-    from registry import open_registry
+    from zoo import open_registry
 
     payload = json.loads(zoo("bench", "tiny@1", "--batch", "1,2", *FAST, "--json").stdout)
     assert payload["ref"] == "tiny@1" and [r["batch"] for r in payload["results"]] == [1, 2]
@@ -173,7 +172,7 @@ def test_zoo_bench_measures_attaches_and_shows_stored(zoo, store):
 
 
 def test_zoo_bench_compare_and_no_save(zoo, store):
-    from registry import open_registry
+    from zoo import open_registry
 
     payloads = json.loads(zoo("bench", "--compare", "tiny@1", "tiny@2", *FAST, "--no-save", "--json").stdout)
     assert [p["ref"] for p in payloads] == ["tiny@1", "tiny@2"]
@@ -206,10 +205,9 @@ def bench_cpu_only() -> bool:
 @pytest.mark.torch
 def test_native_bench_through_the_torch_plugin(tmp_path):
     """ORT vs the framework that built the artifact, in one run (small ResNet-18: 10 classes, 32 px)."""
-    pytest.importorskip("torch")
-    from registry import open_registry
-    from registry.exporting import export_and_register
-    from registry.plugins import get_plugin
+    from zoo import open_registry
+    from zoo._exporting import export_and_register
+    from zoo.plugins import get_plugin
 
     registry = open_registry(tmp_path / "store")
     version = export_and_register(registry, get_plugin("torch"), "resnet18", num_classes=10, input_size=32, seed=0).version

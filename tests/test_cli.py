@@ -14,9 +14,8 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from registry.cli import main
+from zoo.cli import main
 
-pytest.importorskip("torch")
 pytestmark = pytest.mark.torch
 
 SMALL = ["--num-classes", "10", "--input-size", "64"]
@@ -94,7 +93,7 @@ def test_run_prints_topk_and_writes_logits(zoo, exported, tmp_path):
 
 
 def test_register_external_onnx_and_verify(zoo, exported, tmp_path):
-    from registry import open_registry
+    from zoo import open_registry
 
     src = open_registry(tmp_path / "store").path("resnet18@1")
     out = json.loads(zoo("register", str(src), "--name", "imported", "--tag", "team=vision", "--json").stdout)
@@ -129,7 +128,7 @@ def test_errors_name_the_bad_value_without_traceback(zoo, args, code, needle):
 
 def test_cold_commands_import_no_framework(tmp_path):
     probe = (
-        "import sys; from registry.cli import main\n"
+        "import sys; from zoo.cli import main\n"
         "try: main(['--store', sys.argv[1], 'list'])\n"
         "except SystemExit as e: assert e.code in (0, None), e.code\n"
         "heavy = sorted(m for m in ('torch', 'tensorflow', 'onnx', 'onnxruntime', 'keras') if m in sys.modules)\n"
@@ -140,7 +139,7 @@ def test_cold_commands_import_no_framework(tmp_path):
 
 
 def test_archs_counts_equal_the_reference(zoo):
-    from registry.reference import REFERENCE_PARAMS
+    from zoo.reference import REFERENCE_PARAMS
 
     rows = json.loads(zoo("archs", "--framework", "torch", "--json").stdout)
     assert [r["arch"] for r in rows] == ["alexnet", "vgg16", "vgg19", "googlenet", "resnet18", "resnet34",

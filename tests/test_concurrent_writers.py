@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 
 from conftest import PYTHON, make_tiny_onnx, subprocess_env
-from registry.core import Registry
-from registry.errors import StoreError
+from zoo._registry import Registry
+from zoo.errors import StoreError
 
 WORKERS = 8
 DISTINCT_PER_WORKER = 2
@@ -28,7 +28,7 @@ WORKER = r"""
 import json, os, sys, time
 from pathlib import Path
 store, go, *paths = sys.argv[1:]
-from registry.core import Registry
+from zoo._registry import Registry
 while not os.path.exists(go):
     time.sleep(0.001)
 registry = Registry.open(Path(store))

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from registry.core import Registry
-from registry.errors import IntegrityError
+from zoo._registry import Registry
+from zoo.errors import IntegrityError
 
 
 def flip_byte(path: Path, offset: int = -20, *, keep_mtime: bool = False) -> str:

@@ -13,12 +13,12 @@ from pathlib import Path
 import pytest
 
 from conftest import PYTHON, subprocess_env
-from registry.core import CRASH_ENV, CRASH_POINTS, Registry
+from zoo._registry import CRASH_ENV, CRASH_POINTS, Registry
 
 CHILD = r"""
 import sys
 from pathlib import Path
-from registry.core import Registry
+from zoo._registry import Registry
 Registry.open(Path(sys.argv[1])).register(sys.argv[2], name=sys.argv[3])
 print("survived")
 """
@@ -93,7 +93,7 @@ def test_live_writers_scratch_space_is_not_taken_for_abandoned(tmp_path: Path, t
     registry = Registry.open(tmp_path / "store")
     staged = registry._blobs.stage(tiny_onnx(0).read_bytes(), {})
     other = subprocess.run(
-        [PYTHON, "-c", "import sys; from registry.core import Registry; Registry.open(sys.argv[1]).verify()",
+        [PYTHON, "-c", "import sys; from zoo._registry import Registry; Registry.open(sys.argv[1]).verify()",
          str(registry.root)], env=subprocess_env(), capture_output=True, text=True, timeout=120)
     assert other.returncode == 0, other.stderr
     assert (registry.root / "tmp" / staged.token).is_dir()

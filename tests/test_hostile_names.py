@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from registry.core import Registry
-from registry.errors import InvalidName, InvalidReference
-from registry.names import NAME_PATTERN, validate_alias, validate_name, validate_tag_key, validate_tag_value
+from zoo._names import NAME_PATTERN, validate_alias, validate_name, validate_tag_key, validate_tag_value
+from zoo._registry import Registry
+from zoo.errors import InvalidName, InvalidReference
 
 HOSTILE = [
     "../x", "..", ".", "../../etc/passwd", "/etc/passwd", "/abs", "a/b", "a/../b",

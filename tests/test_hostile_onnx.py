@@ -6,18 +6,16 @@ import io
 import os
 import pickle
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
+import onnx
 import pytest
+from onnx import TensorProto, helper, numpy_helper
 
-onnx = pytest.importorskip("onnx")
-from onnx import TensorProto, helper, numpy_helper  # noqa: E402
-
-from registry.errors import InvalidModelFile  # noqa: E402
-from registry.onnx_info import check_model_file  # noqa: E402
-
+from zoo.errors import InvalidModelFile
+from zoo.onnx_info import check_model_file
 
 # ---------------------------------------------------------------------------------------------
 # Factories: a tiny valid model, with its weights inline or in external data

@@ -8,9 +8,9 @@ import sqlite3
 
 import pytest
 
-from registry.core import Registry
-from registry.errors import NotFound
-from registry.records import ModelVersion, Report, VersionMeta
+from zoo._registry import Registry
+from zoo.errors import NotFound
+from zoo.records import ModelVersion, Report, VersionMeta
 
 PUBLIC_API = {
     "open", "close", "register", "list", "models", "resolve", "path", "load", "set_alias", "remove_alias",

@@ -11,13 +11,10 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from registry.errors import ParityFailure
-from registry.parity import raise_for_failures, run_parity
-from registry.plugins import plugin_statuses
+from zoo.errors import ParityFailure
+from zoo.parity import raise_for_failures, run_parity
 
-AVAILABLE = {s.name for s in plugin_statuses() if s.available}
 pytestmark = [
-    pytest.mark.skipif(not {"torch", "tensorflow"} <= AVAILABLE, reason="needs the torch and tensorflow plugins"),
     pytest.mark.torch,
     pytest.mark.tensorflow,
 ]
@@ -25,7 +22,7 @@ SMALL = {"num_classes": 10, "input_size": 64, "batch": 4, "seed": 0}
 
 
 def _plugins():
-    from registry.plugins import get_plugin
+    from zoo.plugins import get_plugin
 
     return [get_plugin("torch"), get_plugin("tensorflow")]
 
@@ -41,7 +38,7 @@ def _reshape_not_transpose(weight: np.ndarray) -> np.ndarray:
 
 @pytest.mark.parametrize("fault,export", [(_swap_hw, True), (_reshape_not_transpose, False)], ids=["swapped-hw", "reshape"])
 def test_broken_conv_conversion_fails_the_gate(monkeypatch, fault, export):
-    import plugins.tensorflow.weights as tf_weights
+    import zoo_tensorflow.weights as tf_weights
 
     monkeypatch.setattr(tf_weights, "conv_from_canonical", fault)
     report = run_parity("resnet18", _plugins(), export=export, **SMALL)
@@ -76,8 +73,8 @@ def _hwc_rows(original):
 
 
 def test_missing_flatten_permutation_fails_the_cli_gate(monkeypatch, tmp_path):
-    import plugins.tensorflow.weights as tf_weights
-    from registry.cli import main
+    import zoo_tensorflow.weights as tf_weights
+    from zoo.cli import main
 
     monkeypatch.setattr(tf_weights, "dense_from_canonical", _hwc_rows(tf_weights.dense_from_canonical))
     junit = tmp_path / "parity.xml"
@@ -90,7 +87,7 @@ def test_missing_flatten_permutation_fails_the_cli_gate(monkeypatch, tmp_path):
 
 
 def test_missing_flatten_permutation_fails_vgg(monkeypatch):
-    import plugins.tensorflow.weights as tf_weights
+    import zoo_tensorflow.weights as tf_weights
 
     monkeypatch.setattr(tf_weights, "dense_from_canonical", _hwc_rows(tf_weights.dense_from_canonical))
     report = run_parity("vgg16", _plugins(), export=False, **SMALL)
@@ -103,7 +100,7 @@ def test_broken_exporter_is_blamed_on_the_exporter(monkeypatch):
     import onnx
     from onnx import numpy_helper
 
-    from plugins.pytorch import TorchPlugin
+    from zoo_torch import TorchPlugin
 
     original = TorchPlugin.export_onnx
 

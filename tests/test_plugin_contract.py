@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import pytest
 
-from registry.plugins import FrameworkPlugin, plugin_statuses, get_plugin
-from registry.reference import REFERENCE_PARAMS
+from zoo.plugins import FrameworkPlugin, get_plugin, plugin_statuses
+from zoo.reference import REFERENCE_PARAMS
 
 STATUSES = plugin_statuses()
 AVAILABLE = [s.name for s in STATUSES if s.available]
@@ -62,8 +62,8 @@ def test_googlenet_training_graph_has_aux_heads(name, arch):
 def test_small_export_honours_the_io_contract(name, arch, tmp_path):
     import onnx
 
-    from registry import open_registry
-    from registry.exporting import export_and_register
+    from zoo import open_registry
+    from zoo._exporting import export_and_register
 
     registry = open_registry(tmp_path / "store")
     result = export_and_register(registry, get_plugin(name), arch, seed=0, **SMALL)

@@ -7,30 +7,31 @@ that a layout or BN mistake cannot hide behind an identity-like initialisation.
 """
 from __future__ import annotations
 
-import importlib.util
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
+import onnx
+import onnxruntime as ort
 import pytest
+import torch
 
-pytest.importorskip("tensorflow")
-pytest.importorskip("tf2onnx")
-onnx = pytest.importorskip("onnx")
-ort = pytest.importorskip("onnxruntime")
-
-from plugins.tensorflow import TensorFlowPlugin  # noqa: E402
-from registry.errors import InvalidInput, InvalidWeights, NotFound  # noqa: E402
-from registry.plugins import FrameworkPlugin  # noqa: E402
-from registry.reference import ARCHITECTURES, REFERENCE_PARAMS  # noqa: E402
+from zoo.errors import InvalidInput, InvalidWeights, NotFound
+from zoo.plugins import (
+    FrameworkPlugin,
+    install_command,
+)
+from zoo.reference import ARCHITECTURES, REFERENCE_PARAMS
+from zoo_tensorflow import TensorFlowPlugin
+from zoo_torch import TorchPlugin
 
 pytestmark = pytest.mark.tensorflow
 
 PLUGIN = TensorFlowPlugin()
 ARCHS = list(PLUGIN.architectures())
 SMALL_CLASSES, SMALL_SIZE, BATCH = 10, 64, 3
-RTOL = 1e-4  # relative to the output scale, as registry.exporting verifies
+RTOL = 1e-4  # relative to the output scale, as zoo._exporting verifies
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -68,7 +69,7 @@ def test_plugin_declares_the_contract():
     assert isinstance(PLUGIN, FrameworkPlugin)
     assert (PLUGIN.name, PLUGIN.display_name) == ("tensorflow", "TensorFlow/Keras")
     assert PLUGIN.requires == ("tensorflow", "tf2onnx")
-    assert "tensorflow-cpu" in PLUGIN.install_hint and "zoo[tensorflow]" in PLUGIN.install_hint
+    assert "tensorflow-cpu" in PLUGIN.install_hint and install_command("tensorflow") in PLUGIN.install_hint
     assert tuple(ARCHS) == ARCHITECTURES
     import tensorflow as tf
 
@@ -76,7 +77,7 @@ def test_plugin_declares_the_contract():
 
 
 def test_importing_the_plugin_imports_no_framework():
-    code = ("import sys, plugins.tensorflow as p; p.TensorFlowPlugin().architectures(); "
+    code = ("import sys, zoo_tensorflow as p; p.TensorFlowPlugin().architectures(); "
             "p.TensorFlowPlugin().framework_version(); "
             "heavy = ('tensorflow', 'keras', 'tf2onnx', 'onnx', 'torch', 'numpy'); "
             "print(sorted(m for m in heavy if m in sys.modules))")
@@ -107,7 +108,7 @@ def _conv_filters(model) -> int:
 @pytest.mark.parametrize("arch", ARCHS)
 def test_full_size_counts_equal_torchvision(arch):
     """One build per architecture (GoogLeNet's training graph also gives the inference count)."""
-    from plugins.tensorflow.inference import inference_model
+    from zoo_tensorflow.inference import inference_model
 
     model = PLUGIN.build(arch, num_classes=1000)
     counts = PLUGIN.count_params(model)
@@ -187,13 +188,8 @@ def test_small_export_honours_the_contract_and_matches_keras(small, tmp_path):
     assert relative_error(logits, small.logits) <= RTOL
 
 
-@pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason="torch is not installed")
 def test_same_canonical_weights_give_torchs_logits(small):
     """torchvision-layout weights -> the torch plugin and this one -> the same logits."""
-    try:
-        from plugins.pytorch import TorchPlugin
-    except ImportError as exc:  # written in parallel; absent in some checkouts
-        pytest.skip(f"plugins.pytorch is not importable: {exc}")
     torch_plugin = TorchPlugin()
     reference = torch_plugin.build(small.arch, num_classes=SMALL_CLASSES, seed=0)
     torch_plugin.load_state_dict(reference, small.state)
@@ -204,11 +200,6 @@ def test_same_canonical_weights_give_torchs_logits(small):
 @pytest.mark.parametrize("arch,size", [("googlenet", 71), ("resnet18", 57), ("alexnet", 97)])
 def test_odd_input_sizes_match_torch_pooling_arithmetic(arch, size, tmp_path):
     """Ceil-mode / padded max pools and adaptive average pools at sizes that do not divide evenly."""
-    pytest.importorskip("torch")
-    try:
-        from plugins.pytorch import TorchPlugin
-    except ImportError as exc:
-        pytest.skip(f"plugins.pytorch is not importable: {exc}")
     torch_plugin = TorchPlugin()
     reference = torch_plugin.build(arch, num_classes=SMALL_CLASSES, seed=0)
     state = random_canonical_state(torch_plugin.state_dict(reference), seed=2)
@@ -227,11 +218,6 @@ def test_odd_input_sizes_match_torch_pooling_arithmetic(arch, size, tmp_path):
 
 def test_googlenet_aux_heads_compute_torchvisions_aux_logits():
     """The training graph's aux heads (adaptive pool 4x4, 1x1 conv, C,H,W flatten, fc1, fc2)."""
-    torch = pytest.importorskip("torch")
-    try:
-        from plugins.pytorch import TorchPlugin
-    except ImportError as exc:
-        pytest.skip(f"plugins.pytorch is not importable: {exc}")
     torch_plugin = TorchPlugin()
     reference = torch_plugin.build("googlenet", num_classes=SMALL_CLASSES, aux_logits=True, seed=0)
     state = random_canonical_state(torch_plugin.state_dict(reference), seed=3)
@@ -246,7 +232,7 @@ def test_googlenet_aux_heads_compute_torchvisions_aux_logits():
     with torch.no_grad():
         logits, aux2, aux1 = (t.numpy() for t in reference(torch.from_numpy(images)))
     ours = [np.asarray(t) for t in model(images.transpose(0, 2, 3, 1), training=False)]
-    for name, expected, actual in zip(("logits", "aux1", "aux2"), (logits, aux1, aux2), ours):
+    for name, expected, actual in zip(("logits", "aux1", "aux2"), (logits, aux1, aux2), ours, strict=True):
         assert relative_error(actual, expected) <= RTOL, name
 
 

@@ -11,19 +11,19 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import onnx
+import onnxruntime as ort
 import pytest
+import torch
 
-pytest.importorskip("torch")
-onnx = pytest.importorskip("onnx")
-ort = pytest.importorskip("onnxruntime")
-
-import torch  # noqa: E402
-
-from plugins.pytorch import TorchPlugin  # noqa: E402
-from registry.errors import InvalidInput, InvalidWeights, NotFound  # noqa: E402
-from registry.plugins import FrameworkPlugin  # noqa: E402
-from registry.records import BATCH_DIM, INPUT_NAME, OUTPUT_NAME  # noqa: E402
-from registry.reference import ARCHITECTURES, REFERENCE_PARAMS  # noqa: E402
+from zoo.errors import InvalidInput, InvalidWeights, NotFound
+from zoo.plugins import (
+    FrameworkPlugin,
+    install_command,
+)
+from zoo.records import BATCH_DIM, INPUT_NAME, OUTPUT_NAME
+from zoo.reference import ARCHITECTURES, REFERENCE_PARAMS
+from zoo_torch import TorchPlugin
 
 pytestmark = pytest.mark.torch
 
@@ -45,7 +45,7 @@ def _batch(size: int, *, n: int = CHECK_BATCH, seed: int = 1) -> np.ndarray:
     return np.random.default_rng(seed).standard_normal((n, 3, size, size), dtype=np.float32)
 
 
-def _dims(value_info) -> list:  # noqa: ANN001
+def _dims(value_info) -> list:
     return [d.dim_param if d.HasField("dim_param") else d.dim_value for d in value_info.type.tensor_type.shape.dim]
 
 
@@ -75,14 +75,14 @@ def exports(tmp_path_factory: pytest.TempPathFactory):
 def test_plugin_satisfies_protocol_and_metadata():
     assert isinstance(PLUGIN, FrameworkPlugin)
     assert (PLUGIN.name, PLUGIN.display_name, PLUGIN.requires) == ("torch", "PyTorch", ("torch",))
-    assert PLUGIN.version and "zoo[torch]" in PLUGIN.install_hint
+    assert PLUGIN.version and install_command("torch") in PLUGIN.install_hint
     assert tuple(PLUGIN.architectures()) == ARCHITECTURES
     assert PLUGIN.framework_version() == torch.__version__
 
 
 def test_plugin_module_does_not_import_torch():
     code = (
-        "import sys; from plugins.pytorch import TorchPlugin; p = TorchPlugin(); "
+        "import sys; from zoo_torch import TorchPlugin; p = TorchPlugin(); "
         "p.architectures(); p.framework_version(); assert 'torch' not in sys.modules, 'torch imported'"
     )
     root = Path(__file__).resolve().parents[1]
@@ -224,7 +224,7 @@ def _assert_contract(path: Path, *, num_classes: int, size: int) -> "onnx.ModelP
     return proto
 
 
-def _ort_matches_eager(model, path: Path, size: int) -> float:  # noqa: ANN001
+def _ort_matches_eager(model, path: Path, size: int) -> float:
     x = _batch(size)
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     actual = session.run([OUTPUT_NAME], {INPUT_NAME: x})[0]
@@ -261,7 +261,7 @@ def test_googlenet_export_holds_no_aux_heads(exports):
 
 
 def test_export_falls_back_to_torchscript_and_says_so(exports, tmp_path, monkeypatch):
-    from plugins.pytorch import export as export_module
+    from zoo_torch import export as export_module
 
     def broken(*args, **kwargs):
         raise RuntimeError("simulated dynamo failure")

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from registry.errors import InvalidReference
-from registry.refs import GRAMMAR, Ref, parse_ref
+from zoo._refs import GRAMMAR, Ref, parse_ref
+from zoo.errors import InvalidReference
 
 
 @pytest.mark.parametrize(
@@ -69,8 +69,8 @@ def test_message_ends_with_the_value():
 
 
 def test_grammar_is_documented_in_the_module():
-    import registry.refs
+    import zoo._refs
 
-    doc = registry.refs.__doc__
+    doc = zoo._refs.__doc__
     for production in ("ref ", "name ", "framework ", "selector ", "version ", "alias "):
         assert production in doc

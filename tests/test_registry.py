@@ -2,16 +2,16 @@
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from registry.core import Registry, RegisterResult, metadata_props
-from registry.errors import InvalidInput, InvalidModelFile, InvalidName, NotFound, StoreError
-from registry.records import ParamCounts, Preprocessing, VersionMeta
+import zoo
+from zoo._registry import RegisterResult, Registry, metadata_props
+from zoo.errors import InvalidInput, InvalidModelFile, InvalidName, NotFound, StoreError
+from zoo.records import ParamCounts, Preprocessing, VersionMeta
 
 TORCH = VersionMeta(arch="tiny", framework="torch", framework_version="2.13.0", plugin_version="0.1.0",
                     exporter="test", exporter_version="1", params=ParamCounts(trainable=1930, non_trainable=0),
@@ -45,7 +45,7 @@ def test_register_records_graph_facts_and_meta(store: Registry, tiny_onnx):
 
 
 def test_metadata_is_embedded_and_free_of_registry_facts(store: Registry, tiny_onnx):
-    from registry.onnx_info import read_metadata
+    from zoo.onnx_info import read_metadata
 
     v = store.register(tiny_onnx(0), name="tiny", meta=TORCH).version
     props = read_metadata(store.path(v))
@@ -65,7 +65,7 @@ def test_source_file_is_not_modified(store: Registry, tiny_onnx):
 
 
 def test_stale_zoo_metadata_in_the_source_is_replaced(store: Registry, tiny_onnx):
-    from registry.onnx_info import read_metadata
+    from zoo.onnx_info import read_metadata
 
     first = store.register(tiny_onnx(0), name="tiny", meta=TORCH).version
     # A file copied out of the store, registered elsewhere as external ONNX, must not keep claiming torch.
@@ -277,14 +277,12 @@ def test_open_is_idempotent_and_sees_the_same_data(store: Registry, tiny_onnx):
 
 
 def test_package_entry_point_opens_the_store(tmp_path: Path, tiny_onnx, monkeypatch):
-    import registry
 
     monkeypatch.setenv("ZOO_STORE", str(tmp_path / "env-store"))
-    registry.open_registry().register(tiny_onnx(0), name="tiny")
+    zoo.open_registry().register(tiny_onnx(0), name="tiny")
     assert (tmp_path / "env-store" / "registry.db").is_file()
 
 
-@pytest.mark.skipif(importlib.util.find_spec("registry.runtime") is None, reason="registry.runtime not written yet")
 def test_load_predicts(store: Registry, tiny_onnx):
     import onnxruntime as ort
 

@@ -14,11 +14,11 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
-from onnx_models import reference_logits, tiny_cnn
 
-from registry import runtime
-from registry.errors import InvalidInput, InvalidModelFile, NotFound, ProviderUnavailable
-from registry.runtime import InferenceModel, ProviderChoice, choose_provider, physical_cores
+from onnx_models import reference_logits, tiny_cnn
+from zoo import runtime
+from zoo.errors import InvalidInput, InvalidModelFile, NotFound, ProviderUnavailable
+from zoo.runtime import InferenceModel, ProviderChoice, choose_provider, physical_cores
 
 CPU_ONLY = not ({"CUDAExecutionProvider", "TensorrtExecutionProvider"} & set(ort.get_available_providers()))
 cpu_only = pytest.mark.skipif(not CPU_ONLY, reason="needs the CPU-only onnxruntime build")
@@ -218,7 +218,7 @@ def test_missing_and_broken_files(tmp_path):
 
 
 def test_registry_load_gives_a_versioned_model(tmp_path, batch):
-    from registry import open_registry
+    from zoo import open_registry
 
     registry = open_registry(tmp_path / "store")
     version = registry.register(tiny_cnn(tmp_path / "m.onnx", size=16), name="tiny").version
@@ -251,7 +251,7 @@ def test_bound_runs_match_predict_and_never_touch_the_callers_array(model_path, 
 
 
 def test_fp16_keeps_float32_io_and_small_error(model_path, tmp_path):
-    from registry.fp16 import convert_to_fp16, fp16_parity
+    from zoo._fp16 import convert_to_fp16, fp16_parity
 
     half = convert_to_fp16(model_path, tmp_path / "half.onnx")
     onnx.checker.check_model(str(half))  # what `zoo register` requires; the converter leaves nodes unsorted
@@ -269,7 +269,7 @@ def test_fp16_keeps_float32_io_and_small_error(model_path, tmp_path):
 
 
 def test_fp16_io_when_asked_and_float32_input_is_cast(model_path, tmp_path, batch):
-    from registry.fp16 import convert_to_fp16
+    from zoo._fp16 import convert_to_fp16
 
     half = InferenceModel(convert_to_fp16(model_path, tmp_path / "half16.onnx", keep_io_types=False))
     assert half.signature.inputs[0].dtype == "float16"
@@ -283,7 +283,7 @@ def test_fp16_io_when_asked_and_float32_input_is_cast(model_path, tmp_path, batc
 
 
 def test_importing_the_executor_and_bench_imports_no_framework():
-    probe = ("import sys, registry.runtime, registry.bench, registry.fp16, registry.cli.bench\n"
+    probe = ("import sys, zoo.runtime, zoo.bench, zoo._fp16, zoo.cli.bench\n"
              "heavy = sorted(m for m in ('torch', 'tensorflow', 'onnx', 'onnxruntime', 'psutil') if m in sys.modules)\n"
              "assert not heavy, heavy")
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)

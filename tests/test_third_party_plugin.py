@@ -41,7 +41,7 @@ def toy_site(tmp_path_factory) -> Path:
 
 def zoo(*args: str, sites: list[Path], store: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(map(str, sites)), "ZOO_STORE": str(store)}
-    return subprocess.run([sys.executable, "-m", "registry.cli", *args], capture_output=True, text=True, env=env)
+    return subprocess.run([sys.executable, "-m", "zoo.cli", *args], capture_output=True, text=True, env=env)
 
 
 def test_pip_installed_plugin_is_listed(toy_site, tmp_path):

@@ -1,1 +1,0 @@
-"""zoo's built-in framework plugins (PyTorch, TensorFlow), discovered through entry points."""

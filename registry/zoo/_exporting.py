@@ -1,0 +1,190 @@
+"""Build → export → verify → register: the one path by which a plugin's model enters the registry.
+
+Verification runs the exported file under ONNX Runtime and the native model on the same seeded
+batch and refuses to register an artifact whose logits differ by more than ``rtol`` relative to
+the output scale. Nothing is written to the store unless every step succeeded.
+"""
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .errors import ExportError, InvalidInput
+from .plugins import DEFAULT_OPSET, FrameworkPlugin
+from .records import ExportInfo, ModelVersion, ParamCounts, Preprocessing, VersionMeta
+
+if TYPE_CHECKING:
+    from ._registry import Registry
+
+VERIFY_RTOL = 1e-4  # fp32 ORT vs eager: accumulation-order noise is ~1e-6 relative
+VERIFY_BATCH = 3  # differs from the exporters' trace batch (2): proves the batch dim is symbolic
+VERIFY_SEED = 0
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    version: ModelVersion
+    created: bool  # False: identical bytes were already registered under this name
+    verify_error: float  # max |onnx - native| / max |native| on the verification batch
+
+
+def relative_error(actual: np.ndarray, expected: np.ndarray) -> float:
+    """max |a - b| / max |b|: error relative to the output scale, robust to near-zero logits."""
+    scale = float(np.max(np.abs(expected))) or 1.0
+    return float(np.max(np.abs(actual.astype(np.float64) - expected.astype(np.float64)))) / scale
+
+
+def verification_batch(input_size: int, *, batch: int = VERIFY_BATCH, seed: int = VERIFY_SEED) -> np.ndarray:
+    """A seeded, normalised-image-like NCHW float32 batch."""
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal((batch, 3, input_size, input_size), dtype=np.float32)
+
+
+def inference_build_options(arch: str, state: Mapping[str, np.ndarray] | None) -> dict[str, Any]:
+    """Build the inference graph (what the artifact holds, and what its params should count),
+    unless the given weights carry training-only heads that must load."""
+    from .reference import INFERENCE_BUILD_OPTIONS
+
+    options = dict(INFERENCE_BUILD_OPTIONS.get(arch, {}))
+    if state is not None and options.get("aux_logits") is False and any(k.startswith("aux") for k in state):
+        options.pop("aux_logits")
+    return options
+
+
+def check_options(num_classes: int, input_size: int, opset: int) -> None:
+    """Refuse impossible export options before anything is built."""
+    if num_classes < 1:
+        raise InvalidInput(f"Expected --num-classes >= 1. Received: {num_classes}", hint="e.g. --num-classes 1000")
+    if input_size < 32:
+        raise InvalidInput(f"Expected --input-size >= 32 (smaller collapses the feature maps). Received: {input_size}",
+                           hint="e.g. --input-size 224 (64 is the smallest every architecture supports)")
+    if not 13 <= opset <= 23:
+        raise InvalidInput(f"Expected --opset between 13 and 23. Received: {opset}", hint=f"the default is {DEFAULT_OPSET}")
+
+
+def export_and_register(
+    registry: "Registry",
+    plugin: FrameworkPlugin,
+    arch: str,
+    *,
+    name: str | None = None,
+    num_classes: int = 1000,
+    opset: int = DEFAULT_OPSET,
+    input_size: int = 224,
+    state: Mapping[str, np.ndarray] | None = None,
+    weights_sha256: str | None = None,
+    seed: int | None = None,
+    build_options: Mapping[str, Any] | None = None,
+    tags: Mapping[str, str] | None = None,
+    provenance: Mapping[str, Any] | None = None,
+    rtol: float = VERIFY_RTOL,
+    progress: Progress | None = None,
+) -> ExportResult:
+    """Build ``arch`` with ``plugin`` (loading canonical ``state`` if given), export, verify, register.
+
+    ``build_options`` go to ``plugin.build`` (e.g. ``{"aux_logits": False}`` to load GoogLeNet
+    weights saved without auxiliary heads).
+    """
+    check_options(num_classes, input_size, opset)
+    step = progress or (lambda _msg: None)
+    name = name or arch
+
+    step("build")
+    if build_options is None:
+        build_options = inference_build_options(arch, state)
+    options: dict[str, Any] = {"num_classes": num_classes, **build_options}
+    if seed is not None:
+        options["seed"] = seed
+    model = plugin.build(arch, **options)
+    if state is not None:
+        plugin.load_state_dict(model, state)
+    params = plugin.count_params(model)
+
+    with tempfile.TemporaryDirectory(prefix="zoo-export-") as tmp:
+        path = Path(tmp) / "model.onnx"
+        step("export")
+        try:
+            info = plugin.export_onnx(model, path, opset=opset, input_size=input_size)
+        except (ExportError, InvalidInput):
+            raise
+        except Exception as exc:
+            raise ExportError(
+                f"{plugin.display_name} could not export {arch!r} to ONNX (opset {opset}): {type(exc).__name__}: {exc}",
+                hint="try another --opset, or rerun with --debug for the exporter's traceback",
+            ) from exc
+
+        step("verify")
+        batch = verification_batch(input_size)
+        expected = plugin.predict(model, batch)
+        del model  # the native model can be large (VGG19: 0.5 GB); free it before ORT loads the copy
+        from .runtime import InferenceModel
+
+        actual = InferenceModel(path, provider="cpu", cache=False).predict(batch)  # a temp file: never cache
+        if actual.shape != expected.shape:
+            raise ExportError(
+                f"Exported {arch!r} returns shape {actual.shape}; the native model returns {expected.shape}",
+                hint="the exporter changed the output contract; report it with --debug output",
+            )
+        error = relative_error(actual, expected)
+        if not error <= rtol:
+            raise ExportError(
+                f"Exported {arch!r} ({plugin.name}) disagrees with the native model: max relative error "
+                f"{error:.3g} > {rtol:g}",
+                hint="the export is wrong; nothing was registered. Rerun with --debug and report it",
+            )
+
+        step("register")
+        provenance = dict(provenance or {})
+        if weights_sha256:
+            provenance["weights_sha256"] = weights_sha256
+        if seed is not None and state is None:
+            provenance["init_seed"] = seed
+        if build_options:
+            provenance["build_options"] = dict(build_options)
+        provenance["verify"] = {"rtol": rtol, "max_rel_error": error, "batch": VERIFY_BATCH, "provider": "cpu"}
+        version, created = register_export(
+            registry, plugin, arch, path, info, params, name=name, num_classes=num_classes,
+            input_size=input_size, provenance=provenance, tags=tags,
+        )
+    return ExportResult(version=version, created=created, verify_error=error)
+
+
+def register_export(
+    registry: "Registry",
+    plugin: FrameworkPlugin,
+    arch: str,
+    path: Path,
+    info: ExportInfo,
+    params: ParamCounts,
+    *,
+    name: str,
+    num_classes: int,
+    input_size: int,
+    provenance: Mapping[str, Any],
+    tags: Mapping[str, str] | None = None,
+) -> tuple[ModelVersion, bool]:
+    """Register a file a plugin exported, with everything the plugin knows about it."""
+    provenance = dict(provenance)
+    if info.notes:
+        provenance["export_notes"] = list(info.notes)
+    meta = VersionMeta(
+        arch=arch,
+        framework=plugin.name,
+        framework_version=plugin.framework_version(),
+        plugin_version=plugin.version,
+        exporter=info.exporter,
+        exporter_version=info.exporter_version,
+        params=params,
+        num_classes=num_classes,
+        preprocessing=Preprocessing(input_size=(input_size, input_size)),
+        provenance=provenance,
+    )
+    result = registry.register(path, name=name, meta=meta, tags=tags, input_size=input_size)
+    return result.version, result.created

@@ -1,0 +1,448 @@
+"""The registry: numbered, immutable model versions over a metadata store and a blob store.
+
+Promises (each proved by a test named in SECURITY.md):
+
+- *Validated before touched*: names, aliases and tags are checked before anything is read or written.
+- *Content-addressed and deduplicated*: identical bytes under one name are one version.
+- *Atomic*: a registration is complete or leaves no trace, even if the process is SIGKILLed at
+  any step; leftovers of a crashed writer are cleaned under the write lock by the next write or
+  by :meth:`Registry.verify`.
+- *Concurrent*: any number of processes may register into one model; version numbers are
+  unique, gapless as assigned (1, 2, 3, ...) and never reused after a removal.
+- *Verified*: :meth:`Registry.path` and :meth:`Registry.load` check the sha256 of every file
+  before handing it out; a mismatch raises :class:`~zoo.errors.IntegrityError`.
+- *Immutable*: nothing changes a version's bytes or recorded facts; only aliases and tags
+  move, and :meth:`Registry.remove` is an explicit delete.
+"""
+from __future__ import annotations
+
+import builtins
+import difflib
+import json
+import os
+import re
+import signal
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from . import _distribution
+from ._names import received, validate_alias, validate_kind, validate_name, validate_tag_key, validate_tags
+from ._refs import FRAMEWORK_PATTERN, Ref, parse_ref
+from .errors import IntegrityError, InvalidInput, NotFound, StoreError
+from .records import ModelVersion, Record, Report, VersionMeta, _jsonable
+from .store import BlobStore, MetadataStore, MetadataTxn, open_local
+
+if TYPE_CHECKING:
+    from .runtime import InferenceModel
+
+__all__ = ["Registry", "RegisterResult", "VerifyResult", "metadata_props"]
+
+CRASH_ENV = "ZOO_TEST_CRASH_AT"  # test-only: SIGKILL ourselves at a named step of register()
+CRASH_POINTS = ("after_tmp_write", "after_rename", "before_commit", "after_commit")
+ZOO_KEY_PREFIX = "zoo."
+
+
+@dataclass(frozen=True)
+class RegisterResult(Record):
+    version: ModelVersion
+    created: bool  # False: these exact bytes were already a version of this model
+
+
+@dataclass(frozen=True)
+class VerifyResult(Record):
+    name: str
+    version: int
+    ok: bool
+    problem: str | None
+    path: Path
+
+
+def _crash_point(step: str) -> None:
+    if os.environ.get(CRASH_ENV) == step:
+        os.kill(os.getpid(), getattr(signal, "SIGKILL", signal.SIGTERM))
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="microseconds")
+
+
+def zoo_version() -> str:
+    return _distribution.version()
+
+
+def _json(value: Any, what: str) -> str:
+    try:
+        return json.dumps(_jsonable(value), sort_keys=True, separators=(",", ":"))
+    except (TypeError, ValueError) as exc:
+        raise InvalidInput(f"Expected {what} to be JSON-serialisable. Received: {received(value)}",
+                           hint=f"use str, int, float, bool, lists and dicts ({exc})") from None
+
+
+def metadata_props(meta: VersionMeta) -> dict[str, str]:
+    """The ``zoo.*`` metadata_props embedded in a registered artifact.
+
+    Deterministic, and free of registry facts (name, version number, time): the same model and
+    meta always give the same bytes, which is what makes re-registration dedupe.
+    """
+    props: dict[str, str] = {}
+    for field in ("arch", "framework", "framework_version", "plugin_version", "exporter", "exporter_version"):
+        value = getattr(meta, field)
+        if value is not None:
+            props[ZOO_KEY_PREFIX + field] = str(value)
+    if meta.params is not None:
+        props["zoo.params"] = _json(meta.params, "params")
+    if meta.num_classes is not None:
+        props["zoo.num_classes"] = str(int(meta.num_classes))
+    if meta.preprocessing is not None:
+        props["zoo.preprocessing"] = _json(meta.preprocessing, "preprocessing")
+    if meta.provenance:
+        props["zoo.provenance"] = _json(meta.provenance, "provenance")
+    props["zoo.version"] = zoo_version()
+    return props
+
+
+def _check_meta(meta: VersionMeta) -> None:
+    if meta.framework is not None and not (isinstance(meta.framework, str) and re.fullmatch(FRAMEWORK_PATTERN, meta.framework, re.ASCII)):
+        raise InvalidInput(f"Expected a framework (plugin) name matching {FRAMEWORK_PATTERN}. Received: {received(meta.framework)}",
+                           hint="use the plugin's name, e.g. 'torch' or 'tensorflow'")
+    if meta.arch is not None:
+        validate_name(meta.arch, kind="an architecture name")
+    if meta.num_classes is not None and (not isinstance(meta.num_classes, int) or meta.num_classes < 1):
+        raise InvalidInput(f"Expected num_classes >= 1. Received: {received(meta.num_classes)}")
+
+
+def _strip_zoo_keys(model: Any) -> None:
+    """Drop stale ``zoo.*`` entries (a file copied out of a store) so the bytes say only what we record."""
+    entries = [(e.key, e.value) for e in model.metadata_props]
+    kept = [(k, v) for k, v in entries if not k.startswith(ZOO_KEY_PREFIX)]
+    if len(kept) != len(entries):
+        del model.metadata_props[:]
+        for key, value in kept:
+            model.metadata_props.add(key=key, value=value)
+
+
+class Registry:
+    """A model registry over a :class:`MetadataStore` and a :class:`BlobStore` (see :mod:`zoo.store`)."""
+
+    def __init__(self, root: Path, *, metadata: MetadataStore, blobs: BlobStore):
+        self.root = Path(root)
+        self._meta = metadata
+        self._blobs = blobs
+
+    @classmethod
+    def open(cls, root: Path) -> "Registry":
+        """Open the embedded store at ``root``, creating its folders and schema if missing."""
+        root = Path(root)
+        hint = "choose a writable folder with --store DIR or the ZOO_STORE environment variable"
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+        except FileExistsError:
+            raise StoreError(f"The store path {str(root)!r} exists and is not a folder", hint=hint) from None
+        except OSError as exc:
+            raise StoreError(f"Cannot create the store folder {str(root)!r}: {exc.strerror}", hint=hint) from None
+        if not os.access(root, os.W_OK | os.X_OK):
+            raise StoreError(f"The store folder {str(root)!r} is not writable", hint=hint)
+        try:
+            metadata, blobs = open_local(root)
+        except OSError as exc:
+            raise StoreError(f"Cannot set up the store folder {str(root)!r}: {exc}", hint=hint) from None
+        return cls(root, metadata=metadata, blobs=blobs)
+
+    def __repr__(self) -> str:
+        return f"Registry({str(self.root)!r})"
+
+    def close(self) -> None:
+        self._meta.close()
+
+    def __enter__(self) -> "Registry":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ transactions
+
+    @contextmanager
+    def _write(self) -> Iterator[MetadataTxn]:
+        """An exclusive write transaction that first clears what crashed writers left behind."""
+        with self._meta.write() as txn:
+            for item in self._blobs.abandoned():
+                try:
+                    if item.digest and not txn.digest_in_use(item.digest):
+                        self._blobs.delete(item.digest)
+                finally:
+                    self._blobs.clear(item)
+            yield txn
+
+    # ------------------------------------------------------------------ register
+
+    def register(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        name: str,
+        meta: VersionMeta | None = None,
+        tags: Mapping[str, str] | None = None,
+        input_size: int | None = None,
+    ) -> RegisterResult:
+        """Check an ONNX file, embed ``meta`` into it, store it content-addressed, and number it.
+
+        Registering bytes this model already has returns that version (``created=False``); new
+        ``tags`` are applied to it. The source file is never modified.
+        """
+        validate_name(name)
+        tag_map = validate_tags(tags)
+        meta = meta or VersionMeta()
+        _check_meta(meta)
+        props = metadata_props(meta)
+
+        from . import onnx_info
+
+        checked = onnx_info.check_model_file(path)
+        facts = onnx_info.inspect(checked, input_size=input_size)
+        _strip_zoo_keys(checked.model)
+        onnx_info.embed_metadata(checked.model, props)
+        data = checked.model.SerializeToString(deterministic=True)
+        extra = {rel: checked.path.parent / rel for rel in checked.external_files}
+        del checked
+
+        staged = self._blobs.stage(data, extra)
+        del data
+        try:
+            _crash_point("after_tmp_write")
+            with self._write() as txn:
+                existing = txn.find(name, staged.digest)
+                self._blobs.publish(staged)  # for an existing version: repairs a corrupt copy, if any
+                if existing is not None:
+                    if tag_map:
+                        txn.set_tags(existing.name, existing.version, tag_map)
+                        existing = txn.get(existing.name, existing.version) or existing
+                    return RegisterResult(version=existing, created=False)
+                _crash_point("after_rename")
+                version = txn.add_version(ModelVersion(
+                    name=name, version=0, sha256=staged.digest, size_bytes=staged.size, created_at=_now(),
+                    signature=facts.signature, opset=facts.opset, onnx_params=facts.onnx_params, macs=facts.macs,
+                    arch=meta.arch, framework=meta.framework, framework_version=meta.framework_version,
+                    plugin_version=meta.plugin_version, exporter=meta.exporter, exporter_version=meta.exporter_version,
+                    params=meta.params, num_classes=meta.num_classes, preprocessing=meta.preprocessing,
+                    provenance=_jsonable(dict(meta.provenance)), files=staged.files, tags=tag_map,
+                ))
+                _crash_point("before_commit")
+            _crash_point("after_commit")
+            return RegisterResult(version=version, created=True)
+        finally:
+            self._blobs.discard(staged)
+
+    # ------------------------------------------------------------------ read
+
+    def list(self, name: str | None = None, *, framework: str | None = None, arch: str | None = None) -> list[ModelVersion]:
+        """Versions sorted by name and number, optionally of one model, framework and/or architecture."""
+        if name is not None:
+            validate_name(name)
+        if framework is not None:
+            from .plugins import canonical_name
+
+            framework = canonical_name(framework)
+        with self._meta.read() as txn:
+            return txn.versions(name, framework=framework, arch=arch)
+
+    def models(self) -> builtins.list[str]:
+        with self._meta.read() as txn:
+            return txn.models()
+
+    def resolve(self, ref: str, *, framework: str | None = None) -> ModelVersion:
+        """The version ``ref`` means now (see :mod:`zoo._refs` for the grammar)."""
+        parsed = self._parse(ref, framework)
+        with self._meta.read() as txn:
+            return self._resolve(txn, parsed)
+
+    def _parse(self, ref: str | ModelVersion, framework: str | None = None) -> Ref:
+        if isinstance(ref, ModelVersion):
+            return Ref(name=ref.name, selector=ref.version)
+        parsed = parse_ref(ref)
+        if framework is not None:
+            from .plugins import canonical_name
+
+            framework = canonical_name(framework)
+            if parsed.framework not in (None, framework):
+                raise InvalidInput(
+                    f"Reference {ref!r} selects framework {parsed.framework!r} but framework={framework!r} was also given",
+                    hint="give the framework once",
+                )
+            parsed = replace(parsed, framework=framework)
+        return parsed
+
+    def _resolve(self, txn: MetadataTxn, ref: Ref) -> ModelVersion:
+        name, fw = ref.name, ref.framework
+        if ref.version is not None:
+            version = txn.get(name, ref.version)
+            if version is None:
+                known = txn.versions(name)
+                if not known:
+                    raise self._no_model(txn, name)
+                raise NotFound(f"Model {name!r} has no version {ref.version}",
+                               hint="it has versions " + ", ".join(str(v.version) for v in known))
+            if fw is not None and version.framework != fw:
+                raise NotFound(f"{version.ref} was built by {_fw(version.framework)}, not by {fw!r}",
+                               hint=f"use {version.ref} without ':{fw}', or {name}:{fw} for the newest {fw} version")
+            return version
+        if ref.alias is not None:
+            number = txn.alias_target(name, ref.alias)
+            if number is None:
+                known = txn.versions(name)
+                if not known:
+                    raise self._no_model(txn, name)
+                aliases = sorted({a for v in known for a in v.aliases})
+                raise NotFound(f"Model {name!r} has no alias {ref.alias!r}",
+                               hint=("its aliases: " + ", ".join(aliases)) if aliases else
+                               f"set one with `zoo alias {name}@N {ref.alias}`")
+            version = txn.get(name, number)
+            assert version is not None  # the foreign key guarantees it
+            if fw is not None and version.framework != fw:
+                raise NotFound(
+                    f"Alias {name}@{ref.alias} points at {version.ref}, built by {_fw(version.framework)}, not by {fw!r}",
+                    hint=f"use {name}@{ref.alias}, or {name}:{fw} for the newest {fw} version",
+                )
+            return version
+        version = txn.latest(name, framework=fw)
+        if version is None:
+            known = txn.versions(name)
+            if not known:
+                raise self._no_model(txn, name)
+            frameworks = sorted({_fw(v.framework) for v in known})
+            raise NotFound(f"Model {name!r} has no version built by {fw!r}", hint="it has versions built by " + ", ".join(frameworks))
+        return version
+
+    def _no_model(self, txn: MetadataTxn, name: str) -> NotFound:
+        close = difflib.get_close_matches(name, txn.models(), n=3)
+        hint = ("did you mean " + " or ".join(repr(c) for c in close) + "?") if close else "`zoo list` shows the registered models"
+        return NotFound(f"No model named {name!r} in the registry at {str(self.root)!r}", hint=hint)
+
+    def path(self, ref: str | ModelVersion, *, verify: bool = True) -> Path:
+        """The model file inside the store, its sha256 (and its external data's) checked unless ``verify=False``."""
+        version = ref if isinstance(ref, ModelVersion) else self.resolve(ref)
+        if verify:
+            problems = self._blobs.problems(version.sha256, version.files)
+            if problems:
+                raise IntegrityError(
+                    f"{version.ref} is corrupt: " + "; ".join(problems),
+                    hint=f"the stored bytes changed after registration; re-register the original file to repair it, "
+                         f"or delete the version with `zoo rm {version.ref} --yes`",
+                )
+        return self._blobs.locate(version.sha256)
+
+    def load(self, ref: str | ModelVersion, *, provider: str | None = None, **options: Any) -> "InferenceModel":
+        """A ready-to-run ONNX Runtime model for ``ref``, after checking its sha256."""
+        version = ref if isinstance(ref, ModelVersion) else self.resolve(ref)
+        path = self.path(version)
+        from .runtime import InferenceModel
+
+        return InferenceModel(path, provider=provider, version=version, **options)
+
+    # ------------------------------------------------------------------ aliases and tags: the only things that move
+
+    def set_alias(self, ref: str, alias: str) -> ModelVersion:
+        """Point ``alias`` of the model at the version ``ref`` means (moving it if it pointed elsewhere)."""
+        validate_alias(alias)
+        parsed = self._parse(ref)
+        with self._write() as txn:
+            version = self._resolve(txn, parsed)
+            txn.set_alias(version.name, alias, version.version)
+            return txn.get(version.name, version.version) or version
+
+    def remove_alias(self, name: str, alias: str) -> None:
+        validate_name(name)
+        validate_alias(alias)
+        with self._write() as txn:
+            if not txn.delete_alias(name, alias):
+                if not txn.versions(name):
+                    raise self._no_model(txn, name)
+                raise NotFound(f"Model {name!r} has no alias {alias!r}", hint=f"`zoo show {name}` lists its aliases")
+
+    def set_tags(self, ref: str, tags: Mapping[str, str]) -> ModelVersion:
+        tag_map = validate_tags(tags)
+        parsed = self._parse(ref)
+        with self._write() as txn:
+            version = self._resolve(txn, parsed)
+            if tag_map:
+                txn.set_tags(version.name, version.version, tag_map)
+            return txn.get(version.name, version.version) or version
+
+    def remove_tag(self, ref: str, key: str) -> ModelVersion:
+        validate_tag_key(key)
+        parsed = self._parse(ref)
+        with self._write() as txn:
+            version = self._resolve(txn, parsed)
+            if not txn.delete_tag(version.name, version.version, key):
+                raise NotFound(f"{version.ref} has no tag {key!r}",
+                               hint=("its tags: " + ", ".join(sorted(version.tags))) if version.tags else "it has no tags")
+            return txn.get(version.name, version.version) or version
+
+    # ------------------------------------------------------------------ delete (explicit)
+
+    def remove(self, ref: str) -> ModelVersion:
+        """Delete one version (with its aliases, tags and reports). Its bytes go only when no version of
+        any model uses them. The number is not reused."""
+        parsed = self._parse(ref)
+        with self._write() as txn:
+            version = self._resolve(txn, parsed)
+            txn.delete_version(version.name, version.version)
+        # A second transaction: deleting bytes before the row's removal is committed could leave a row
+        # without bytes after a crash; this way a crash leaves at most an orphan object, which the next
+        # verify() collects.
+        with self._write() as txn:
+            if not txn.digest_in_use(version.sha256):
+                self._blobs.delete(version.sha256)
+        return version
+
+    # ------------------------------------------------------------------ integrity
+
+    def verify(self, ref: str | None = None) -> builtins.list[VerifyResult]:
+        """Recompute the sha256 of every file of every version (or of ``ref`` only), ignoring any cache.
+
+        A full verify first collects what crashed writers left (scratch files, objects no version uses).
+        """
+        if ref is None:
+            with self._write() as txn:
+                in_use = txn.digests()
+                for digest in list(self._blobs.digests()):
+                    if digest not in in_use:
+                        self._blobs.delete(digest)
+            versions = self.list()
+        else:
+            versions = [self.resolve(ref)]
+        results = []
+        for v in versions:
+            problems = self._blobs.problems(v.sha256, v.files, use_cache=False)
+            results.append(VerifyResult(name=v.name, version=v.version, ok=not problems,
+                                        problem="; ".join(problems) or None, path=self._blobs.locate(v.sha256)))
+        return results
+
+    # ------------------------------------------------------------------ reports (append-only)
+
+    def attach(self, ref: str | ModelVersion, kind: str, payload: dict) -> Report:
+        """Append a result (parity, bench, ...) to a version; never changes the version itself."""
+        validate_kind(kind)
+        if not isinstance(payload, Mapping):
+            raise InvalidInput(f"Expected a report payload as a dict. Received: {received(payload)}")
+        body = json.loads(_json(payload, "the report payload"))
+        parsed = self._parse(ref)
+        with self._write() as txn:
+            version = self._resolve(txn, parsed)
+            return txn.add_report(Report(name=version.name, version=version.version, kind=kind, created_at=_now(), payload=body))
+
+    def reports(self, ref: str | ModelVersion, kind: str | None = None) -> builtins.list[Report]:
+        if kind is not None:
+            validate_kind(kind)
+        parsed = self._parse(ref)
+        with self._meta.read() as txn:
+            version = self._resolve(txn, parsed)
+            return txn.reports(version.name, version.version, kind)
+
+
+def _fw(framework: str | None) -> str:
+    return repr(framework) if framework else "no framework (external ONNX)"

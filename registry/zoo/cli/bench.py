@@ -1,0 +1,168 @@
+"""``zoo bench``: latency, throughput and memory of versions under ONNX Runtime (and natively)."""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import partial
+from typing import Any
+
+import click
+
+from ..errors import InvalidInput, NotFound
+from . import emit_json, info, json_option, main, pass_ctx, table
+
+
+def _progress(ref: str, message: str) -> None:
+    info(f"  {ref}: {message}")
+
+
+def parse_batches(spec: str) -> list[int]:
+    """``"1,8,32"`` -> ``[1, 8, 32]``; anything else is InvalidInput naming the bad item."""
+    out = []
+    for item in spec.split(","):
+        item = item.strip()
+        if not item:
+            continue
+        try:
+            value = int(item)
+        except ValueError:
+            value = 0
+        if value < 1:
+            raise InvalidInput(f"Expected batch sizes as positive integers, comma-separated. Received: {item!r}",
+                               hint="e.g. --batch 1,8,32")
+        out.append(value)
+    if not out:
+        raise InvalidInput(f"Expected at least one batch size. Received: {spec!r}", hint="e.g. --batch 1,8,32")
+    return sorted(set(out))
+
+
+def _f(value: float | None, digits: int = 2) -> str | None:
+    if value is None:
+        return None
+    return f"{value:,.{digits}f}"
+
+
+def _rows(payload: dict[str, Any]) -> list[list[Any]]:
+    rows = []
+    for r in payload["results"]:
+        engines = [("onnxruntime", r["onnxruntime"], None)]
+        if r.get("native"):
+            engines.append((r["native"]["framework"], r["native"], r.get("speedup")))
+        for name, s, _ in engines:
+            rows.append([
+                r["batch"], name, _f(s["p50_ms"]), _f(s["p90_ms"]), _f(s["p99_ms"]), _f(s["throughput"], 1),
+                _f(s["gflops"], 1), _f(s["load_s"]), _f(s["peak_rss_mb"], 0),
+                _f(s["device_memory_mb"], 0) if s.get("device_memory_mb") is not None else None,
+                _f(r["speedup"]) if name == "onnxruntime" and r.get("speedup") else None,
+            ])
+    return rows
+
+
+def _print_one(payload: dict[str, Any]) -> None:
+    from ..bench import machine_line
+
+    columns = ["batch", "engine", "p50 ms", "p90 ms", "p99 ms", "samples/s", "GFLOP/s", "load s", "peak RSS MB",
+               "GPU MB", "ORT speed-up x"]
+    rows = _rows(payload)
+    keep = [i for i, c in enumerate(columns) if c not in ("GPU MB", "ORT speed-up x") or any(r[i] is not None for r in rows)]
+    caption = f"{payload['provider']['reason']}\n{machine_line(payload['machine'])}"
+    table(payload["ref"], [columns[i] for i in keep], [[r[i] for i in keep] for r in rows], caption=caption)
+
+
+def _print_compare(payloads: Sequence[dict[str, Any]]) -> None:
+    from ..bench import machine_line
+
+    native = any(r.get("native") for p in payloads for r in p["results"])
+    columns = ["ref", "framework", "provider", "batch", "p50 ms", "p90 ms", "p99 ms", "samples/s", "GFLOP/s",
+               "peak RSS MB", "vs first x"]
+    if native:
+        columns += ["native p50 ms", "ORT speed-up x"]
+    first = {r["batch"]: r["onnxruntime"]["p50_ms"] for r in payloads[0]["results"]}
+    rows = []
+    for p in payloads:
+        for r in p["results"]:
+            s = r["onnxruntime"]
+            base = first.get(r["batch"])
+            row = [p["ref"], p.get("framework") or "external", p["provider"]["name"], r["batch"], _f(s["p50_ms"]),
+                   _f(s["p90_ms"]), _f(s["p99_ms"]), _f(s["throughput"], 1), _f(s["gflops"], 1),
+                   _f(s["peak_rss_mb"], 0), _f(base / s["p50_ms"]) if base else None]
+            if native:
+                row += [_f(r["native"]["p50_ms"]) if r.get("native") else None, _f(r.get("speedup"))]
+            rows.append(row)
+    # One line per distinct machine: the load average moves between runs, the machine does not.
+    machines = {machine_line({**p["machine"], "load_avg_1m": None}) for p in payloads}
+    caption = "vs first: p50 of the first ref / p50 of this row (>1: faster)\n" + "\n".join(sorted(machines))
+    table("zoo bench --compare", columns, rows, caption=caption)
+
+
+def _stored(registry, version) -> dict[str, Any]:
+    reports = registry.reports(version, kind="bench")
+    if not reports:
+        raise NotFound(f"No stored benchmark for {version.ref}", hint=f"run `zoo bench {version.ref}` first (without --stored)")
+    return max(reports, key=lambda r: r.created_at).payload
+
+
+@main.command("bench")
+@click.argument("refs", nargs=-1, required=True, metavar="REF...")
+@click.option("--batch", "batch_spec", default="1", show_default=True, metavar="N[,N...]",
+              help="Batch sizes, comma-separated, e.g. 1,8,32.")
+@click.option("--provider", type=click.Choice(["cpu", "cuda", "tensorrt"]),
+              help="Force an execution provider (default: the fastest that loads).")
+@click.option("--native", is_flag=True,
+              help="Also time the framework that built REF, interleaved in the same process; adds the ORT/native speed-up.")
+@click.option("--warmup", type=int, default=3, show_default=True, help="Untimed runs per engine and batch size.")
+@click.option("--min-time", type=float, default=2.0, show_default=True, help="Timed seconds per engine and batch size, at least.")
+@click.option("--min-iters", type=int, default=10, show_default=True, help="Timed runs per engine and batch size, at least.")
+@click.option("--host-io", is_flag=True, help="Time numpy-in/numpy-out ONNX Runtime calls (copies included) instead of I/O binding.")
+@click.option("--compare", is_flag=True, help="Several REFs side by side in one table (rows: ref x batch).")
+@click.option("--stored", is_flag=True, help="Show the latest stored results instead of measuring again.")
+@click.option("--no-save", is_flag=True, help="Do not attach the results to the version.")
+@json_option
+@pass_ctx
+def bench_cmd(ctx, refs, batch_spec, provider, native, warmup, min_time, min_iters, host_io, compare, stored, no_save,
+              as_json) -> None:
+    """Time REF under ONNX Runtime: latency, throughput, memory.
+
+    Reports latency p50/p90/p99, samples/s, GFLOP/s and peak memory per batch size.
+    Results are attached to the version with a description of the machine
+    (`zoo show REF` lists them).
+
+    \b
+    Examples:
+      zoo bench resnet50 --batch 1,8,32
+      zoo bench resnet50:torch --native             # ORT vs PyTorch, same run
+      zoo bench --compare resnet50:torch resnet50:tensorflow --batch 1,8
+    """
+    from ..bench import bench_artifact
+
+    if compare and len(refs) < 2:
+        raise InvalidInput(f"--compare needs at least two references. Received: {' '.join(refs)!r}",
+                           hint="e.g. zoo bench --compare resnet50:torch resnet50:tensorflow")
+    if not compare and len(refs) > 1:
+        raise InvalidInput(f"Expected one REF (or --compare with several). Received: {' '.join(refs)!r}",
+                           hint=f"zoo bench --compare {' '.join(refs)}")
+    batches = parse_batches(batch_spec)
+    registry = ctx.registry()
+    versions = [registry.resolve(ref) for ref in refs]
+    payloads = []
+    for version in versions:
+        if stored:
+            payloads.append(_stored(registry, version))
+            continue
+        path = registry.path(version)
+        info(f"{version.ref}: batch {','.join(map(str, batches))}, >= {min_time:g} s and {min_iters} runs each"
+             + (f", interleaved with {version.framework}" if native else ""))
+        payload = bench_artifact(
+            path, version=version, batches=batches, provider=provider, native=native, warmup=warmup,
+            min_time=min_time, min_iters=min_iters, io_binding=not host_io,
+            progress=partial(_progress, version.ref),
+        )
+        if not no_save:
+            registry.attach(version, "bench", payload)
+        payloads.append(payload)
+    if as_json:
+        emit_json(payloads if compare else payloads[0])
+        return
+    if compare:
+        _print_compare(payloads)
+    else:
+        _print_one(payloads[0])

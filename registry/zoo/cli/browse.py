@@ -1,0 +1,139 @@
+"""`zoo list`, `show`, `alias`, `tag`, `rm` and `verify`: reading and curating versions."""
+from __future__ import annotations
+
+import click
+
+from ..errors import InvalidInput
+from . import Styled, emit_json, info, json_option, main, pass_ctx, table
+from ._render import VERSION_COLUMNS, fmt_int, fmt_shape, fmt_size, parse_tags, version_row
+
+
+@main.command("list")
+@click.argument("name", required=False)
+@click.option("--framework", "-f", help="Only versions built by this plugin.")
+@click.option("--arch", help="Only versions of this architecture.")
+@json_option
+@pass_ctx
+def list_cmd(ctx, name, framework, arch, as_json) -> None:
+    """List registered versions (all models, or only NAME)."""
+    from ..plugins import canonical_name
+
+    versions = ctx.registry().list(name, framework=canonical_name(framework) if framework else None, arch=arch)
+    if as_json:
+        emit_json(versions)
+        return
+    if not versions:
+        info("no versions registered yet; try `zoo export resnet18`")
+        return
+    table(None, VERSION_COLUMNS, [version_row(v) for v in versions])
+
+
+@main.command("show")
+@click.argument("ref")
+@json_option
+@pass_ctx
+def show_cmd(ctx, ref, as_json) -> None:
+    """Show everything recorded on one version."""
+    registry = ctx.registry()
+    v = registry.resolve(ref)
+    reports = registry.reports(v)
+    if as_json:
+        emit_json({**v.to_dict(), "reports": reports})
+        return
+    pre = v.preprocessing
+    rows = [
+        ("ref", v.ref), ("aliases", ", ".join(v.aliases) or None), ("architecture", v.arch),
+        ("framework", f"{v.framework} {v.framework_version or ''}" if v.framework else "external"),
+        ("exporter", f"{v.exporter} {v.exporter_version or ''}" if v.exporter else None), ("opset", v.opset),
+        ("inputs", "; ".join(f"{t.name} {t.dtype} {fmt_shape(t.shape)}" for t in v.signature.inputs)),
+        ("outputs", "; ".join(f"{t.name} {t.dtype} {fmt_shape(t.shape)}" for t in v.signature.outputs)),
+        ("params (native trainable)", fmt_int(v.params.trainable) if v.params else None),
+        ("params (native non-trainable)", fmt_int(v.params.non_trainable) if v.params else None),
+        ("params (ONNX initializers)", fmt_int(v.onnx_params)),
+        ("MACs per sample", None if v.macs is None else f"{v.macs / 1e9:.3f} G"),
+        ("num classes", v.num_classes),
+        ("preprocessing", None if pre is None else
+         f"{pre.layout} {pre.color} {pre.input_size[0]}x{pre.input_size[1]}, x*{pre.scale:.5g}, mean {pre.mean}, std {pre.std}"),
+        ("size", fmt_size(v.size_bytes)), ("sha256", v.sha256), ("created (UTC)", v.created_at),
+        ("tags", ", ".join(f"{k}={val}" for k, val in v.tags.items()) or None),
+        ("provenance", ", ".join(f"{k}={val}" for k, val in v.provenance.items()) or None),
+        ("reports", ", ".join(f"{r.kind} ({r.created_at[:19]})" for r in reports) or None),
+    ]
+    table(v.ref, ["field", "value"], rows)
+
+
+@main.command("alias")
+@click.argument("ref")
+@click.argument("alias")
+@click.option("--delete", is_flag=True, help="Remove ALIAS from the model of REF instead of setting it.")
+@pass_ctx
+def alias_cmd(ctx, ref, alias, delete) -> None:
+    """Point ALIAS (like prod) at version REF.
+
+    Aliases move; versions never change. `latest` is implicit.
+    """
+    registry = ctx.registry()
+    if delete:
+        from .._refs import parse_ref
+
+        registry.remove_alias(parse_ref(ref).name, alias)
+        info(f"removed alias {alias!r} from {parse_ref(ref).name}")
+        return
+    v = registry.set_alias(ref, alias)
+    info(f"{v.name}@{alias} -> {v.ref}")
+
+
+@main.command("tag")
+@click.argument("ref")
+@click.argument("tags", nargs=-1, metavar="KEY=VALUE...")
+@click.option("--remove", "remove", multiple=True, metavar="KEY", help="Remove a tag; repeatable.")
+@pass_ctx
+def tag_cmd(ctx, ref, tags, remove) -> None:
+    """Set or remove free-form tags on a version."""
+    if not tags and not remove:
+        raise InvalidInput("Nothing to do: give KEY=VALUE pairs or --remove KEY", hint="e.g. zoo tag resnet50@1 team=vision")
+    registry = ctx.registry()
+    v = registry.set_tags(ref, parse_tags(tags)) if tags else registry.resolve(ref)
+    for key in remove:
+        v = registry.remove_tag(v.ref, key)
+    info(f"{v.ref}: " + (", ".join(f"{k}={val}" for k, val in v.tags.items()) or "no tags"))
+
+
+@main.command("rm")
+@click.argument("ref")
+@click.option("--yes", is_flag=True, help="Confirm the deletion (required).")
+@pass_ctx
+def rm_cmd(ctx, ref, yes) -> None:
+    """Delete one version (needs --yes).
+
+    Bytes still used by another version are kept.
+    """
+    if not yes:
+        raise InvalidInput(f"Refusing to delete {ref!r} without --yes", hint=f"zoo rm {ref} --yes")
+    v = ctx.registry().remove(ref)
+    info(f"deleted {v.ref}")
+
+
+@main.command("verify")
+@click.argument("ref", required=False)
+@json_option
+@pass_ctx
+def verify_cmd(ctx, ref, as_json) -> None:
+    """Recompute the sha256 of stored artifacts.
+
+    Checks every version, or only REF; exits 5 if any is corrupt.
+    """
+    from ..errors import IntegrityError
+
+    results = ctx.registry().verify(ref)
+    bad = [r for r in results if not r.ok]
+    if as_json:
+        emit_json(results)
+    else:
+        table(None, ["ref", "status", "problem"], [
+            (f"{r.name}@{r.version}", Styled("[green]ok[/]" if r.ok else "[bold red]CORRUPT[/]"), r.problem) for r in results
+        ])
+        info(f"{len(results) - len(bad)}/{len(results)} versions intact")
+    if bad:
+        raise IntegrityError(f"{len(bad)} corrupt version(s): " + ", ".join(f"{r.name}@{r.version}" for r in bad),
+                             hint="re-export or re-register them; `zoo rm REF --yes` removes a corrupt version")

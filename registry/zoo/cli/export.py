@@ -1,0 +1,152 @@
+"""`zoo export`, `zoo register` and `zoo convert`: everything that adds a version."""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import click
+
+from . import emit_json, info, json_option, main, pass_ctx, progress
+from ._render import fmt_size, parse_tags
+
+
+@main.command("export")
+@click.argument("arch")
+@click.option("--framework", "-f", default="torch", show_default=True, help="Plugin name(s), comma-separated, or 'all'.")
+@click.option("--opset", type=int, default=None, help="ONNX opset (default: 18).")
+@click.option("--num-classes", type=int, default=1000, show_default=True)
+@click.option("--input-size", type=int, default=224, show_default=True, help="Square input size used to export and verify.")
+@click.option("--name", help="Model name in the registry (default: the architecture).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the random initialisation (no --weights).")
+@click.option("--weights", type=click.Path(dir_okay=False, path_type=Path),
+              help="Canonical weights (.safetensors, or .pth read with weights_only).")
+@click.option("--tag", "tags", multiple=True, metavar="KEY=VALUE", help="Free-form tag; repeatable.")
+@json_option
+@pass_ctx
+def export_cmd(ctx, arch, framework, opset, num_classes, input_size, name, seed, weights, tags, as_json) -> None:
+    """Build, export to ONNX, verify and register ARCH.
+
+    Each chosen framework builds ARCH, exports it, checks ONNX Runtime against the
+    native model, and registers the artifact as a new version.
+
+    \b
+    Examples:
+      zoo export resnet50                         # PyTorch, 1000 classes, 224 px
+      zoo export resnet50 --framework all         # one version per installed framework
+      zoo export resnet18 --num-classes 10 --input-size 64 --name tiny-resnet
+    """
+    from .._exporting import check_options
+    from ..plugins import DEFAULT_OPSET, resolve_frameworks
+
+    check_options(num_classes, input_size, opset or DEFAULT_OPSET)
+    plugins = resolve_frameworks(framework, arch=arch)
+    registry = ctx.registry()
+    tag_map = parse_tags(tags)
+    state, weights_sha = None, None
+    if weights is not None:
+        from ..weights import load_weights
+
+        state, weights_sha = load_weights(weights)
+    results = export_each(
+        registry, plugins, arch, name=name, num_classes=num_classes, opset=opset or DEFAULT_OPSET,
+        input_size=input_size, state=state, weights_sha256=weights_sha,
+        seed=None if state is not None else seed, tags=tag_map,
+    )
+    report_exports(results, as_json=as_json)
+
+
+def export_each(registry, plugins, arch: str, **options: Any) -> list:
+    """``export_and_register`` for each plugin, under one progress bar (build/export/verify/register)."""
+    from .._exporting import export_and_register
+
+    results: list = []
+    steps = ("build", "export", "verify", "register")
+    with progress() as bar:
+        task = bar.add_task(f"export {arch}", total=len(plugins) * len(steps))
+        for plugin in plugins:
+            def step(stage: str, _p=plugin) -> None:
+                done = len(results) * len(steps) + (steps.index(stage) if stage in steps else 0)
+                bar.update(task, description=f"{_p.name}: {stage} {arch}", completed=done)
+
+            results.append(export_and_register(registry, plugin, arch, progress=step, **options))
+        bar.update(task, completed=len(plugins) * len(steps), description=f"exported {arch}")
+    return results
+
+
+def report_exports(results: Sequence[Any], *, as_json: bool, **extra: Any) -> None:
+    """One line per registered version, or JSON rows (with ``extra`` fields) for scripts."""
+    if as_json:
+        emit_json([{"created": r.created, "verify_error": r.verify_error, **extra, "version": r.version} for r in results])
+        return
+    for r in results:
+        v = r.version
+        verb = "registered" if r.created else "already registered as"
+        info(f"{verb} {v.ref} ({v.framework}, {fmt_size(v.size_bytes)}, sha256 {v.sha256[:12]}, "
+             f"ONNX vs native max rel. error {r.verify_error:.1e})")
+
+
+@main.command("register")
+@click.argument("file", type=click.Path(path_type=Path))
+@click.option("--name", required=True, help="Model name (pattern: [a-z0-9][a-z0-9._-]{0,63}).")
+@click.option("--arch", help="Architecture, if known.")
+@click.option("--input-size", type=int, help="Square input size, to compute MACs when H and W are symbolic.")
+@click.option("--tag", "tags", multiple=True, metavar="KEY=VALUE", help="Free-form tag; repeatable.")
+@json_option
+@pass_ctx
+def register_cmd(ctx, file, name, arch, input_size, tags, as_json) -> None:
+    """Register an external ONNX FILE.
+
+    The file is checked (onnx.checker, external-data paths) and its signature,
+    parameter count and MACs are read from the graph.
+    """
+    from ..records import VersionMeta
+
+    result = ctx.registry().register(
+        file, name=name, meta=VersionMeta(arch=arch, provenance={"source_file": file.name}),
+        tags=parse_tags(tags), input_size=input_size,
+    )
+    if as_json:
+        emit_json({"created": result.created, "version": result.version})
+        return
+    info(("registered " if result.created else "already registered as ") + result.version.ref)
+
+
+@main.command("convert")
+@click.argument("ref")
+@click.option("--fp16", is_flag=True, required=True, help="Register a float16 variant (I/O stays float32).")
+@click.option("--name", help="Name of the new model (default: the same model, as a new version).")
+@json_option
+@pass_ctx
+def convert_cmd(ctx, ref, fp16, name, as_json) -> None:
+    """Register a float16 variant of REF.
+
+    The fp16 artifact becomes its own version; its error against the fp32
+    version is attached to it.
+    """
+    import tempfile
+
+    from .._fp16 import convert_to_fp16, fp16_parity
+    from ..records import VersionMeta
+
+    registry = ctx.registry()
+    src = registry.resolve(ref)
+    src_path = registry.path(src)
+    with tempfile.TemporaryDirectory(prefix="zoo-fp16-") as tmp:
+        dst = Path(tmp) / "model.onnx"
+        convert_to_fp16(src_path, dst)
+        size = (src.preprocessing.input_size[0] if src.preprocessing else 224)
+        parity = fp16_parity(src_path, dst, batch=2, seed=0, input_size=size)
+        meta = VersionMeta(
+            arch=src.arch, framework=src.framework, framework_version=src.framework_version,
+            plugin_version=src.plugin_version, exporter=f"{src.exporter} + fp16", exporter_version=src.exporter_version,
+            params=src.params, num_classes=src.num_classes, preprocessing=src.preprocessing,
+            provenance={**src.provenance, "converted_from": {"ref": src.ref, "sha256": src.sha256}, "precision": "fp16"},
+        )
+        result = registry.register(dst, name=name or src.name, meta=meta, tags={"precision": "fp16"}, input_size=size)
+    registry.attach(result.version, "fp16-parity", {"reference": src.ref, **parity})
+    if as_json:
+        emit_json({"created": result.created, "version": result.version, "parity": parity})
+        return
+    info(f"registered {result.version.ref} (fp16 of {src.ref}); vs fp32: max rel. error "
+         f"{parity['max_rel_error']:.2e}, top-1 agreement {parity['top1_agreement']:.1%}")

@@ -1,0 +1,255 @@
+"""The framework-plugin protocol and its entry-point discovery.
+
+A plugin is any object that satisfies :class:`FrameworkPlugin`, published by a distribution
+under the ``zoo.plugins`` entry-point group::
+
+    [project.entry-points."zoo.plugins"]
+    torch = "zoo_torch:TorchPlugin"
+
+Discovery reads entry-point metadata only; a plugin's module is imported when the plugin is
+first used, and its framework (torch, tensorflow) only inside the methods that need it, so
+``zoo --help`` and ``zoo list`` never pay for a framework import. A plugin whose framework is
+missing is *listed* as unavailable with the reason and an install hint; it never breaks the
+commands that do not need it. Two distributions that publish the same plugin name are an error,
+never a silent override (torchvision rejects duplicate model names the same way).
+"""
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from functools import cache, lru_cache
+from importlib import metadata
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+from ._distribution import install_command
+from .errors import DuplicatePlugin, NotFound, PluginError, PluginUnavailable
+from .records import ExportInfo, ParamCounts
+
+if TYPE_CHECKING:
+    import numpy as np
+
+__all__ = [
+    "DEFAULT_OPSET", "ENTRY_POINT_GROUP", "FRAMEWORK_ALIASES", "FrameworkPlugin", "PluginEntry", "PluginStatus",
+    "available_plugins", "canonical_name", "discover", "get_plugin", "install_command", "plugin_statuses",
+    "resolve_frameworks",
+]
+
+ENTRY_POINT_GROUP = "zoo.plugins"
+DEFAULT_OPSET = 18
+
+# Other spellings users type for the built-in plugins.
+FRAMEWORK_ALIASES = {"pytorch": "torch", "tf": "tensorflow", "keras": "tensorflow"}
+
+
+@runtime_checkable
+class FrameworkPlugin(Protocol):
+    """What a framework plugin implements. Every method that needs the framework imports it.
+
+    Hook contract (each hook documented where pluggy would document its hookspec):
+
+    - ``architectures()``: the canonical architecture names this plugin builds, e.g.
+      ``("alexnet", "vgg16", ..., "resnet152")``. Must not import the framework.
+    - ``build(arch, *, num_classes=1000, **options)``: a native model in inference mode that
+      holds the *training* graph (GoogLeNet keeps its auxiliary heads unless
+      ``aux_logits=False``); unknown ``arch`` or option raises :class:`~zoo.errors.NotFound`
+      / :class:`~zoo.errors.InvalidInput` naming it.
+    - ``count_params(model)``: trainable and non-trainable counts, named separately.
+    - ``export_onnx(model, path, *, opset, input_size)``: write an ONNX file that honours the
+      I/O contract (input ``images`` float32 ``[batch, 3, H, W]``, output ``logits``
+      ``[batch, num_classes]``, symbolic batch dim named ``batch``); auxiliary heads absent.
+    - ``predict(model, images)``: run the native model on an NCHW float32 numpy batch and return
+      float32 logits ``[N, num_classes]``.
+    - ``state_dict(model)`` / ``load_state_dict(model, state)``: convert to and from the canonical
+      weight layout (torchvision's tensor names and layouts, numpy arrays). ``load_state_dict``
+      raises :class:`~zoo.errors.InvalidWeights` listing missing, unexpected and mis-shaped
+      tensors.
+    """
+
+    name: str  # unique, lowercase; used in references and --framework
+    display_name: str  # "PyTorch"
+    version: str  # the plugin's own version
+    install_hint: str  # how to make it available, e.g. install_command("torch")
+    requires: tuple[str, ...]  # top-level modules that must be importable, e.g. ("torch",)
+
+    def framework_version(self) -> str | None:
+        """Installed framework version, read from package metadata (no import); None if absent."""
+
+    def architectures(self) -> Sequence[str]: ...
+
+    def build(self, arch: str, *, num_classes: int = 1000, **options: Any) -> Any: ...
+
+    def count_params(self, model: Any) -> ParamCounts: ...
+
+    def export_onnx(self, model: Any, path: Path, *, opset: int = DEFAULT_OPSET, input_size: int = 224) -> ExportInfo: ...
+
+    def predict(self, model: Any, images: np.ndarray) -> np.ndarray: ...
+
+    def state_dict(self, model: Any) -> dict[str, np.ndarray]: ...
+
+    def load_state_dict(self, model: Any, state: Mapping[str, np.ndarray]) -> None: ...
+
+
+@dataclass(frozen=True)
+class PluginEntry:
+    """A discovered plugin, before or after loading."""
+
+    name: str
+    target: str  # "module:attr"
+    distribution: str | None
+
+    def load(self) -> FrameworkPlugin:
+        """Import the plugin module (not its framework) and return the plugin instance."""
+        try:
+            obj = metadata.EntryPoint(self.name, self.target, ENTRY_POINT_GROUP).load()
+        except Exception as exc:  # a broken third-party module must not break zoo
+            raise PluginError(
+                f"Plugin {self.name!r} ({self.target}) failed to import: {type(exc).__name__}: {exc}",
+                hint=f"reinstall or uninstall the distribution {self.distribution!r}",
+            ) from exc
+        plugin = obj() if isinstance(obj, type) else obj
+        if not isinstance(plugin, FrameworkPlugin):
+            raise PluginError(
+                f"Entry point {self.name!r} ({self.target}) does not implement FrameworkPlugin",
+                hint="see zoo.plugins.FrameworkPlugin for the required attributes and methods",
+            )
+        if plugin.name != self.name:
+            raise PluginError(
+                f"Entry point {self.name!r} loads a plugin named {plugin.name!r}",
+                hint="the entry-point name and the plugin's `name` must be equal",
+            )
+        return plugin
+
+
+@dataclass(frozen=True)
+class PluginStatus:
+    """What ``zoo plugins`` shows: whether a plugin can be used here, and why not."""
+
+    name: str
+    distribution: str | None
+    available: bool
+    display_name: str | None = None
+    version: str | None = None
+    framework_version: str | None = None
+    architectures: tuple[str, ...] = ()
+    reason: str | None = None  # why unavailable
+    hint: str | None = None  # how to fix
+
+
+@lru_cache(maxsize=1)
+def discover() -> dict[str, PluginEntry]:
+    """All plugins published under ``zoo.plugins``, by name. Reads metadata only."""
+    found: dict[str, PluginEntry] = {}
+    for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
+        dist = ep.dist.name if ep.dist is not None else None
+        entry = PluginEntry(ep.name, ep.value, dist)
+        previous = found.get(ep.name)
+        if previous is not None and previous != entry:
+            raise DuplicatePlugin(
+                f"Two plugins are named {ep.name!r}: {previous.target} (from {previous.distribution}) "
+                f"and {entry.target} (from {entry.distribution})",
+                hint=f"uninstall one of {previous.distribution!r} and {entry.distribution!r}",
+            )
+        found[ep.name] = entry
+    return found
+
+
+def canonical_name(name: str) -> str:
+    name = name.strip().lower()
+    return FRAMEWORK_ALIASES.get(name, name)
+
+
+def _entry(name: str) -> PluginEntry:
+    plugins = discover()
+    key = canonical_name(name)
+    if key not in plugins:
+        known = ", ".join(sorted(plugins)) or "none installed"
+        raise NotFound(
+            f"No plugin named {name!r}. Installed plugins: {known}",
+            hint="`zoo plugins` lists them; third-party plugins register under the 'zoo.plugins' entry-point group",
+        )
+    return plugins[key]
+
+
+def _missing_requirements(plugin: FrameworkPlugin) -> list[str]:
+    missing = []
+    for module in plugin.requires:
+        try:
+            if importlib.util.find_spec(module) is None:
+                missing.append(module)
+        except (ImportError, ValueError):
+            missing.append(module)
+    return missing
+
+
+@cache
+def get_plugin(name: str) -> FrameworkPlugin:
+    """The loaded plugin ``name``; raises PluginUnavailable (with the install hint) if its framework is missing."""
+    entry = _entry(name)
+    plugin = entry.load()
+    missing = _missing_requirements(plugin)
+    if missing:
+        raise PluginUnavailable(
+            f"Plugin {entry.name!r} needs {', '.join(missing)}, which is not installed",
+            hint=plugin.install_hint,
+        )
+    return plugin
+
+
+def plugin_statuses() -> list[PluginStatus]:
+    """Every discovered plugin with its availability; never raises for one broken plugin."""
+    statuses = []
+    for name, entry in sorted(discover().items()):
+        try:
+            plugin = entry.load()
+        except PluginError as exc:
+            statuses.append(PluginStatus(name, entry.distribution, False, reason=exc.message, hint=exc.hint))
+            continue
+        missing = _missing_requirements(plugin)
+        statuses.append(
+            PluginStatus(
+                name,
+                entry.distribution,
+                available=not missing,
+                display_name=plugin.display_name,
+                version=plugin.version,
+                framework_version=plugin.framework_version(),
+                architectures=tuple(plugin.architectures()),
+                reason=f"{', '.join(missing)} not installed" if missing else None,
+                hint=plugin.install_hint if missing else None,
+            )
+        )
+    return statuses
+
+
+def available_plugins() -> list[FrameworkPlugin]:
+    """Loaded plugins whose frameworks are installed, sorted by name."""
+    return [get_plugin(s.name) for s in plugin_statuses() if s.available]
+
+
+def resolve_frameworks(spec: str | Sequence[str] | None, *, arch: str | None = None) -> list[FrameworkPlugin]:
+    """Turn ``--framework torch`` / ``torch,tensorflow`` / ``all`` into loaded plugins.
+
+    ``all`` (or None) means every available plugin, restricted to those that build ``arch``.
+    """
+    if spec is None or spec == "all" or spec == ["all"]:
+        chosen = available_plugins()
+        if arch is not None:
+            chosen = [p for p in chosen if arch in p.architectures()]
+        if not chosen:
+            raise PluginUnavailable(
+                "No installed plugin" + (f" builds {arch!r}" if arch else ""),
+                hint="`zoo plugins` shows what is installed and how to install the rest",
+            )
+        return chosen
+    names = spec.split(",") if isinstance(spec, str) else list(spec)
+    plugins = [get_plugin(n) for n in names if n.strip()]
+    if arch is not None:
+        for p in plugins:
+            if arch not in p.architectures():
+                raise NotFound(
+                    f"Plugin {p.name!r} does not build {arch!r}. It builds: {', '.join(p.architectures())}",
+                    hint="`zoo archs` lists every architecture of every plugin",
+                )
+    return plugins

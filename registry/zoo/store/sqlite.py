@@ -1,0 +1,332 @@
+"""Registry metadata in one SQLite file (``registry.db``), safe for many processes at once.
+
+WAL mode lets readers proceed while one writer writes; every write transaction starts with
+``BEGIN IMMEDIATE`` so that two writers never both read "max version = 3" and both insert 4.
+Waiting for the write lock uses SQLite's busy timeout plus an outer retry loop with a deadline
+(``ZOO_LOCK_TIMEOUT`` seconds, default 300), so callers see either success or a
+:class:`~zoo.errors.StoreError` saying who to wait for, never a raw "database is locked".
+Versions and reports are protected by triggers against UPDATE: immutability holds even for
+someone poking at the file with the ``sqlite3`` shell. WAL needs a local filesystem (not NFS/SMB).
+"""
+from __future__ import annotations
+
+import json
+import os
+import random
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from ..errors import StoreError
+from ..records import ModelVersion, Report
+
+SCHEMA_VERSION = 1
+LOCK_TIMEOUT_ENV = "ZOO_LOCK_TIMEOUT"
+_BUSY_TIMEOUT_MS = 2000
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS models (
+    name          TEXT PRIMARY KEY,
+    last_version  INTEGER NOT NULL            -- numbers are never reused, even after a removal
+);
+CREATE TABLE IF NOT EXISTS versions (
+    name        TEXT NOT NULL REFERENCES models(name),
+    version     INTEGER NOT NULL,
+    sha256      TEXT NOT NULL,
+    framework   TEXT,
+    arch        TEXT,
+    created_at  TEXT NOT NULL,
+    record      TEXT NOT NULL,                -- the immutable ModelVersion as JSON (no tags/aliases)
+    PRIMARY KEY (name, version),
+    UNIQUE (name, sha256)
+);
+CREATE INDEX IF NOT EXISTS versions_sha256 ON versions(sha256);
+CREATE TABLE IF NOT EXISTS aliases (
+    name     TEXT NOT NULL,
+    alias    TEXT NOT NULL,
+    version  INTEGER NOT NULL,
+    PRIMARY KEY (name, alias),
+    FOREIGN KEY (name, version) REFERENCES versions(name, version) ON DELETE CASCADE
+);
+CREATE TABLE IF NOT EXISTS tags (
+    name     TEXT NOT NULL,
+    version  INTEGER NOT NULL,
+    key      TEXT NOT NULL,
+    value    TEXT NOT NULL,
+    PRIMARY KEY (name, version, key),
+    FOREIGN KEY (name, version) REFERENCES versions(name, version) ON DELETE CASCADE
+);
+CREATE TABLE IF NOT EXISTS reports (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    name        TEXT NOT NULL,
+    version     INTEGER NOT NULL,
+    kind        TEXT NOT NULL,
+    created_at  TEXT NOT NULL,
+    payload     TEXT NOT NULL,
+    FOREIGN KEY (name, version) REFERENCES versions(name, version) ON DELETE CASCADE
+);
+CREATE INDEX IF NOT EXISTS reports_version ON reports(name, version);
+CREATE TRIGGER IF NOT EXISTS versions_immutable BEFORE UPDATE ON versions
+BEGIN SELECT RAISE(ABORT, 'zoo: versions are immutable'); END;
+CREATE TRIGGER IF NOT EXISTS reports_append_only BEFORE UPDATE ON reports
+BEGIN SELECT RAISE(ABORT, 'zoo: reports are append-only'); END;
+"""
+
+
+_inherited: list[sqlite3.Connection] = []
+
+
+def _is_busy(exc: sqlite3.Error) -> bool:
+    text = str(exc).lower()
+    return "locked" in text or "busy" in text
+
+
+def _lock_timeout() -> float:
+    try:
+        return float(os.environ.get(LOCK_TIMEOUT_ENV, "300"))
+    except ValueError:
+        return 300.0
+
+
+class SQLiteTxn:
+    """:class:`~zoo.store.base.MetadataTxn` over one connection inside BEGIN ... COMMIT."""
+
+    def __init__(self, conn: sqlite3.Connection, *, writable: bool):
+        self._c = conn
+        self._writable = writable
+
+    # ------------------------------------------------------------------ reads
+
+    def _hydrate(self, rows: list[sqlite3.Row]) -> list[ModelVersion]:
+        out = []
+        for row in rows:
+            d = json.loads(row["record"])
+            d["name"], d["version"] = row["name"], row["version"]
+            d["tags"] = {k: v for k, v in self._c.execute(
+                "SELECT key, value FROM tags WHERE name=? AND version=? ORDER BY key", (row["name"], row["version"]))}
+            d["aliases"] = tuple(a for (a,) in self._c.execute(
+                "SELECT alias FROM aliases WHERE name=? AND version=? ORDER BY alias", (row["name"], row["version"])))
+            out.append(ModelVersion.from_dict(d))
+        return out
+
+    def _one(self, sql: str, args: tuple[Any, ...]) -> ModelVersion | None:
+        found = self._hydrate(self._c.execute(sql, args).fetchall())
+        return found[0] if found else None
+
+    def get(self, name: str, version: int) -> ModelVersion | None:
+        return self._one("SELECT * FROM versions WHERE name=? AND version=?", (name, version))
+
+    def find(self, name: str, sha256: str) -> ModelVersion | None:
+        return self._one("SELECT * FROM versions WHERE name=? AND sha256=?", (name, sha256))
+
+    def latest(self, name: str, *, framework: str | None = None) -> ModelVersion | None:
+        if framework is None:
+            return self._one("SELECT * FROM versions WHERE name=? ORDER BY version DESC LIMIT 1", (name,))
+        return self._one("SELECT * FROM versions WHERE name=? AND framework=? ORDER BY version DESC LIMIT 1", (name, framework))
+
+    def versions(self, name: str | None = None, *, framework: str | None = None, arch: str | None = None) -> list[ModelVersion]:
+        where, args = [], []
+        for column, value in (("name", name), ("framework", framework), ("arch", arch)):
+            if value is not None:
+                where.append(f"{column}=?")
+                args.append(value)
+        sql = "SELECT * FROM versions" + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY name, version"
+        return self._hydrate(self._c.execute(sql, args).fetchall())
+
+    def models(self) -> list[str]:
+        return [n for (n,) in self._c.execute("SELECT DISTINCT name FROM versions ORDER BY name")]
+
+    def alias_target(self, name: str, alias: str) -> int | None:
+        row = self._c.execute("SELECT version FROM aliases WHERE name=? AND alias=?", (name, alias)).fetchone()
+        return None if row is None else row[0]
+
+    def digest_in_use(self, sha256: str) -> bool:
+        return self._c.execute("SELECT 1 FROM versions WHERE sha256=? LIMIT 1", (sha256,)).fetchone() is not None
+
+    def digests(self) -> set[str]:
+        return {d for (d,) in self._c.execute("SELECT DISTINCT sha256 FROM versions")}
+
+    def reports(self, name: str, version: int, kind: str | None = None) -> list[Report]:
+        sql, args = "SELECT * FROM reports WHERE name=? AND version=?", [name, version]
+        if kind is not None:
+            sql, args = sql + " AND kind=?", args + [kind]
+        return [
+            Report(name=r["name"], version=r["version"], kind=r["kind"], created_at=r["created_at"], payload=json.loads(r["payload"]))
+            for r in self._c.execute(sql + " ORDER BY id", args)
+        ]
+
+    # ------------------------------------------------------------------ writes
+
+    def _need_write(self) -> None:
+        if not self._writable:
+            raise RuntimeError("write inside a read transaction")  # a bug in the caller, not user input
+
+    def add_version(self, record: ModelVersion) -> ModelVersion:
+        self._need_write()
+        self._c.execute("INSERT INTO models(name, last_version) VALUES (?, 0) ON CONFLICT(name) DO NOTHING", (record.name,))
+        (last,) = self._c.execute("SELECT last_version FROM models WHERE name=?", (record.name,)).fetchone()
+        number = last + 1
+        body = record.to_dict()
+        for key in ("name", "version", "tags", "aliases"):
+            body.pop(key, None)
+        self._c.execute(
+            "INSERT INTO versions(name, version, sha256, framework, arch, created_at, record) VALUES (?,?,?,?,?,?,?)",
+            (record.name, number, record.sha256, record.framework, record.arch, record.created_at,
+             json.dumps(body, sort_keys=True)),
+        )
+        self._c.execute("UPDATE models SET last_version=? WHERE name=?", (number, record.name))
+        if record.tags:
+            self.set_tags(record.name, number, record.tags)
+        created = self.get(record.name, number)
+        assert created is not None
+        return created
+
+    def delete_version(self, name: str, version: int) -> None:
+        self._need_write()
+        self._c.execute("DELETE FROM versions WHERE name=? AND version=?", (name, version))
+
+    def set_alias(self, name: str, alias: str, version: int) -> None:
+        self._need_write()
+        self._c.execute(
+            "INSERT INTO aliases(name, alias, version) VALUES (?,?,?) ON CONFLICT(name, alias) DO UPDATE SET version=excluded.version",
+            (name, alias, version),
+        )
+
+    def delete_alias(self, name: str, alias: str) -> bool:
+        self._need_write()
+        return self._c.execute("DELETE FROM aliases WHERE name=? AND alias=?", (name, alias)).rowcount > 0
+
+    def set_tags(self, name: str, version: int, tags: Mapping[str, str]) -> None:
+        self._need_write()
+        self._c.executemany(
+            "INSERT INTO tags(name, version, key, value) VALUES (?,?,?,?) "
+            "ON CONFLICT(name, version, key) DO UPDATE SET value=excluded.value",
+            [(name, version, k, v) for k, v in tags.items()],
+        )
+
+    def delete_tag(self, name: str, version: int, key: str) -> bool:
+        self._need_write()
+        return self._c.execute("DELETE FROM tags WHERE name=? AND version=? AND key=?", (name, version, key)).rowcount > 0
+
+    def add_report(self, report: Report) -> Report:
+        self._need_write()
+        self._c.execute(
+            "INSERT INTO reports(name, version, kind, created_at, payload) VALUES (?,?,?,?,?)",
+            (report.name, report.version, report.kind, report.created_at, json.dumps(report.payload, sort_keys=True)),
+        )
+        return report
+
+
+class SQLiteMetadataStore:
+    """:class:`~zoo.store.base.MetadataStore` in one SQLite file; one connection per thread and process."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.location = str(self.path)
+        self._local = threading.local()
+        self._execute_when_free(self._conn(), "PRAGMA journal_mode=WAL")  # persistent; racing openers are fine
+        with self.read():
+            found = self._schema_version()
+        if found != SCHEMA_VERSION:
+            with self.write():
+                self._create_schema()
+
+    def _schema_version(self) -> int:
+        found = self._conn().execute("PRAGMA user_version").fetchone()[0]
+        if found > SCHEMA_VERSION:
+            raise StoreError(
+                f"The registry at {self.location!r} uses schema {found}; this zoo understands up to {SCHEMA_VERSION}",
+                hint="upgrade zoo (pip install -U zoo)",
+            )
+        return found
+
+    def _create_schema(self) -> None:
+        """Inside a write transaction; a no-op if another process created it first."""
+        conn = self._conn()
+        if self._schema_version() == SCHEMA_VERSION:
+            return
+        for statement in _SCHEMA.split(";\n"):
+            if statement.strip():
+                conn.execute(statement)
+        conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+
+    def _conn(self) -> sqlite3.Connection:
+        local = self._local
+        if getattr(local, "pid", None) != os.getpid():  # never reuse a connection across fork
+            if getattr(local, "conn", None) is not None:
+                # Inherited from the parent: neither use nor close it here (closing it in a child can
+                # disturb the parent's locks, a documented way to corrupt SQLite); keep it referenced.
+                _inherited.append(local.conn)
+            conn = None
+            try:
+                conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=True)
+                conn.row_factory = sqlite3.Row
+                conn.execute(f"PRAGMA busy_timeout={int(min(_BUSY_TIMEOUT_MS, _lock_timeout() * 1000))}")
+                conn.execute("PRAGMA foreign_keys=ON")
+                conn.execute("PRAGMA synchronous=FULL")
+            except sqlite3.Error as exc:
+                if conn is not None:
+                    conn.close()
+                raise self._store_error("open", exc) from exc
+            local.conn, local.pid = conn, os.getpid()
+        return local.conn
+
+    def _store_error(self, action: str, exc: BaseException) -> StoreError:
+        return StoreError(
+            f"Cannot {action} the registry database {self.location!r}: {exc}",
+            hint="check that the store folder is writable, on a local disk, and that registry.db is a zoo database",
+        )
+
+    def _execute_when_free(self, conn: sqlite3.Connection, statement: str) -> None:
+        """Run one lock-taking statement, waiting (with jitter) until ``ZOO_LOCK_TIMEOUT`` for busy writers."""
+        deadline = time.monotonic() + _lock_timeout()
+        delay = 0.001
+        while True:
+            try:
+                conn.execute(statement)
+                return
+            except sqlite3.OperationalError as exc:
+                if not _is_busy(exc):
+                    raise self._store_error("use", exc) from exc
+                if time.monotonic() >= deadline:
+                    raise StoreError(
+                        f"Timed out after {_lock_timeout():.0f} s waiting for the write lock of {self.location!r}",
+                        hint=f"another zoo process is writing; retry, or raise {LOCK_TIMEOUT_ENV} (seconds)",
+                    ) from exc
+                time.sleep(delay * (0.5 + random.random()))
+                delay = min(delay * 2, 0.05)
+            except sqlite3.Error as exc:
+                raise self._store_error("use", exc) from exc
+
+    @contextmanager
+    def _transaction(self, statement: str, *, writable: bool) -> Iterator[SQLiteTxn]:
+        """Commit when the block exits normally; roll back otherwise. Driver errors become StoreError."""
+        conn = self._conn()
+        self._execute_when_free(conn, statement)
+        try:
+            yield SQLiteTxn(conn, writable=writable)
+            conn.execute("COMMIT")
+        except BaseException as exc:
+            try:
+                conn.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass  # already rolled back by SQLite itself
+            if isinstance(exc, sqlite3.Error):
+                raise self._store_error("use", exc) from exc
+            raise
+
+    def read(self):
+        return self._transaction("BEGIN", writable=False)
+
+    def write(self):
+        return self._transaction("BEGIN IMMEDIATE", writable=True)
+
+    def close(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None and getattr(self._local, "pid", None) == os.getpid():
+            conn.close()
+        self._local = threading.local()
