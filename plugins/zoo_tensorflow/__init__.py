@@ -61,6 +61,7 @@ class TensorFlowPlugin:
     torchvision's modules; GoogLeNet's training graph outputs ``[logits, aux1, aux2]``."""
 
     name = "tensorflow"
+    priority = 10
     display_name = "TensorFlow/Keras"
     version = __version__
     install_hint = install_command("tensorflow") + "  (installs tensorflow-cpu; GPU: pip install tensorflow[and-cuda])"

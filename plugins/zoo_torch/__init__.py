@@ -40,6 +40,7 @@ class TorchPlugin:
     """The ``torch`` plugin (see :class:`zoo.plugins.FrameworkPlugin` for each hook's contract)."""
 
     name = "torch"
+    priority = 0  # the reference: its build *is* torchvision's definition (zoo.plugins.OptionalHooks)
     display_name = "PyTorch"
     version = "0.1.0"
     install_hint = install_command("torch") + "  (CPU: torch==2.13.0)"

@@ -16,9 +16,10 @@ never a silent override (torchvision rejects duplicate model names the same way)
 from __future__ import annotations
 
 import importlib.util
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 from dataclasses import dataclass
-from functools import cache, lru_cache
+from functools import cache, lru_cache, partial
 from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
@@ -31,9 +32,10 @@ if TYPE_CHECKING:
     import numpy as np
 
 __all__ = [
-    "DEFAULT_OPSET", "ENTRY_POINT_GROUP", "FRAMEWORK_ALIASES", "FrameworkPlugin", "PluginEntry", "PluginStatus",
-    "available_plugins", "canonical_name", "discover", "get_plugin", "install_command", "plugin_statuses",
-    "resolve_frameworks",
+    "DEFAULT_OPSET", "DEFAULT_PRIORITY", "ENTRY_POINT_GROUP", "FRAMEWORK_ALIASES", "FrameworkPlugin", "OptionalHooks",
+    "PluginEntry", "PluginStatus", "available_plugins", "by_priority", "canonical_name", "devices", "discover",
+    "get_plugin", "inference_options", "install_command", "intermediates", "native_runner", "plugin_statuses",
+    "priority", "resolve_frameworks", "strict_fp32",
 ]
 
 ENTRY_POINT_GROUP = "zoo.plugins"
@@ -89,6 +91,95 @@ class FrameworkPlugin(Protocol):
     def state_dict(self, model: Any) -> dict[str, np.ndarray]: ...
 
     def load_state_dict(self, model: Any, state: Mapping[str, np.ndarray]) -> None: ...
+
+
+DEFAULT_PRIORITY = 100
+
+
+class OptionalHooks(Protocol):
+    """Hooks a plugin *may* define, for what differs between frameworks; the core never names one.
+
+    The core calls each through the function of the same name in this module, which supplies the
+    default when the plugin lacks the hook, so a third-party plugin written against the required
+    protocol alone keeps working.
+
+    - ``priority`` (int, default 100): plugins run lowest first, and the first one is the reference
+      of every comparison (the PyTorch plugin's build *is* torchvision's definition: 0).
+    - ``inference_options(arch, *, state=None)``: build options that give the inference graph an
+      artifact holds (GoogLeNet: ``aux_logits=False``), unless ``state`` carries training-only
+      tensors that must load. Default: no options.
+    - ``strict_fp32()``: a context manager that turns reduced-precision shortcuts (TF32) off in the
+      framework while it is active and yields a list of notes saying what it did. Default: no-op.
+    - ``devices()``: the devices the framework can run on here, of ``"cpu"`` and ``"cuda"``.
+      Default: ``("cpu",)``.
+    - ``native_runner(model, *, device, precision)``: a callable that runs an NCHW float32 numpy
+      batch on ``device`` ("cpu" or "cuda") at ``precision`` ("fp32" or "fp16") and returns float32
+      logits; it may keep the model on the device between calls. Default: ``predict`` on the CPU in
+      fp32, and :class:`~zoo.errors.PluginError` for anything else.
+    - ``intermediates(model, images)``: named activations after each layer group, to locate where
+      two frameworks first diverge. Default: none.
+    """
+
+    priority: int
+
+    def inference_options(self, arch: str, *, state: Mapping[str, np.ndarray] | None = None) -> dict[str, Any]: ...
+
+    def strict_fp32(self) -> AbstractContextManager[list[str]]: ...
+
+    def devices(self) -> Sequence[str]: ...
+
+    def native_runner(self, model: Any, *, device: str, precision: str) -> Callable[[np.ndarray], np.ndarray]: ...
+
+    def intermediates(self, model: Any, images: np.ndarray) -> Mapping[str, np.ndarray]: ...
+
+
+def priority(plugin: FrameworkPlugin) -> int:
+    return int(getattr(plugin, "priority", DEFAULT_PRIORITY))
+
+
+def by_priority(plugins: Iterable[FrameworkPlugin]) -> list[FrameworkPlugin]:
+    """``plugins`` in the order they run: lowest :func:`priority` first, then by name."""
+    return sorted(plugins, key=lambda p: (priority(p), p.name))
+
+
+def inference_options(plugin: FrameworkPlugin, arch: str, *, state: Mapping[str, np.ndarray] | None = None) -> dict[str, Any]:
+    hook = getattr(plugin, "inference_options", None)
+    return dict(hook(arch, state=state)) if callable(hook) else {}
+
+
+@contextmanager
+def strict_fp32(plugins: Iterable[FrameworkPlugin]) -> Iterator[list[str]]:
+    """Every plugin's ``strict_fp32`` at once; yields their notes. Restores all settings on exit."""
+    notes: list[str] = []
+    with ExitStack() as stack:
+        for plugin in plugins:
+            hook = getattr(plugin, "strict_fp32", None)
+            if callable(hook):
+                notes.extend(stack.enter_context(hook()))
+        yield notes
+
+
+def devices(plugin: FrameworkPlugin) -> tuple[str, ...]:
+    hook = getattr(plugin, "devices", None)
+    return tuple(hook()) if callable(hook) else ("cpu",)
+
+
+def native_runner(plugin: FrameworkPlugin, model: Any, *, device: str = "cpu",
+                  precision: str = "fp32") -> Callable[[np.ndarray], np.ndarray]:
+    hook = getattr(plugin, "native_runner", None)
+    if callable(hook):
+        return hook(model, device=device, precision=precision)
+    if (device, precision) != ("cpu", "fp32"):
+        raise PluginError(
+            f"Expected a device and precision plugin {plugin.name!r} can run natively. Received: {device}/{precision}",
+            hint="only cpu/fp32 is available: the plugin defines no native_runner hook",
+        )
+    return partial(plugin.predict, model)
+
+
+def intermediates(plugin: FrameworkPlugin, model: Any, images: np.ndarray) -> dict[str, np.ndarray] | None:
+    hook = getattr(plugin, "intermediates", None)
+    return dict(hook(model, images)) if callable(hook) else None
 
 
 @dataclass(frozen=True)
@@ -224,8 +315,8 @@ def plugin_statuses() -> list[PluginStatus]:
 
 
 def available_plugins() -> list[FrameworkPlugin]:
-    """Loaded plugins whose frameworks are installed, sorted by name."""
-    return [get_plugin(s.name) for s in plugin_statuses() if s.available]
+    """Loaded plugins whose frameworks are installed, in :func:`by_priority` order."""
+    return by_priority(get_plugin(s.name) for s in plugin_statuses() if s.available)
 
 
 def resolve_frameworks(spec: str | Sequence[str] | None, *, arch: str | None = None) -> list[FrameworkPlugin]:
