@@ -290,7 +290,7 @@ def test_random_canonical_weights_exercise_batchnorm_and_keep_scale():
 @needs_torch
 def test_random_weights_keep_resnet152_logits_order_one():
     """Through 50 residual blocks the logits stay O(1) and depend on the input (a real top-1 test)."""
-    from zoo._exporting import verification_batch
+    from zoo.metrics import verification_batch
     from zoo.plugins import get_plugin
 
     plugin = get_plugin("torch")

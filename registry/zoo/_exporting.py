@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .errors import ExportError, InvalidInput
+from .metrics import VERIFY_BATCH, relative_error, verification_batch
 from .plugins import DEFAULT_OPSET, FrameworkPlugin
 from .records import ExportInfo, ModelVersion, ParamCounts, Preprocessing, VersionMeta
 
@@ -22,8 +23,6 @@ if TYPE_CHECKING:
     from ._registry import Registry
 
 VERIFY_RTOL = 1e-4  # fp32 ORT vs eager: accumulation-order noise is ~1e-6 relative
-VERIFY_BATCH = 3  # differs from the exporters' trace batch (2): proves the batch dim is symbolic
-VERIFY_SEED = 0
 
 Progress = Callable[[str], None]
 
@@ -33,18 +32,6 @@ class ExportResult:
     version: ModelVersion
     created: bool  # False: identical bytes were already registered under this name
     verify_error: float  # max |onnx - native| / max |native| on the verification batch
-
-
-def relative_error(actual: np.ndarray, expected: np.ndarray) -> float:
-    """max |a - b| / max |b|: error relative to the output scale, robust to near-zero logits."""
-    scale = float(np.max(np.abs(expected))) or 1.0
-    return float(np.max(np.abs(actual.astype(np.float64) - expected.astype(np.float64)))) / scale
-
-
-def verification_batch(input_size: int, *, batch: int = VERIFY_BATCH, seed: int = VERIFY_SEED) -> np.ndarray:
-    """A seeded, normalised-image-like NCHW float32 batch."""
-    rng = np.random.default_rng(seed)
-    return rng.standard_normal((batch, 3, input_size, input_size), dtype=np.float32)
 
 
 def inference_build_options(arch: str, state: Mapping[str, np.ndarray] | None) -> dict[str, Any]:

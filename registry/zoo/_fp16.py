@@ -103,7 +103,7 @@ def fp16_parity(fp32_path: str | os.PathLike[str], fp16_path: str | os.PathLike[
     ``max_abs_error``; ``max_rel_error`` = max |fp16 - fp32| / max |fp32| (relative to the output
     scale, robust to near-zero logits); ``top1_agreement`` = fraction of samples whose argmax agrees.
     """
-    from ._exporting import relative_error, verification_batch
+    from .metrics import relative_error, verification_batch
     from .runtime import InferenceModel
 
     fp32_path, fp16_path = Path(fp32_path), Path(fp16_path)

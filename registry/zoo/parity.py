@@ -346,7 +346,8 @@ def run_parity(
     report attached, only when every pair passed: an artifact that failed parity never enters
     the registry.
     """
-    from ._exporting import check_options, verification_batch
+    from ._exporting import check_options
+    from .metrics import verification_batch
     from .weights import random_canonical_weights, shapes_of, state_sha256, weight_mismatches
 
     plugins = list(plugins)

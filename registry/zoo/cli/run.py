@@ -32,7 +32,7 @@ def run_cmd(ctx, ref, input_path, random_batch, output_path, top_k, provider, as
         raise InvalidInput("Give exactly one of --input FILE.npy and --random N", hint=f"e.g. zoo run {ref} --random 1")
     model = ctx.registry().load(ref, provider=provider)
     if random_batch is not None:
-        from .._exporting import verification_batch
+        from ..metrics import verification_batch
 
         pre = model.version.preprocessing if model.version else None
         images = verification_batch(pre.input_size[0] if pre else 224, batch=random_batch)
