@@ -161,3 +161,21 @@ def test_verify_deletes_nothing_and_gc_deletes_only_when_asked(store: Registry, 
     assert len(object_digests(store.root)) == 2
     assert [o.digest for o in store.gc(older_than_s=0, delete=True)] == [orphan.sha256]
     assert object_digests(store.root) == [v.sha256]
+
+
+def test_a_full_disk_is_reported_as_such(store: Registry, monkeypatch):
+    """Issue 10.10: SQLite reports a write on a full disk as "disk I/O error"; zoo says what it is."""
+    import sqlite3
+
+    from zoo.store import sqlite as zsqlite
+
+    monkeypatch.setattr(zsqlite, "_free_bytes", lambda folder: 0)
+    io_error = sqlite3.OperationalError("disk I/O error")
+    io_error.sqlite_errorname = "SQLITE_IOERR_WRITE"  # type: ignore[attr-defined]
+    full = sqlite3.OperationalError("database or disk is full")
+    full.sqlite_errorname = "SQLITE_FULL"  # type: ignore[attr-defined]
+    for exc in (io_error, full):
+        err = store._meta._store_error("use", exc)  # type: ignore[attr-defined]
+        assert err.exit_code == 7 and "no space left on device" in err.message and "free space" in err.hint
+    monkeypatch.setattr(zsqlite, "_free_bytes", lambda folder: 10 << 30)
+    assert "no space left" not in store._meta._store_error("use", io_error).message  # type: ignore[attr-defined]

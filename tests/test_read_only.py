@@ -55,7 +55,7 @@ def snapshot(root: Path) -> dict[str, tuple[int, int, int]]:
 
 
 def make_read_only(root: Path) -> None:
-    for dirpath, dirnames, filenames in os.walk(root):
+    for dirpath, _dirnames, filenames in os.walk(root):
         for name in filenames:
             p = Path(dirpath) / name
             p.chmod(p.stat().st_mode & ~0o222)

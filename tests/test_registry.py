@@ -320,3 +320,14 @@ def test_load_predicts(store: Registry, tiny_onnx):
     expected = ort.InferenceSession(str(src), providers=["CPUExecutionProvider"]).run(None, {"images": x})[0]
     model = store.load("tiny@latest", provider="cpu")
     np.testing.assert_allclose(model.predict(x), expected, rtol=1e-6, atol=1e-6)
+
+
+def test_paths_are_absolute_even_for_a_relative_store(tmp_path: Path, tiny_onnx, monkeypatch):
+    """Issue 10.10: an app that chdirs after opening the registry must still find its files."""
+    monkeypatch.chdir(tmp_path)
+    registry = Registry.open("rel-store")
+    registry.register(tiny_onnx(0), name="tiny", meta=TORCH)
+    path = registry.path("tiny")
+    assert path.is_absolute() and registry.root.is_absolute()
+    monkeypatch.chdir("/")
+    assert registry.path("tiny") == path and path.is_file()
