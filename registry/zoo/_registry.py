@@ -214,12 +214,13 @@ class Registry:
     def _has_objects(self) -> bool:
         return next(iter(self._blobs.digests()), None) is not None
 
-    def _need_store(self) -> None:
+    def _need_store(self, looking_for: str | None = None) -> None:
         """Before a read: a store must exist (a write by another process may have created it since open)."""
         if self._identity is None:
             self._identity = self._check_identity()
             if self._identity is None:
-                raise NotFound(f"No zoo store at {str(self.root)!r}",
+                wanted = f" (looking for {looking_for!r})" if looking_for else ""
+                raise NotFound(f"No zoo store at {str(self.root)!r}{wanted}",
                                hint="check --store / ZOO_STORE (default ./artifacts); `zoo export` or `zoo register` "
                                     "creates a store")
 
@@ -250,8 +251,8 @@ class Registry:
     # ------------------------------------------------------------------ transactions
 
     @contextmanager
-    def _read(self) -> Iterator[MetadataTxn]:
-        self._need_store()
+    def _read(self, looking_for: str | None = None) -> Iterator[MetadataTxn]:
+        self._need_store(looking_for)
         with self._meta.read() as txn:
             yield txn
 
@@ -365,7 +366,7 @@ class Registry:
     def resolve(self, ref: str, *, framework: str | None = None) -> ModelVersion:
         """The version ``ref`` means now (see :mod:`zoo._refs` for the grammar)."""
         parsed = self._parse(ref, framework)
-        with self._read() as txn:
+        with self._read(str(parsed)) as txn:
             return self._resolve(txn, parsed)
 
     def _parse(self, ref: str | ModelVersion, framework: str | None = None) -> Ref:
