@@ -21,7 +21,8 @@ def gc_cmd(ctx, yes, older_than, as_json) -> None:
     store's identity is checked first: gc never deletes on the word of a missing, empty or
     foreign registry.db (that is exit 7 with the way to recover).
     """
-    orphans = ctx.registry().gc(older_than_s=older_than, delete=yes)
+    registry = ctx.registry()
+    orphans = registry.gc(older_than_s=older_than, delete=yes)
     if as_json:
         emit_json({"deleted": yes, "artifacts": orphans})
         return
@@ -35,3 +36,6 @@ def gc_cmd(ctx, yes, older_than, as_json) -> None:
         info(f"{len(orphans)} unreferenced artifact(s), {total}; `zoo gc --yes` deletes them")
     else:
         info(f"no unreferenced artifact older than {older_than:g} s")
+    young = len(registry.gc(older_than_s=0)) - (0 if yes else len(orphans))
+    if young > 0:
+        info(f"{young} younger unreferenced artifact(s) kept (a writer may be committing them; see --older-than)")
