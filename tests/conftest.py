@@ -61,10 +61,10 @@ def tiny_onnx(tmp_path: Path) -> Callable[..., Path]:
 
 @pytest.fixture
 def store(tmp_path: Path):
-    """An empty registry in a temporary folder."""
+    """An empty registry in a temporary folder (created now, so its folders exist)."""
     from zoo._registry import Registry
 
-    registry = Registry.open(tmp_path / "store")
+    registry = Registry.open(tmp_path / "store", create=True)
     yield registry
     registry.close()
 

@@ -127,6 +127,9 @@ def test_errors_name_the_bad_value_without_traceback(zoo, args, code, needle):
 
 
 def test_cold_commands_import_no_framework(tmp_path):
+    from zoo._registry import Registry
+
+    Registry.open(tmp_path / "s", create=True)  # an empty store (`list` on no store is exit 3)
     probe = (
         "import sys; from zoo.cli import main\n"
         "try: main(['--store', sys.argv[1], 'list'])\n"

@@ -1,8 +1,9 @@
 """Crash mid-write: a registering process SIGKILLed at any step leaves the full version or no trace.
 
 The child kills itself (``ZOO_TEST_CRASH_AT``) after writing the scratch copy, after moving the object
-into place, just before the commit, or just after it. Afterwards the next write (or ``verify``)
+into place, just before the commit, or just after it. Afterwards the next write (``gc --yes`` is one)
 clears the leftovers under the write lock, ``verify`` is clean, and version numbers stay gapless.
+A commit that fails (disk full) takes its published object back at once.
 """
 from __future__ import annotations
 
@@ -47,7 +48,7 @@ def test_crash_points_match_the_code():
     assert CRASH_POINTS == ("after_tmp_write", "after_rename", "before_commit", "after_commit")
 
 
-@pytest.mark.parametrize("cleanup", ["next_write", "verify"])
+@pytest.mark.parametrize("cleanup", ["next_write", "gc"])
 @pytest.mark.parametrize("point", CRASH_POINTS)
 def test_crash_leaves_all_or_nothing(tmp_path: Path, tiny_onnx, point: str, cleanup: str):
     store_root = tmp_path / "store"
@@ -66,6 +67,8 @@ def test_crash_leaves_all_or_nothing(tmp_path: Path, tiny_onnx, point: str, clea
         assert list((store_root / "tmp").iterdir()) == []
         if not committed:
             assert object_digests(store_root) == [registry.resolve("other@1").sha256]
+    else:
+        registry.gc(older_than_s=0, delete=True)
     assert_clean(registry)
 
     # Retrying succeeds, and the crashed attempt did not use up a version number.
@@ -84,18 +87,95 @@ def test_crash_while_sharing_bytes_keeps_the_other_model(tmp_path: Path, tiny_on
     register_and_crash(store_root, model, "second", point)
     registry = Registry.open(store_root)
     assert registry.list("second") == []
+    registry.gc(older_than_s=0, delete=True)  # a write: sweeps the dead writer's leftovers
     assert_clean(registry)
     assert registry.path("first@1") == registry.path(kept)  # still there, and verified
 
 
 def test_live_writers_scratch_space_is_not_taken_for_abandoned(tmp_path: Path, tiny_onnx):
     """A scratch folder whose writer is alive (its flock held) survives another process's cleanup."""
-    registry = Registry.open(tmp_path / "store")
+    registry = Registry.open(tmp_path / "store", create=True)
     staged = registry._blobs.stage(tiny_onnx(0).read_bytes(), {})
     other = subprocess.run(
-        [PYTHON, "-c", "import sys; from zoo._registry import Registry; Registry.open(sys.argv[1]).verify()",
+        [PYTHON, "-c", "import sys; from zoo._registry import Registry; Registry.open(sys.argv[1]).gc(older_than_s=0, delete=True)",
          str(registry.root)], env=subprocess_env(), capture_output=True, text=True, timeout=120)
     assert other.returncode == 0, other.stderr
     assert (registry.root / "tmp" / staged.token).is_dir()
     registry._blobs.discard(staged)
     assert list((registry.root / "tmp").iterdir()) == []
+
+
+class _FailingCommit:
+    """A metadata store whose next write transaction fails as SQLite does on a full disk at COMMIT."""
+
+    def __init__(self, inner):
+        self._inner = inner
+        self.failures = 1
+
+    def __getattr__(self, name):
+        return getattr(self._inner, name)
+
+    def write(self):
+        from contextlib import contextmanager
+
+        from zoo.errors import StoreError
+
+        @contextmanager
+        def txn():
+            with self._inner.write() as t:
+                yield t
+                if self.failures:
+                    self.failures -= 1
+                    raise StoreError("Cannot use the registry database: no space left on device")
+        return txn()
+
+
+@pytest.mark.parametrize("shared", [False, True], ids=["new-bytes", "bytes-another-model-uses"])
+def test_a_failed_commit_leaves_no_published_object(store: Registry, tiny_onnx, shared: bool):
+    """Issue 10.6: the object published inside a transaction whose commit failed is taken back at once
+    (unless a version uses it), so a full disk does not stay full and no later verify is needed."""
+    from zoo.errors import StoreError
+
+    kept = store.register(tiny_onnx(0), name="first").version if shared else None
+    store._meta = _FailingCommit(store._meta)  # type: ignore[assignment]
+    with pytest.raises(StoreError, match="no space left on device"):
+        store.register(tiny_onnx(0), name="second")
+    assert store.list("second") == []
+    assert object_digests(store.root) == ([kept.sha256] if kept else [])
+    assert list((store.root / "tmp").iterdir()) == []
+    assert store.register(tiny_onnx(0), name="second").version.version == 1  # the retry works
+    assert_clean(store)
+
+
+def test_verify_deletes_nothing_and_gc_deletes_only_when_asked(store: Registry, tiny_onnx):
+    """Issue 10.1: orphans are listed by verify/gc; only gc with delete=True removes them, and only
+    those older than the crash window."""
+    v = store.register(tiny_onnx(0), name="a").version
+    orphan = store.register(tiny_onnx(1), name="b").version
+    with store._meta.write() as txn:
+        txn.delete_version("b", 1)
+    assert store.verify() and all(r.ok for r in store.verify())
+    assert sorted(object_digests(store.root)) == sorted([v.sha256, orphan.sha256])  # verify deleted nothing
+    assert [o.digest for o in store.gc(older_than_s=0)] == [orphan.sha256]  # listed, not deleted
+    assert store.gc(delete=True) == []  # younger than the crash window: kept
+    assert len(object_digests(store.root)) == 2
+    assert [o.digest for o in store.gc(older_than_s=0, delete=True)] == [orphan.sha256]
+    assert object_digests(store.root) == [v.sha256]
+
+
+def test_a_full_disk_is_reported_as_such(store: Registry, monkeypatch):
+    """Issue 10.10: SQLite reports a write on a full disk as "disk I/O error"; zoo says what it is."""
+    import sqlite3
+
+    from zoo.store import sqlite as zsqlite
+
+    monkeypatch.setattr(zsqlite, "_free_bytes", lambda folder: 0)
+    io_error = sqlite3.OperationalError("disk I/O error")
+    io_error.sqlite_errorname = "SQLITE_IOERR_WRITE"  # type: ignore[attr-defined]
+    full = sqlite3.OperationalError("database or disk is full")
+    full.sqlite_errorname = "SQLITE_FULL"  # type: ignore[attr-defined]
+    for exc in (io_error, full):
+        err = store._meta._store_error("use", exc)  # type: ignore[attr-defined]
+        assert err.exit_code == 7 and "no space left on device" in err.message and "free space" in err.hint
+    monkeypatch.setattr(zsqlite, "_free_bytes", lambda folder: 10 << 30)
+    assert "no space left" not in store._meta._store_error("use", io_error).message  # type: ignore[attr-defined]

@@ -143,3 +143,23 @@ def test_validators_on_their_own():
     with pytest.raises(InvalidName) as exc:
         validate_name("ResNet50")
     assert "'resnet50'" in exc.value.hint  # the hint names the fix
+
+
+@pytest.mark.parametrize("args", [["export", "resnet18", "--name", "../x"], ["export", "resnet18", "--tag", "../x=1"],
+                                  ["register", "model.onnx", "--name", "../x"], ["alias", "tiny@1", "../x"],
+                                  ["rm", "../x", "--yes"], ["show", "../x"]])
+def test_the_cli_refuses_hostile_names_before_any_build_or_disk_access(tmp_path: Path, monkeypatch, args):
+    """Issue 10.7: `zoo export resnet18 --name ../x` built and exported for 10 s before refusing."""
+    from click.testing import CliRunner
+
+    import zoo.plugins
+    from zoo.cli import main
+
+    def no_build(*a, **k):
+        raise AssertionError("a plugin was resolved before the name was checked")
+
+    monkeypatch.setattr(zoo.plugins, "resolve_frameworks", no_build)
+    result = CliRunner().invoke(main, ["--store", str(tmp_path / "store"), *args])
+    assert result.exit_code == 2, result.output
+    assert "../x" in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "store").exists()

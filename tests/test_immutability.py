@@ -9,12 +9,13 @@ import sqlite3
 import pytest
 
 from zoo._registry import Registry
-from zoo.errors import NotFound
+from zoo.errors import ImmutableError, NotFound
 from zoo.records import ModelVersion, Report, VersionMeta
 
 PUBLIC_API = {
     "open", "close", "register", "list", "models", "resolve", "path", "load", "set_alias", "remove_alias",
     "set_tags", "remove_tag", "remove", "verify", "attach", "reports",
+    "gc", "ensure_writable",  # gc deletes only unreferenced artifacts; ensure_writable writes nothing
 }
 MOVABLE = {"aliases", "tags"}
 
@@ -100,3 +101,17 @@ def test_remove_is_explicit_and_numbers_are_not_reused(store: Registry, tiny_onn
     again = store.register(src, name="tiny")  # the same bytes come back as a new number, never as 1
     assert again.created and again.version.version == 3
     assert store.reports("tiny@3") == []  # the old version's reports did not come back with the bytes
+
+
+def test_a_refused_change_is_an_immutable_error_exit_6(store: Registry, tiny_onnx):
+    """Issue 10.9: ImmutableError is what the store raises when something immutable is changed,
+    e.g. an UPDATE of a version, a report or the store's identity reaching the database."""
+    v = store.register(tiny_onnx(0), name="tiny").version
+    store.attach(v, "bench", {"ms": 1.0})
+    for sql in ("UPDATE versions SET sha256 = 'x'", "UPDATE reports SET payload = '{}'",
+                "UPDATE store_info SET value = 'x' WHERE key = 'store_id'"):
+        with pytest.raises(ImmutableError) as exc:
+            with store._meta.write() as txn:
+                txn._c.execute(sql)  # type: ignore[attr-defined]
+        assert exc.value.exit_code == 6 and "immutable" in exc.value.message or "append-only" in exc.value.message
+    assert store.resolve("tiny@1") == v and store.verify()[0].ok

@@ -10,7 +10,7 @@ import pytest
 
 import zoo
 from zoo._registry import RegisterResult, Registry, metadata_props
-from zoo.errors import InvalidInput, InvalidModelFile, InvalidName, NotFound, StoreError
+from zoo.errors import Conflict, InvalidInput, InvalidModelFile, InvalidName, NotFound, StoreError
 from zoo.records import ParamCounts, Preprocessing, VersionMeta
 
 TORCH = VersionMeta(arch="tiny", framework="torch", framework_version="2.13.0", plugin_version="0.1.0",
@@ -237,12 +237,40 @@ def test_remove_deletes_one_version_and_never_reuses_its_number(store: Registry,
     for seed in range(3):
         store.register(tiny_onnx(seed), name="tiny", meta=TORCH)
     store.set_alias("tiny@3", "prod")
-    gone = store.remove("tiny@3")
+    gone = store.remove("tiny@3", force=True)  # an alias points at it: only with force (see the next test)
     assert gone.version == 3 and not store.path(gone, verify=False).exists()
     assert [v.version for v in store.list("tiny")] == [1, 2]
     with pytest.raises(NotFound):
         store.resolve("tiny@prod")
     assert store.register(tiny_onnx(9), name="tiny", meta=TORCH).version.version == 4
+
+
+def test_remove_refuses_while_aliases_point_at_the_version(store: Registry, tiny_onnx):
+    """Issue 10.8: removing the version `prod` points at would break every app loading `@prod`."""
+    for seed in range(2):
+        store.register(tiny_onnx(seed), name="tiny", meta=TORCH)
+    store.set_alias("tiny@2", "prod")
+    store.set_alias("tiny@2", "canary")
+    with pytest.raises(Conflict) as exc:
+        store.remove("tiny@2")
+    assert "tiny@canary" in exc.value.message and "tiny@prod" in exc.value.message and "--force" in exc.value.hint
+    assert exc.value.exit_code == 11
+    assert store.resolve("tiny@prod").version == 2 and store.path("tiny@2").is_file()  # nothing was removed
+    store.remove("tiny@1")  # no alias: no question asked
+    assert store.remove("tiny@2", force=True).aliases == ("canary", "prod")
+    assert store.list() == []
+
+
+def test_deleting_an_alias_checks_the_version_it_points_at(store: Registry, tiny_onnx):
+    for seed in range(2):
+        store.register(tiny_onnx(seed), name="tiny", meta=TORCH)
+    store.set_alias("tiny@2", "prod")
+    with pytest.raises(Conflict, match=r"points at tiny@2, not at tiny@1"):
+        store.remove_alias("tiny", "prod", version=1)
+    assert store.resolve("tiny@prod").version == 2
+    store.remove_alias("tiny", "prod", version=2)
+    with pytest.raises(NotFound):
+        store.resolve("tiny@prod")
 
 
 def test_bad_files_are_refused_before_anything_is_stored(store: Registry, tmp_path: Path):
@@ -292,3 +320,14 @@ def test_load_predicts(store: Registry, tiny_onnx):
     expected = ort.InferenceSession(str(src), providers=["CPUExecutionProvider"]).run(None, {"images": x})[0]
     model = store.load("tiny@latest", provider="cpu")
     np.testing.assert_allclose(model.predict(x), expected, rtol=1e-6, atol=1e-6)
+
+
+def test_paths_are_absolute_even_for_a_relative_store(tmp_path: Path, tiny_onnx, monkeypatch):
+    """Issue 10.10: an app that chdirs after opening the registry must still find its files."""
+    monkeypatch.chdir(tmp_path)
+    registry = Registry.open("rel-store")
+    registry.register(tiny_onnx(0), name="tiny", meta=TORCH)
+    path = registry.path("tiny")
+    assert path.is_absolute() and registry.root.is_absolute()
+    monkeypatch.chdir("/")
+    assert registry.path("tiny") == path and path.is_file()

@@ -29,19 +29,24 @@ STORE_ENV = "ZOO_STORE"
 
 
 def default_store() -> Path:
-    """``$ZOO_STORE`` if set, else ``./artifacts`` in the working directory."""
-    return Path(os.environ.get(STORE_ENV) or "artifacts")
+    """``$ZOO_STORE`` if set (and not empty), else ``./artifacts`` in the working directory; absolute."""
+    return Path(os.environ.get(STORE_ENV) or "artifacts").absolute()
 
 
-def open_registry(store: str | os.PathLike[str] | None = None) -> "Registry":
-    """Open (creating if needed) the embedded registry at ``store`` (default: :func:`default_store`)."""
+def open_registry(store: str | os.PathLike[str] | None = None, *, read_only: bool | None = None) -> "Registry":
+    """Open the embedded registry at ``store`` (default: :func:`default_store`), touching nothing on disk.
+
+    Reads on a store that does not exist raise :class:`~zoo.errors.NotFound` naming the path; the
+    first write creates it. A store we cannot write opens read-only (``read_only=None``): every read
+    works, writes raise :class:`~zoo.errors.StoreError`. An empty string is refused (it is not ".").
+    """
     from ._registry import Registry
 
-    return Registry.open(Path(store) if store is not None else default_store())
+    return Registry.open(store if store is not None else default_store(), read_only=read_only)
 
 
 def load(ref: str, *, store: str | os.PathLike[str] | None = None, provider: str | None = None, **options: Any) -> "InferenceModel":
-    """Resolve ``ref``, verify the artifact's sha256, and return a ready-to-run model."""
+    """Resolve ``ref``, verify the artifact's sha256, and return a ready-to-run model (reads only)."""
     return open_registry(store).load(ref, provider=provider, **options)
 
 

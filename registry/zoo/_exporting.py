@@ -6,8 +6,11 @@ the output scale. Nothing is written to the store unless every step succeeded.
 """
 from __future__ import annotations
 
+import logging
+import os
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -56,6 +59,32 @@ def check_options(num_classes: int, input_size: int, opset: int) -> None:
         raise InvalidInput(f"Expected --opset between 13 and 23. Received: {opset}", hint=f"the default is {DEFAULT_OPSET}")
 
 
+@contextmanager
+def _exporter_logs() -> Iterator[list[logging.LogRecord]]:
+    """Collect the warnings exporters log (with their tracebacks) instead of letting Python's
+    last-resort handler print them; callers put the relevant line into their own error."""
+    records: list[logging.LogRecord] = []
+
+    class _Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record)
+
+    handler = _Collect(logging.WARNING)
+    root = logging.getLogger()
+    root.addHandler(handler)
+    try:
+        yield records
+    finally:
+        root.removeHandler(handler)
+
+
+def _file_opset(path: Path) -> int | None:
+    import onnx
+
+    proto = onnx.load(os.fspath(path), load_external_data=False)
+    return next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), None)
+
+
 def export_and_register(
     registry: "Registry",
     plugin: FrameworkPlugin,
@@ -80,6 +109,11 @@ def export_and_register(
     weights saved without auxiliary heads).
     """
     check_options(num_classes, input_size, opset)
+    from ._names import validate_name, validate_tags
+
+    validate_name(name or arch)  # names, tags and the store are checked before anything is built
+    tags = validate_tags(tags)
+    registry.ensure_writable()
     step = progress or (lambda _msg: None)
     name = name or arch
 
@@ -97,15 +131,24 @@ def export_and_register(
     with tempfile.TemporaryDirectory(prefix="zoo-export-") as tmp:
         path = Path(tmp) / "model.onnx"
         step("export")
-        try:
-            info = plugin.export_onnx(model, path, opset=opset, input_size=input_size)
-        except (ExportError, InvalidInput):
-            raise
-        except Exception as exc:
+        with _exporter_logs() as logs:
+            try:
+                info = plugin.export_onnx(model, path, opset=opset, input_size=input_size)
+            except (ExportError, InvalidInput):
+                raise
+            except Exception as exc:
+                raise ExportError(
+                    f"{plugin.display_name} could not export {arch!r} to ONNX (opset {opset}): {type(exc).__name__}: {exc}",
+                    hint="try another --opset, or rerun with --debug for the exporter's traceback",
+                ) from exc
+        actual_opset = _file_opset(path)
+        if actual_opset != opset:
+            said = next((r.getMessage().splitlines()[0] for r in reversed(logs) if r.getMessage().strip()), "")
             raise ExportError(
-                f"{plugin.display_name} could not export {arch!r} to ONNX (opset {opset}): {type(exc).__name__}: {exc}",
-                hint="try another --opset, or rerun with --debug for the exporter's traceback",
-            ) from exc
+                f"{plugin.display_name} exported {arch!r} at opset {actual_opset}, not at the requested opset {opset}"
+                + (f" (the exporter said: {said})" if said else "") + "; nothing was registered",
+                hint=f"choose an opset this exporter can produce (the default, {DEFAULT_OPSET}, always works)",
+            )
 
         step("verify")
         batch = verification_batch(input_size)

@@ -4,9 +4,15 @@ Promises (each proved by a test named in SECURITY.md):
 
 - *Validated before touched*: names, aliases and tags are checked before anything is read or written.
 - *Content-addressed and deduplicated*: identical bytes under one name are one version.
+- *A store knows it is a store*: its identity (``store.json`` and the same id in the metadata) is
+  checked on open and before every write; metadata that is missing, empty or another store's next
+  to existing artifacts is a :class:`~zoo.errors.StoreError`, and nothing is deleted on its word.
+- *Reads write nothing*: opening creates nothing; a missing store is :class:`~zoo.errors.NotFound`
+  for reads and is created by the first write; a read-only store serves every read.
 - *Atomic*: a registration is complete or leaves no trace, even if the process is SIGKILLed at
-  any step; leftovers of a crashed writer are cleaned under the write lock by the next write or
-  by :meth:`Registry.verify`.
+  any step or the commit fails (disk full); leftovers of a crashed writer are cleaned under the
+  write lock by the next write. :meth:`Registry.verify` deletes nothing; :meth:`Registry.gc`
+  deletes unreferenced artifacts only when asked, and only those older than the crash window.
 - *Concurrent*: any number of processes may register into one model; version numbers are
   unique, gapless as assigned (1, 2, 3, ...) and never reused after a removal.
 - *Verified*: :meth:`Registry.path` and :meth:`Registry.load` check the sha256 of every file
@@ -22,6 +28,7 @@ import json
 import os
 import re
 import signal
+import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -32,18 +39,21 @@ from typing import TYPE_CHECKING, Any
 from . import _distribution
 from ._names import received, validate_alias, validate_kind, validate_name, validate_tag_key, validate_tags
 from ._refs import FRAMEWORK_PATTERN, Ref, parse_ref
-from .errors import IntegrityError, InvalidInput, NotFound, StoreError
+from .errors import Conflict, IntegrityError, InvalidInput, NotFound, StoreError
 from .records import ModelVersion, Record, Report, VersionMeta, _jsonable
-from .store import BlobStore, MetadataStore, MetadataTxn, open_local
+from .store import LEGACY_STORE_ID, BlobStore, MetadataStore, MetadataTxn, Orphan, StoreIdentity, open_local
 
 if TYPE_CHECKING:
     from .runtime import InferenceModel
 
-__all__ = ["Registry", "RegisterResult", "VerifyResult", "metadata_props"]
+__all__ = ["CRASH_WINDOW_S", "Registry", "RegisterResult", "VerifyResult", "metadata_props"]
 
 CRASH_ENV = "ZOO_TEST_CRASH_AT"  # test-only: SIGKILL ourselves at a named step of register()
 CRASH_POINTS = ("after_tmp_write", "after_rename", "before_commit", "after_commit")
 ZOO_KEY_PREFIX = "zoo."
+CRASH_WINDOW_S = 3600.0  # gc keeps unreferenced artifacts younger than this: a writer may still be committing
+_RECOVER_HINT = ("restore registry.db from a backup of this store; zoo refuses to start a new database over existing "
+                 "artifacts, and `zoo verify` / `zoo gc` delete nothing while this is unresolved")
 
 
 @dataclass(frozen=True)
@@ -129,28 +139,30 @@ class Registry:
     """A model registry over a :class:`MetadataStore` and a :class:`BlobStore` (see :mod:`zoo.store`)."""
 
     def __init__(self, root: Path, *, metadata: MetadataStore, blobs: BlobStore):
-        self.root = Path(root)
+        self.root = Path(root).absolute()
         self._meta = metadata
         self._blobs = blobs
+        self._identity = self._check_identity()
 
     @classmethod
-    def open(cls, root: Path) -> "Registry":
-        """Open the embedded store at ``root``, creating its folders and schema if missing."""
-        root = Path(root)
-        hint = "choose a writable folder with --store DIR or the ZOO_STORE environment variable"
-        try:
-            root.mkdir(parents=True, exist_ok=True)
-        except FileExistsError:
-            raise StoreError(f"The store path {str(root)!r} exists and is not a folder", hint=hint) from None
-        except OSError as exc:
-            raise StoreError(f"Cannot create the store folder {str(root)!r}: {exc.strerror}", hint=hint) from None
-        if not os.access(root, os.W_OK | os.X_OK):
-            raise StoreError(f"The store folder {str(root)!r} is not writable", hint=hint)
-        try:
-            metadata, blobs = open_local(root)
-        except OSError as exc:
-            raise StoreError(f"Cannot set up the store folder {str(root)!r}: {exc}", hint=hint) from None
-        return cls(root, metadata=metadata, blobs=blobs)
+    def open(cls, root: str | os.PathLike[str], *, read_only: bool | None = None, create: bool = False) -> "Registry":
+        """Open the embedded store at ``root``, touching nothing on disk.
+
+        The store's identity is checked now (:class:`~zoo.errors.StoreError` if its database is
+        missing, empty or foreign next to existing artifacts). A store that does not exist yet is
+        created by the first write (or now, with ``create=True``); until then reads raise
+        :class:`~zoo.errors.NotFound` naming the path. ``read_only=None`` opens an existing store we
+        cannot write as read-only: reads work, writes raise ``StoreError``.
+        """
+        if os.fspath(root) == "":
+            raise InvalidInput("Expected a store folder. Received: ''",
+                               hint="give --store DIR or ZOO_STORE a folder; unset it for the default ./artifacts")
+        root = Path(root).absolute()
+        metadata, blobs = open_local(root, read_only=read_only)
+        registry = cls(root, metadata=metadata, blobs=blobs)
+        if create:
+            registry._prepare_write()
+        return registry
 
     def __repr__(self) -> str:
         return f"Registry({str(self.root)!r})"
@@ -164,11 +176,90 @@ class Registry:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    # ------------------------------------------------------------------ identity
+
+    def _check_identity(self) -> StoreIdentity | None:
+        """The store's identity; None when no store exists here yet. Raises StoreError when the two
+        halves disagree, or metadata is missing or empty next to artifacts (never "a new registry")."""
+        return self._inspect()[0]
+
+    def _inspect(self) -> tuple[StoreIdentity | None, bool]:
+        """(identity, complete): ``complete`` is False while the marker or the metadata's record of the
+        id is missing (a store to create, a legacy store to stamp, a lost marker to rewrite)."""
+        marker = self._blobs.identity()
+        recorded = self._meta.identity()
+        if recorded is None:
+            if self._has_objects():
+                raise StoreError(
+                    f"The store {str(self.root)!r} holds artifacts, but its database {self._meta.location!r} is "
+                    f"missing or empty" + (f" (store id {marker.store_id})" if marker else ""), hint=_RECOVER_HINT)
+            return None, False  # nothing to lose: a store being created, or no store at all
+        if recorded.store_id == LEGACY_STORE_ID:
+            if self._has_objects():
+                with self._meta.read() as txn:
+                    empty = not txn.models()
+                if empty:
+                    raise StoreError(
+                        f"The store {str(self.root)!r} holds artifacts, but its database {self._meta.location!r} "
+                        "has no version at all (was it recreated?)", hint=_RECOVER_HINT)
+            return marker or recorded, False
+        if marker is None:
+            return recorded, False  # the marker was lost: the database vouches; the next write rewrites it
+        if recorded.store_id != marker.store_id:
+            raise StoreError(
+                f"The database {self._meta.location!r} belongs to store {recorded.store_id}, but the artifacts at "
+                f"{self._blobs.location!r} to store {marker.store_id}", hint=_RECOVER_HINT)
+        return marker, True
+
+    def _has_objects(self) -> bool:
+        return next(iter(self._blobs.digests()), None) is not None
+
+    def _need_store(self, looking_for: str | None = None) -> None:
+        """Before a read: a store must exist (a write by another process may have created it since open)."""
+        if self._identity is None:
+            self._identity = self._check_identity()
+            if self._identity is None:
+                wanted = f" (looking for {looking_for!r})" if looking_for else ""
+                raise NotFound(f"No zoo store at {str(self.root)!r}{wanted}",
+                               hint="check --store / ZOO_STORE (default ./artifacts); `zoo export` or `zoo register` "
+                                    "creates a store")
+
+    def _prepare_write(self) -> None:
+        """Before a write: the store is writable, is what it says it is, and exists (created if not)."""
+        self.ensure_writable()
+        identity, complete = self._inspect()
+        if not complete:
+            wanted = identity if identity is not None and identity.store_id != LEGACY_STORE_ID else StoreIdentity(uuid.uuid4().hex)
+            self._meta.create(self._blobs.create(wanted))
+            identity, complete = self._inspect()
+            assert complete, "a store just created must be complete"
+        self._identity = identity
+
+    @property
+    def read_only(self) -> bool:
+        """True for a store opened read-only (reads work; writes raise StoreError)."""
+        return self._meta.read_only or self._blobs.read_only
+
+    def ensure_writable(self) -> None:
+        """Raise :class:`~zoo.errors.StoreError` now if a write would be refused (a read-only store, a
+        missing or foreign database): lets long work (an export) fail before it starts. Writes nothing."""
+        if self.read_only:
+            raise StoreError(f"The store {str(self.root)!r} is read-only: it serves reads, not writes",
+                             hint="run this command where the store is writable, or on a writable copy of it")
+        self._check_identity()
+
     # ------------------------------------------------------------------ transactions
+
+    @contextmanager
+    def _read(self, looking_for: str | None = None) -> Iterator[MetadataTxn]:
+        self._need_store(looking_for)
+        with self._meta.read() as txn:
+            yield txn
 
     @contextmanager
     def _write(self) -> Iterator[MetadataTxn]:
         """An exclusive write transaction that first clears what crashed writers left behind."""
+        self._prepare_write()
         with self._meta.write() as txn:
             for item in self._blobs.abandoned():
                 try:
@@ -210,12 +301,15 @@ class Registry:
         extra = {rel: checked.path.parent / rel for rel in checked.external_files}
         del checked
 
+        self._prepare_write()
         staged = self._blobs.stage(data, extra)
         del data
+        published, orphaned = False, False
         try:
             _crash_point("after_tmp_write")
             with self._write() as txn:
                 existing = txn.find(name, staged.digest)
+                published = True  # from here on a failure may leave the object in place: see below
                 self._blobs.publish(staged)  # for an existing version: repairs a corrupt copy, if any
                 if existing is not None:
                     if tag_map:
@@ -234,8 +328,23 @@ class Registry:
                 _crash_point("before_commit")
             _crash_point("after_commit")
             return RegisterResult(version=version, created=True)
+        except BaseException:
+            if published:  # the commit failed (disk full, I/O error): take the object back unless a version uses it
+                orphaned = not self._unpublish(staged.digest)
+            raise
         finally:
-            self._blobs.discard(staged)
+            self._blobs.discard(staged, keep_intent=orphaned)
+
+    def _unpublish(self, digest: str) -> bool:
+        """Delete ``digest`` under the write lock unless a version uses it; False if that failed too
+        (the scratch space's intent then stays, and the next write's sweep deletes it)."""
+        try:
+            with self._write() as txn:
+                if not txn.digest_in_use(digest):
+                    self._blobs.delete(digest)
+            return True
+        except Exception:
+            return False
 
     # ------------------------------------------------------------------ read
 
@@ -247,17 +356,17 @@ class Registry:
             from .plugins import canonical_name
 
             framework = canonical_name(framework)
-        with self._meta.read() as txn:
+        with self._read() as txn:
             return txn.versions(name, framework=framework, arch=arch)
 
     def models(self) -> builtins.list[str]:
-        with self._meta.read() as txn:
+        with self._read() as txn:
             return txn.models()
 
     def resolve(self, ref: str, *, framework: str | None = None) -> ModelVersion:
         """The version ``ref`` means now (see :mod:`zoo._refs` for the grammar)."""
         parsed = self._parse(ref, framework)
-        with self._meta.read() as txn:
+        with self._read(str(parsed)) as txn:
             return self._resolve(txn, parsed)
 
     def _parse(self, ref: str | ModelVersion, framework: str | None = None) -> Ref:
@@ -354,14 +463,21 @@ class Registry:
             txn.set_alias(version.name, alias, version.version)
             return txn.get(version.name, version.version) or version
 
-    def remove_alias(self, name: str, alias: str) -> None:
+    def remove_alias(self, name: str, alias: str, *, version: int | None = None) -> None:
+        """Remove ``alias`` of model ``name``; with ``version``, only if the alias points at that version
+        (:class:`~zoo.errors.Conflict` otherwise, naming where it points)."""
         validate_name(name)
         validate_alias(alias)
         with self._write() as txn:
-            if not txn.delete_alias(name, alias):
+            target = txn.alias_target(name, alias)
+            if target is None:
                 if not txn.versions(name):
                     raise self._no_model(txn, name)
                 raise NotFound(f"Model {name!r} has no alias {alias!r}", hint=f"`zoo show {name}` lists its aliases")
+            if version is not None and target != version:
+                raise Conflict(f"Alias {name}@{alias} points at {name}@{target}, not at {name}@{version}; it was kept",
+                               hint=f"zoo alias {name}@{target} {alias} --delete removes it")
+            txn.delete_alias(name, alias)
 
     def set_tags(self, ref: str, tags: Mapping[str, str]) -> ModelVersion:
         tag_map = validate_tags(tags)
@@ -384,16 +500,22 @@ class Registry:
 
     # ------------------------------------------------------------------ delete (explicit)
 
-    def remove(self, ref: str) -> ModelVersion:
-        """Delete one version (with its aliases, tags and reports). Its bytes go only when no version of
-        any model uses them. The number is not reused."""
+    def remove(self, ref: str, *, force: bool = False) -> ModelVersion:
+        """Delete one version (with its tags and reports). Its bytes go only when no version of any model
+        uses them. The number is not reused. While aliases point at it, :class:`~zoo.errors.Conflict`
+        names them, unless ``force`` (which removes them with it)."""
         parsed = self._parse(ref)
         with self._write() as txn:
             version = self._resolve(txn, parsed)
+            if version.aliases and not force:
+                names = ", ".join(f"{version.name}@{a}" for a in version.aliases)
+                raise Conflict(f"{version.ref} is what {names} point{'s' if len(version.aliases) == 1 else ''} at; "
+                               "it was not deleted", hint=f"move or delete the alias first (zoo alias {version.name}@N "
+                               f"{version.aliases[0]}), or pass --force to delete the version and its aliases")
             txn.delete_version(version.name, version.version)
         # A second transaction: deleting bytes before the row's removal is committed could leave a row
-        # without bytes after a crash; this way a crash leaves at most an orphan object, which the next
-        # verify() collects.
+        # without bytes after a crash; this way a crash leaves at most an orphan object, which
+        # `zoo gc` lists.
         with self._write() as txn:
             if not txn.digest_in_use(version.sha256):
                 self._blobs.delete(version.sha256)
@@ -404,23 +526,35 @@ class Registry:
     def verify(self, ref: str | None = None) -> builtins.list[VerifyResult]:
         """Recompute the sha256 of every file of every version (or of ``ref`` only), ignoring any cache.
 
-        A full verify first collects what crashed writers left (scratch files, objects no version uses).
+        Reads only: it repairs and deletes nothing (so it works on a read-only store). Artifacts no
+        version references are listed by :meth:`gc`.
         """
-        if ref is None:
-            with self._write() as txn:
-                in_use = txn.digests()
-                for digest in list(self._blobs.digests()):
-                    if digest not in in_use:
-                        self._blobs.delete(digest)
-            versions = self.list()
-        else:
-            versions = [self.resolve(ref)]
+        versions = self.list() if ref is None else [self.resolve(ref)]
         results = []
         for v in versions:
             problems = self._blobs.problems(v.sha256, v.files, use_cache=False)
             results.append(VerifyResult(name=v.name, version=v.version, ok=not problems,
                                         problem="; ".join(problems) or None, path=self._blobs.locate(v.sha256)))
         return results
+
+    def gc(self, *, older_than_s: float = CRASH_WINDOW_S, delete: bool = False) -> builtins.list[Orphan]:
+        """Artifacts no version references, published more than ``older_than_s`` seconds ago.
+
+        Lists only, unless ``delete``: then, under the write lock and after the store's identity
+        check, exactly the artifacts found unreferenced at that moment are deleted and returned.
+        """
+        if not older_than_s >= 0:
+            raise InvalidInput(f"Expected a minimum age >= 0 seconds. Received: {received(older_than_s)}",
+                               hint=f"the default is {CRASH_WINDOW_S:.0f} s")
+        if not delete:
+            with self._read() as txn:
+                in_use = txn.digests()
+            return self._blobs.orphans(in_use, older_than_s=older_than_s)
+        with self._write() as txn:
+            found = self._blobs.orphans(txn.digests(), older_than_s=older_than_s)
+            for orphan in found:
+                self._blobs.delete(orphan.digest)
+        return found
 
     # ------------------------------------------------------------------ reports (append-only)
 
@@ -439,7 +573,7 @@ class Registry:
         if kind is not None:
             validate_kind(kind)
         parsed = self._parse(ref)
-        with self._meta.read() as txn:
+        with self._read() as txn:
             version = self._resolve(txn, parsed)
             return txn.reports(version.name, version.version, kind)
 

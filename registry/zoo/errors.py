@@ -70,13 +70,15 @@ class IntegrityError(ZooError):
 
 
 class ImmutableError(ZooError):
-    """An attempt to change something a registry promises never changes (a version)."""
+    """An attempt to change something a registry promises never changes (a version's bytes or
+    recorded facts, a report, the store's identity), e.g. an ``UPDATE`` refused by the database."""
 
     exit_code = 6
 
 
 class StoreError(ZooError):
-    """The store cannot be opened or written (permissions, disk full, lock timeout)."""
+    """The store cannot be opened or written: read-only, disk full, lock timeout, a missing or foreign
+    database next to existing artifacts, a corrupt record."""
 
     exit_code = 7
 
@@ -97,3 +99,14 @@ class ParityFailure(ZooError):
     """At least one framework pair is outside its parity tolerance."""
 
     exit_code = 10
+
+
+class Conflict(ZooError):
+    """The request contradicts the registry's current state: removing a version aliases point at,
+    deleting an alias from a version it does not point at."""
+
+    exit_code = 11
+
+
+INTERNAL_ERROR_EXIT = 70  # a bug or an unexpected environment fault (not a ZooError)
+INTERRUPTED_EXIT = 130

@@ -16,7 +16,6 @@ onnx is imported inside the functions: ``import zoo.onnx_info`` stays free of it
 from __future__ import annotations
 
 import math
-import mmap
 import os
 import re
 import stat
@@ -233,8 +232,8 @@ def _stat_model_path(path: Path) -> os.stat_result:
     return st
 
 
-def _open_model_bytes(path: Path) -> tuple[Any, mmap.mmap, os.stat_result]:
-    """Open and map ``path`` read-only. O_NONBLOCK: a pipe swapped in after stat() cannot hang us."""
+def _open_model_bytes(path: Path) -> tuple[Any, bytes, os.stat_result]:
+    """Open and read ``path``. O_NONBLOCK: a pipe swapped in after stat() cannot hang us."""
     _stat_model_path(path)
     try:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
@@ -253,7 +252,11 @@ def _open_model_bytes(path: Path) -> tuple[Any, mmap.mmap, os.stat_result]:
                 "a loadable ONNX model file",
                 hint="models over 2 GiB keep their weights as external data: " + _REEXPORT_HINT,
             )
-        mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+        # Read, never mmap: a file truncated by someone else while we read it must be an error, not SIGBUS.
+        mm = f.read(st.st_size + 1)
+        if len(mm) != st.st_size:
+            raise InvalidModelFile(f"'{path}' changed size while it was being read ({st.st_size} bytes when opened, "
+                                   f"{len(mm)} read)", hint="wait until whatever writes the file has finished, then retry")
     except BaseException:
         f.close()
         raise
@@ -461,7 +464,7 @@ def _check_external_data(model: "onnx.ModelProto", path: Path, model_st: os.stat
 def check_model_file(path: str | os.PathLike[str]) -> CheckedModel:
     """Parse and validate an untrusted ONNX file; raise InvalidModelFile naming what is wrong.
 
-    Reads only the model file (memory-mapped) and stats its external-data files; writes nothing.
+    Reads only the model file (into memory, not mapped) and stats its external-data files; writes nothing.
     """
     import onnx
 
@@ -478,7 +481,7 @@ def check_model_file(path: str | os.PathLike[str]) -> CheckedModel:
                 hint="copy the file again, or re-export the model",
             ) from None
     finally:
-        mm.close()
+        del mm
         f.close()
     if model.ir_version <= 0:
         raise InvalidModelFile(f"'{p}' is not an ONNX model: it has no ir_version", hint="pass an .onnx file written by an ONNX exporter")
@@ -886,7 +889,6 @@ def read_metadata(path_or_model: "str | os.PathLike[str] | ModelLike") -> dict[s
                     out[entry.key] = entry.value
             return out
         finally:
-            mm.close()
             f.close()
     proto, _ = _unwrap(path_or_model)
     return {entry.key: entry.value for entry in proto.metadata_props}

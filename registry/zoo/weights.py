@@ -89,9 +89,9 @@ def save_weights(state: Mapping[str, np.ndarray], path: PathLike, *, metadata: M
         )
     data = canonical_bytes(state, metadata=metadata)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)  # never leave a half-written file under the final name
+    from ._atomic import write_file
+
+    write_file(path, data)  # unpredictable O_EXCL|O_NOFOLLOW temp name, then one atomic rename
     return hashlib.sha256(data).hexdigest()
 
 

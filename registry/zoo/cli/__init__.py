@@ -1,13 +1,17 @@
 """The ``zoo`` command line: thin commands that parse, call the API, and render.
 
 Each command group lives in its own module and registers itself on :data:`main`. Errors from
-:mod:`zoo.errors` become one readable message and the error's exit code; a traceback
-appears only with ``--debug``. No framework is imported here.
+:mod:`zoo.errors` become one readable message and the error's exit code (the README's table);
+``--debug`` (before or after the subcommand) adds the traceback and keeps the exit code. Anything
+zoo prints that came from outside (file names, tags, provenance) has its control characters
+escaped, so a name cannot drive the terminal. No framework is imported here.
 """
 from __future__ import annotations
 
 import json
+import math
 import sys
+import traceback
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -15,7 +19,7 @@ from typing import Any
 import click
 
 from .. import STORE_ENV
-from ..errors import ZooError
+from ..errors import INTERNAL_ERROR_EXIT, INTERRUPTED_EXIT, ZooError
 
 
 @dataclass
@@ -36,11 +40,30 @@ pass_ctx = click.make_pass_decorator(Context)
 json_option = click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON instead of a table.")
 
 
+def _finite(value: Any) -> Any:
+    """NaN and infinities become null: they are not JSON, and a report may hold them."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    return value
+
+
 def emit_json(data: Any) -> None:
-    """Print ``data`` (records, lists of records, dicts) as JSON on stdout."""
+    """Print ``data`` (records, lists of records, dicts) as strict JSON on stdout (NaN -> null)."""
     from ..records import _jsonable
 
-    click.echo(json.dumps(_jsonable(data), indent=2, sort_keys=False, default=str))
+    click.echo(json.dumps(_finite(_jsonable(data)), indent=2, sort_keys=False, default=str, allow_nan=False))
+
+
+def printable(text: str) -> str:
+    """``text`` with every control or format character (ESC, newline, bidi override...) shown as an
+    escape like ``\\x1b``, so that outside text cannot move the cursor, recolour or hide output."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
 
 
 def console(stderr: bool = False):
@@ -61,7 +84,7 @@ def _cell(value: Any) -> str:
 
     if value is None:
         return "-"
-    return value if isinstance(value, Styled) else escape(str(value))
+    return value if isinstance(value, Styled) else escape(printable(str(value)))
 
 
 def table(title: str | None, columns: Sequence[str], rows: Iterable[Sequence[Any]], *, caption: str | None = None):
@@ -79,7 +102,7 @@ def table(title: str | None, columns: Sequence[str], rows: Iterable[Sequence[Any
 
 def info(message: str) -> None:
     """One status line on stderr, so stdout stays clean for --json and pipes."""
-    click.echo(message, err=True)
+    click.echo(printable(message), err=True)
 
 
 def progress():
@@ -93,34 +116,45 @@ def progress():
 
 
 class ZooGroup(click.Group):
-    """Maps ZooError to a message and exit code; everything else to a short internal-error line."""
+    """Maps ZooError to a message and its exit code; everything else to a short internal-error line.
+
+    ``--debug`` is accepted anywhere before a ``--`` (``zoo list --debug`` too): it adds the
+    traceback and never changes the exit code.
+    """
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        end = args.index("--") if "--" in args else len(args)
+        if "--debug" in args[:end]:
+            args = ["--debug", *(a for a in args[:end] if a != "--debug"), *args[end:]]
+        return super().parse_args(ctx, args)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except ZooError as exc:
             if _debug(ctx):
-                raise
-            click.secho(f"error: {exc.message}", fg="red", err=True)
+                traceback.print_exc(file=sys.stderr)
+            click.secho(f"error: {printable(exc.message)}", fg="red", err=True)
             if exc.hint:
-                click.echo(f"  hint: {exc.hint}", err=True)
+                click.echo(f"  hint: {printable(exc.hint)}", err=True)
             ctx.exit(exc.exit_code)
         except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
             raise
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
-            ctx.exit(130)
+            ctx.exit(INTERRUPTED_EXIT)
         except Exception as exc:  # a bug or an environment fault: say so without a wall of text
             if _debug(ctx):
-                raise
-            click.secho(f"internal error: {type(exc).__name__}: {exc}", fg="red", err=True)
-            click.echo("  hint: rerun with --debug for the traceback, and report it", err=True)
-            ctx.exit(70)
+                traceback.print_exc(file=sys.stderr)
+            click.secho(f"internal error: {type(exc).__name__}: {printable(str(exc))}", fg="red", err=True)
+            if not _debug(ctx):
+                click.echo("  hint: rerun with --debug for the traceback, and report it", err=True)
+            ctx.exit(INTERNAL_ERROR_EXIT)
 
 
 def _debug(ctx: click.Context) -> bool:
     obj = ctx.find_object(Context)
-    return bool(obj and obj.debug) or "--debug" in sys.argv
+    return bool(obj and obj.debug)
 
 
 @click.group(cls=ZooGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -130,7 +164,7 @@ def _debug(ctx: click.Context) -> bool:
     metavar="DIR",
     help=f"Registry store folder (default: ./artifacts; env {STORE_ENV}).",
 )
-@click.option("--debug", is_flag=True, help="Show tracebacks on errors.")
+@click.option("--debug", is_flag=True, help="Show tracebacks on errors (also accepted after the command); exit codes stay.")
 @click.version_option(package_name="zoo", prog_name="zoo")
 @click.pass_context
 def main(ctx: click.Context, store: str | None, debug: bool) -> None:
@@ -146,4 +180,4 @@ def main(ctx: click.Context, store: str | None, debug: bool) -> None:
 
 
 # Command modules register themselves on `main` when imported (each imports no framework).
-from . import bench, browse, export, inventory, parity, run, weights  # noqa: E402, F401
+from . import bench, browse, export, gc, inventory, parity, run, weights  # noqa: E402, F401

@@ -65,19 +65,24 @@ def show_cmd(ctx, ref, as_json) -> None:
 @main.command("alias")
 @click.argument("ref")
 @click.argument("alias")
-@click.option("--delete", is_flag=True, help="Remove ALIAS from the model of REF instead of setting it.")
+@click.option("--delete", is_flag=True,
+              help="Remove ALIAS instead of setting it; with NAME@N, only if ALIAS points at version N.")
 @pass_ctx
 def alias_cmd(ctx, ref, alias, delete) -> None:
     """Point ALIAS (like prod) at version REF.
 
     Aliases move; versions never change. `latest` is implicit.
     """
+    from .._names import validate_alias
+    from .._refs import parse_ref
+
+    parsed = parse_ref(ref)
+    validate_alias(alias)
     registry = ctx.registry()
     if delete:
-        from .._refs import parse_ref
-
-        registry.remove_alias(parse_ref(ref).name, alias)
-        info(f"removed alias {alias!r} from {parse_ref(ref).name}")
+        expected = None if parsed.is_latest else registry.resolve(ref).version
+        registry.remove_alias(parsed.name, alias, version=expected)
+        info(f"removed alias {alias!r} from {parsed.name}")
         return
     v = registry.set_alias(ref, alias)
     info(f"{v.name}@{alias} -> {v.ref}")
@@ -102,16 +107,21 @@ def tag_cmd(ctx, ref, tags, remove) -> None:
 @main.command("rm")
 @click.argument("ref")
 @click.option("--yes", is_flag=True, help="Confirm the deletion (required).")
+@click.option("--force", is_flag=True, help="Delete even while aliases point at the version (they go with it).")
 @pass_ctx
-def rm_cmd(ctx, ref, yes) -> None:
+def rm_cmd(ctx, ref, yes, force) -> None:
     """Delete one version (needs --yes).
 
-    Bytes still used by another version are kept.
+    Refused while aliases point at it (exit 11), unless --force. Bytes still used by
+    another version are kept.
     """
+    from .._refs import parse_ref
+
+    parse_ref(ref)
     if not yes:
         raise InvalidInput(f"Refusing to delete {ref!r} without --yes", hint=f"zoo rm {ref} --yes")
-    v = ctx.registry().remove(ref)
-    info(f"deleted {v.ref}")
+    v = ctx.registry().remove(ref, force=force)
+    info(f"deleted {v.ref}" + (f" and its alias(es) {', '.join(v.aliases)}" if v.aliases else ""))
 
 
 @main.command("verify")
@@ -121,11 +131,13 @@ def rm_cmd(ctx, ref, yes) -> None:
 def verify_cmd(ctx, ref, as_json) -> None:
     """Recompute the sha256 of stored artifacts.
 
-    Checks every version, or only REF; exits 5 if any is corrupt.
+    Checks every version, or only REF; exits 5 if any is corrupt. Reads only: it repairs
+    and deletes nothing (it works on a read-only store); `zoo gc` handles unreferenced artifacts.
     """
     from ..errors import IntegrityError
 
-    results = ctx.registry().verify(ref)
+    registry = ctx.registry()
+    results = registry.verify(ref)
     bad = [r for r in results if not r.ok]
     if as_json:
         emit_json(results)
@@ -134,6 +146,11 @@ def verify_cmd(ctx, ref, as_json) -> None:
             (f"{r.name}@{r.version}", Styled("[green]ok[/]" if r.ok else "[bold red]CORRUPT[/]"), r.problem) for r in results
         ])
         info(f"{len(results) - len(bad)}/{len(results)} versions intact")
+    if ref is None:
+        orphans = registry.gc(older_than_s=0)
+        if orphans:
+            info(f"{len(orphans)} stored artifact(s) no version references ({fmt_size(sum(o.size for o in orphans))}); "
+                 "`zoo gc` lists them, `zoo gc --yes` deletes those older than an hour")
     if bad:
         raise IntegrityError(f"{len(bad)} corrupt version(s): " + ", ".join(f"{r.name}@{r.version}" for r in bad),
                              hint="re-export or re-register them; `zoo rm REF --yes` removes a corrupt version")

@@ -37,12 +37,16 @@ def export_cmd(ctx, arch, framework, opset, num_classes, input_size, name, seed,
       zoo export resnet18 --num-classes 10 --input-size 64 --name tiny-resnet
     """
     from .._exporting import check_options
+    from .._names import validate_name, validate_tags
     from ..plugins import DEFAULT_OPSET, resolve_frameworks
 
     check_options(num_classes, input_size, opset or DEFAULT_OPSET)
-    plugins = resolve_frameworks(framework, arch=arch)
+    if name is not None:
+        validate_name(name)  # before any plugin is imported or anything built
+    tag_map = validate_tags(parse_tags(tags))
     registry = ctx.registry()
-    tag_map = parse_tags(tags)
+    registry.ensure_writable()
+    plugins = resolve_frameworks(framework, arch=arch)
     state, weights_sha = None, None
     if weights is not None:
         from ..weights import load_weights
@@ -100,8 +104,11 @@ def register_cmd(ctx, file, name, arch, input_size, tags, as_json) -> None:
     The file is checked (onnx.checker, external-data paths) and its signature,
     parameter count and MACs are read from the graph.
     """
+    from .._names import validate_name, validate_tags
     from ..records import VersionMeta
 
+    validate_name(name)
+    validate_tags(parse_tags(tags))
     result = ctx.registry().register(
         file, name=name, meta=VersionMeta(arch=arch, provenance={"source_file": file.name}),
         tags=parse_tags(tags), input_size=input_size,

@@ -92,7 +92,9 @@ def parity_cmd(ctx, arch, all_archs, frameworks, input_size, batch, seed, num_cl
 
     if junit is not None:
         junit.parent.mkdir(parents=True, exist_ok=True)
-        junit.write_text(to_junit(reports), encoding="utf-8")
+        from .._atomic import write_file
+
+        write_file(junit, to_junit(reports).encode("utf-8"))  # atomic; never through a planted link
     if as_json:
         emit_json([r.payload() for r in reports])
     else:

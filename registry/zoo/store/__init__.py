@@ -2,7 +2,8 @@
 
 Layout of an embedded store folder::
 
-    registry.db                                   SQLite (WAL): versions, aliases, tags, reports
+    store.json                                    the store's identity: format and random store id
+    registry.db                                   SQLite (WAL): versions, aliases, tags, reports (+ the same id)
     objects/<sha[:2]>/<sha>/model.onnx            immutable, content-addressed artifacts
     objects/<sha[:2]>/<sha>/<external data>       ONNX external-data files, beside their model
     tmp/                                          in-flight writes (cleaned after a crash)
@@ -11,19 +12,51 @@ Nothing outside this package touches SQLite or object paths directly.
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
-from .base import MODEL_FILE, Abandoned, BlobStore, MetadataStore, MetadataTxn, Staged
+from .base import (
+    LEGACY_STORE_ID,
+    MODEL_FILE,
+    STORE_FORMAT_VERSION,
+    Abandoned,
+    BlobStore,
+    MetadataStore,
+    MetadataTxn,
+    Orphan,
+    Staged,
+    StoreIdentity,
+)
 
-__all__ = ["MODEL_FILE", "Abandoned", "BlobStore", "MetadataStore", "MetadataTxn", "Staged", "open_local"]
+__all__ = [
+    "LEGACY_STORE_ID", "MODEL_FILE", "STORE_FORMAT_VERSION", "Abandoned", "BlobStore", "MetadataStore", "MetadataTxn",
+    "Orphan", "Staged", "StoreIdentity", "open_local",
+]
 
 DATABASE_FILE = "registry.db"
 
 
-def open_local(root: Path) -> tuple[MetadataStore, BlobStore]:
-    """The embedded pair: SQLite metadata and content-addressed files, both under ``root``."""
+def _cannot_write(root: Path) -> bool:
+    """Whether an existing store folder cannot be written by us (read-only mount, or permissions)."""
+    try:
+        if os.statvfs(root).f_flag & os.ST_RDONLY:
+            return True
+    except (OSError, AttributeError):
+        pass
+    db = root / DATABASE_FILE
+    return not os.access(root, os.W_OK | os.X_OK) or (db.exists() and not os.access(db, os.W_OK))
+
+
+def open_local(root: Path, *, read_only: bool | None = None) -> tuple[MetadataStore, BlobStore]:
+    """The embedded pair: SQLite metadata and content-addressed files, both under ``root``.
+
+    Touches nothing on disk. ``read_only=None`` decides from the folder: an existing store that we
+    cannot write is opened read-only.
+    """
     from .files import FileBlobStore
     from .sqlite import SQLiteMetadataStore
 
-    blobs = FileBlobStore(root)
-    return SQLiteMetadataStore(Path(root) / DATABASE_FILE), blobs
+    root = Path(root)
+    if read_only is None:
+        read_only = root.is_dir() and _cannot_write(root)
+    return SQLiteMetadataStore(root / DATABASE_FILE, read_only=read_only), FileBlobStore(root, read_only=read_only)

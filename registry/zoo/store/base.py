@@ -7,10 +7,21 @@ The reliability promises rest on one rule that every implementation pair must ke
 **a blob is published only inside a metadata write transaction, and that transaction commits the row
 that references it.** So while a writer holds the write transaction, any published blob that no
 committed row references is an orphan of a crashed writer and may be deleted.
+
+That rule is only as good as the metadata it trusts, so a store **knows it is a store**: when it is
+created, both halves record the same :class:`StoreIdentity` (a random id and a format version), and
+:class:`~zoo._registry.Registry` compares them on open and under every write lock. A metadata store
+that is missing, empty or another store's, next to published blobs, is a :class:`~zoo.errors.StoreError`,
+never "a new, empty registry": nothing is deleted on the word of metadata the store cannot vouch for.
+
+Reads never create or write anything. A store that cannot be written (a read-only mount, another
+user's folder) is opened with ``read_only`` set: it serves every read, and writes raise
+:class:`~zoo.errors.StoreError` saying it is read-only.
 """
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +30,30 @@ from typing import Protocol
 from ..records import ModelVersion, Report, StoredFile
 
 MODEL_FILE = "model.onnx"  # the model's name inside its object folder; external data sits beside it
+STORE_FORMAT_VERSION = 1
+LEGACY_STORE_ID = ""  # metadata written before store identities existed (adopted by the next write)
+
+
+@dataclass(frozen=True)
+class StoreIdentity:
+    """What a store is: recorded once by both halves when the store is created, compared on every open.
+
+    ``store_id`` is 32 random hex digits; :data:`LEGACY_STORE_ID` marks a registry made before
+    identities existed, which the next write stamps with the blob store's id.
+    """
+
+    store_id: str
+    format_version: int = STORE_FORMAT_VERSION
+
+
+@dataclass(frozen=True)
+class Orphan:
+    """A published artifact no version references (see :meth:`BlobStore.orphans`)."""
+
+    digest: str
+    size: int  # bytes, all files of the artifact
+    age_s: float  # seconds since it was published
+    location: str  # where it lives, for people
 
 
 class MetadataTxn(Protocol):
@@ -72,9 +107,34 @@ class MetadataTxn(Protocol):
 
 
 class MetadataStore(Protocol):
-    """Versions, aliases, tags and reports, with transactions that are safe across processes."""
+    """Versions, aliases, tags and reports, with transactions that are safe across processes.
+
+    Constructing one touches nothing: no file, table or connection is created until :meth:`create`
+    (or a transaction on a store that exists). ``read_only`` is True when the metadata cannot be
+    written (read-only mount, another user's files); :meth:`read` works then, :meth:`write` and
+    :meth:`create` raise :class:`~zoo.errors.StoreError`, and nothing (no journal, no lock file) is
+    written. Driver errors become ``StoreError``; a full disk says "no space left on device"; a
+    change refused by the store's own immutability guard (e.g. SQL ``UPDATE`` of a version) becomes
+    :class:`~zoo.errors.ImmutableError`; a row that cannot be decoded is a ``StoreError`` naming it.
+    """
 
     location: str
+    read_only: bool
+
+    def identity(self) -> StoreIdentity | None:
+        """The identity recorded by :meth:`create`, read without writing anything.
+
+        ``None``: no registry here at all (missing, or an empty file). A registry from before
+        identities exists returns ``StoreIdentity(LEGACY_STORE_ID)``. Anything else (another
+        application's database, a corrupt file, a newer format) raises :class:`~zoo.errors.StoreError`.
+        """
+
+    def create(self, identity: StoreIdentity) -> None:
+        """Create an empty registry recording ``identity``, or record it in a legacy registry.
+
+        Safe against concurrent creators; a no-op when ``identity`` is recorded already; a
+        :class:`~zoo.errors.StoreError` when a different identity is.
+        """
 
     def read(self) -> AbstractContextManager[MetadataTxn]:
         """A consistent snapshot for reading."""
@@ -109,9 +169,30 @@ class Abandoned:
 
 
 class BlobStore(Protocol):
-    """Immutable, content-addressed artifacts: one folder (or prefix) per digest."""
+    """Immutable, content-addressed artifacts: one folder (or prefix) per digest.
+
+    Constructing one touches nothing. ``read_only`` as for :class:`MetadataStore`: reads
+    (:meth:`digests`, :meth:`locate`, :meth:`problems`, :meth:`orphans`) work, everything else raises
+    :class:`~zoo.errors.StoreError`.
+    """
 
     location: str
+    read_only: bool
+
+    def identity(self) -> StoreIdentity | None:
+        """The identity marker written by :meth:`create` (``None`` if there is none); read only.
+
+        A marker that cannot be read or is not a zoo store's raises :class:`~zoo.errors.StoreError`.
+        """
+
+    def create(self, identity: StoreIdentity) -> StoreIdentity:
+        """Create the blob space and write the identity marker unless one exists; return the marker
+        as recorded (a concurrent creator may have written its own first: that one wins)."""
+
+    def orphans(self, in_use: AbstractSet[str], *, older_than_s: float) -> list[Orphan]:
+        """Published artifacts whose digest is not in ``in_use`` and that were published more than
+        ``older_than_s`` seconds ago, oldest first. Lists only; deleting is the caller's decision
+        (:meth:`delete`, under the metadata write lock)."""
 
     def stage(self, model: bytes, extra: Mapping[str, Path]) -> Staged:
         """Write ``model`` as :data:`MODEL_FILE` and copy each ``extra`` source file to its relative
@@ -123,10 +204,16 @@ class BlobStore(Protocol):
 
     def publish(self, staged: Staged) -> None:
         """Move staged bytes under their digest (inside a metadata write transaction). If the digest
-        is already present, its files are checked and any corrupt or missing file is replaced."""
+        is already present, its files are checked and any corrupt or missing file is replaced.
 
-    def discard(self, staged: Staged) -> None:
-        """Release the scratch space (after publish, or when the bytes were not needed)."""
+        If the transaction then fails (a full disk at commit), the caller deletes the digest again
+        under a new write lock unless a version uses it; if even that fails, the scratch space's
+        recorded intent lets the next writer's :meth:`abandoned` sweep find it."""
+
+    def discard(self, staged: Staged, *, keep_intent: bool = False) -> None:
+        """Release the scratch space (after publish, or when the bytes were not needed). With
+        ``keep_intent``, leave its record of the digest so that the next writer's :meth:`abandoned`
+        sweep deletes that digest if no version uses it (when the caller could not)."""
 
     def abandoned(self) -> Iterator[Abandoned]:
         """Scratch spaces whose writer is gone (call inside a metadata write transaction)."""

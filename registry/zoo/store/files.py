@@ -9,23 +9,31 @@ publish, so that an orphan object can be found without scanning the whole store.
 
 Published files are made read-only (0444) so that a stray write fails loudly instead of silently
 changing a version; integrity is still checked by hash on every load.
+
+``store.json`` in the root is the store's identity marker (:class:`~zoo.store.base.StoreIdentity`),
+created once with ``link()`` so that concurrent creators agree on one id. Nothing here touches the
+disk until :meth:`FileBlobStore.create` or a write; a ``read_only`` store only reads.
 """
 from __future__ import annotations
 
 import errno
 import hashlib
+import json
 import os
 import shutil
 import stat
+import tempfile
 import threading
 import time
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Set as AbstractSet
+from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
 
 from ..errors import InvalidModelFile, StoreError
 from ..records import StoredFile
-from .base import MODEL_FILE, Abandoned, Staged
+from .base import MODEL_FILE, STORE_FORMAT_VERSION, Abandoned, Orphan, Staged, StoreIdentity
 
 try:
     import fcntl
@@ -35,6 +43,8 @@ except ImportError:  # Windows: no flock; scratch folders are then treated as ab
 _CHUNK = 1 << 20
 _LOCK_SUFFIX = ".lock"
 _STALE_WITHOUT_FLOCK_S = 24 * 3600
+MARKER_FILE = "store.json"
+MARKER_KIND = "zoo-store"
 
 # Fast path for repeated loads in one process: files whose stat signature is unchanged since they
 # were hashed. ctime is in the key because it cannot be set back by a user (os.utime can reset mtime).
@@ -92,15 +102,91 @@ def _safe_relpath(relpath: str) -> PurePosixPath:
 class FileBlobStore:
     """:class:`~zoo.store.base.BlobStore` on a local (POSIX-semantics) filesystem."""
 
-    def __init__(self, root: Path):
+    def __init__(self, root: Path, *, read_only: bool = False):
         self.root = Path(root)
         self.objects = self.root / "objects"
         self.tmp = self.root / "tmp"
+        self.marker = self.root / MARKER_FILE
         self.location = str(self.root)
+        self.read_only = read_only
         self._locks: dict[str, int] = {}  # token -> fd of the lock file of our own scratch folder
         self._taken: dict[str, int] = {}  # token -> fd of a dead writer's lock file, held while we clear it
-        for folder in (self.objects, self.tmp):
-            folder.mkdir(parents=True, exist_ok=True)
+
+    # ------------------------------------------------------------------ identity
+
+    def identity(self) -> StoreIdentity | None:
+        try:
+            st = os.stat(self.root)
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise StoreError(f"Cannot read the store folder {self.location!r}: {exc.strerror}",
+                             hint="check the path and its permissions") from None
+        if not stat.S_ISDIR(st.st_mode):
+            raise StoreError(f"The store path {self.location!r} exists and is not a folder",
+                             hint="choose a folder with --store DIR or the ZOO_STORE environment variable")
+        try:
+            fd = os.open(self.marker, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise StoreError(f"Cannot read the store marker {str(self.marker)!r}: {exc.strerror}",
+                             hint="it must be a regular file readable by you") from None
+        try:
+            with os.fdopen(fd, "rb") as fh:
+                body = json.loads(fh.read(65536))
+            if body.get("kind") != MARKER_KIND:
+                raise ValueError(f"kind {body.get('kind')!r}")
+            store_id, version = body["store_id"], int(body["format_version"])
+            if not (isinstance(store_id, str) and len(store_id) == 32 and all(c in "0123456789abcdef" for c in store_id)):
+                raise ValueError(f"store_id {store_id!r}")
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise StoreError(f"The store marker {str(self.marker)!r} is corrupt ({exc})",
+                             hint="restore store.json from a backup; its store_id must match registry.db's") from None
+        if version > STORE_FORMAT_VERSION:
+            raise StoreError(f"The store {self.location!r} has format {version}; this zoo understands up to {STORE_FORMAT_VERSION}",
+                             hint="upgrade zoo (pip install -U zoo-registry)")
+        return StoreIdentity(store_id=store_id, format_version=version)
+
+    def create(self, identity: StoreIdentity) -> StoreIdentity:
+        self._need_writable()
+        try:
+            for folder in (self.root, self.objects, self.tmp):
+                folder.mkdir(parents=True, exist_ok=True)
+            existing = self.identity()
+            if existing is not None:
+                return existing
+            body = {"kind": MARKER_KIND, "format_version": identity.format_version, "store_id": identity.store_id,
+                    "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+            fd, tmp = tempfile.mkstemp(dir=self.root, prefix=".store.", suffix=".tmp")
+            try:
+                _write_all(fd, (json.dumps(body, indent=2) + "\n").encode())
+                _seal(fd)
+                os.close(fd)
+                fd = -1
+                try:
+                    os.link(tmp, self.marker)  # atomic and exclusive: the first creator's id wins
+                except FileExistsError:
+                    pass
+            finally:
+                if fd >= 0:
+                    os.close(fd)
+                os.unlink(tmp)
+            _fsync_dir(self.root)
+        except FileExistsError:
+            raise StoreError(f"The store path {self.location!r} exists and is not a folder",
+                             hint="choose a folder with --store DIR or the ZOO_STORE environment variable") from None
+        except OSError as exc:
+            raise StoreError(f"Cannot create the store {self.location!r}: {exc}",
+                             hint="choose a writable folder with --store DIR or ZOO_STORE; check free space") from None
+        recorded = self.identity()
+        assert recorded is not None
+        return recorded
+
+    def _need_writable(self) -> None:
+        if self.read_only:
+            raise StoreError(f"The store {self.location!r} is read-only: it serves reads, not writes",
+                             hint="run this command where the store is writable, or on a writable copy of it")
 
     # ------------------------------------------------------------------ writing
 
@@ -124,6 +210,7 @@ class FileBlobStore:
             os.close(fd)  # a cleaner took it for abandoned between open and flock: it removes it; start over
 
     def stage(self, model: bytes, extra: Mapping[str, Path]) -> Staged:
+        self._need_writable()
         try:
             token = self._acquire_scratch()
         except OSError as exc:
@@ -175,13 +262,18 @@ class FileBlobStore:
             digest, size = hashlib.sha256(), 0
             out = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
             try:
-                while chunk := os.read(src, _CHUNK):
+                while size < st.st_size and (chunk := os.read(src, min(_CHUNK, st.st_size - size))):
                     _write_all(out, chunk)
                     digest.update(chunk)
                     size += len(chunk)
                 _seal(out)
             finally:
                 os.close(out)
+            if size != st.st_size or os.fstat(src).st_size != st.st_size:
+                raise InvalidModelFile(
+                    f"External-data file {str(source)!r} changed size while it was being read "
+                    f"({st.st_size} bytes when opened, {os.fstat(src).st_size} now)",
+                    hint="wait until whatever writes the model has finished, then register it again")
         finally:
             os.close(src)
         return StoredFile(relpath=str(rel), sha256=digest.hexdigest(), size=size)
@@ -214,17 +306,19 @@ class FileBlobStore:
             raise StoreError(f"Cannot move the artifact into {str(target)!r}: {exc}",
                              hint="check free space and permissions of the store folder") from exc
 
-    def discard(self, staged: Staged) -> None:
-        self._release(staged.token)
+    def discard(self, staged: Staged, *, keep_intent: bool = False) -> None:
+        self._release(staged.token, keep_intent=keep_intent)
 
-    def _release(self, token: str) -> None:
-        """Remove our scratch folder, then our lock file, then let go of the lock (in that order)."""
+    def _release(self, token: str, *, keep_intent: bool = False) -> None:
+        """Remove our scratch folder, then our lock file, then let go of the lock (in that order).
+        ``keep_intent``: leave the lock file (with the digest we meant to publish) for the next sweep."""
         shutil.rmtree(self.tmp / token, ignore_errors=True)
         fd = self._locks.pop(token, None)
-        try:
-            os.unlink(self.tmp / (token + _LOCK_SUFFIX))
-        except FileNotFoundError:
-            pass
+        if not keep_intent:
+            try:
+                os.unlink(self.tmp / (token + _LOCK_SUFFIX))
+            except FileNotFoundError:
+                pass
         if fd is not None:
             os.close(fd)
 
@@ -294,7 +388,32 @@ class FileBlobStore:
                     if obj.name.startswith(shard.name) and _is_digest(obj.name):
                         yield obj.name
 
+    def orphans(self, in_use: AbstractSet[str], *, older_than_s: float) -> list[Orphan]:
+        now = time.time()
+        found = []
+        for digest in self.digests():
+            if digest in in_use:
+                continue
+            folder = self._object_dir(digest)
+            try:
+                st = os.stat(folder, follow_symlinks=False)
+            except FileNotFoundError:
+                continue
+            age = now - max(st.st_mtime, st.st_ctime)  # the rename into objects/ sets ctime
+            if age <= older_than_s:
+                continue
+            size = 0
+            for dirpath, _dirs, names in os.walk(folder):
+                for n in names:
+                    try:
+                        size += os.stat(os.path.join(dirpath, n), follow_symlinks=False).st_size
+                    except OSError:
+                        pass
+            found.append(Orphan(digest=digest, size=size, age_s=age, location=str(folder)))
+        return sorted(found, key=lambda o: -o.age_s)
+
     def delete(self, digest: str) -> None:
+        self._need_writable()
         target = self._object_dir(digest)
         if not target.exists():
             return

@@ -7,6 +7,13 @@ Waiting for the write lock uses SQLite's busy timeout plus an outer retry loop w
 :class:`~zoo.errors.StoreError` saying who to wait for, never a raw "database is locked".
 Versions and reports are protected by triggers against UPDATE: immutability holds even for
 someone poking at the file with the ``sqlite3`` shell. WAL needs a local filesystem (not NFS/SMB).
+
+Opening never creates the file: connections use ``mode=rw`` (``mode=ro`` for a read-only store), and
+only :meth:`SQLiteMetadataStore.create` makes a database. A read-only store whose WAL index
+(``registry.db-shm``) cannot be created by us (a read-only mount, another user's folder) is read with
+``immutable=1``: SQLite then takes no lock and writes nothing, and trusts that no one changes the file
+while we read it (true of a read-only mount; see SECURITY.md for another user's folder).
+The store's identity lives in table ``store_info`` (key ``store_id``), guarded against UPDATE.
 """
 from __future__ import annotations
 
@@ -16,13 +23,15 @@ import random
 import sqlite3
 import threading
 import time
+import urllib.parse
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from ..errors import StoreError
+from ..errors import ImmutableError, StoreError, ZooError
 from ..records import ModelVersion, Report
+from .base import LEGACY_STORE_ID, StoreIdentity
 
 SCHEMA_VERSION = 1
 LOCK_TIMEOUT_ENV = "ZOO_LOCK_TIMEOUT"
@@ -74,7 +83,14 @@ CREATE TRIGGER IF NOT EXISTS versions_immutable BEFORE UPDATE ON versions
 BEGIN SELECT RAISE(ABORT, 'zoo: versions are immutable'); END;
 CREATE TRIGGER IF NOT EXISTS reports_append_only BEFORE UPDATE ON reports
 BEGIN SELECT RAISE(ABORT, 'zoo: reports are append-only'); END;
+CREATE TABLE IF NOT EXISTS store_info (
+    key    TEXT PRIMARY KEY,                  -- store_id, format_version: written once at creation
+    value  TEXT NOT NULL
+);
+CREATE TRIGGER IF NOT EXISTS store_info_immutable BEFORE UPDATE ON store_info
+BEGIN SELECT RAISE(ABORT, 'zoo: the store identity is immutable'); END;
 """
+_LOW_SPACE_BYTES = 1 << 20  # below this much free space, an I/O error is reported as a full disk
 
 
 _inherited: list[sqlite3.Connection] = []
@@ -83,6 +99,19 @@ _inherited: list[sqlite3.Connection] = []
 def _is_busy(exc: sqlite3.Error) -> bool:
     text = str(exc).lower()
     return "locked" in text or "busy" in text
+
+
+def _free_bytes(folder: Path) -> int | None:
+    try:
+        st = os.statvfs(folder)
+    except (OSError, AttributeError):
+        return None
+    return st.f_bavail * st.f_frsize
+
+
+def _decode_error(what: str, exc: BaseException) -> StoreError:
+    return StoreError(f"The registry database holds a corrupt record for {what}: {type(exc).__name__}: {exc}",
+                      hint="restore registry.db from a backup; `zoo verify` reports what is readable and deletes nothing")
 
 
 def _lock_timeout() -> float:
@@ -104,13 +133,16 @@ class SQLiteTxn:
     def _hydrate(self, rows: list[sqlite3.Row]) -> list[ModelVersion]:
         out = []
         for row in rows:
-            d = json.loads(row["record"])
-            d["name"], d["version"] = row["name"], row["version"]
-            d["tags"] = {k: v for k, v in self._c.execute(
-                "SELECT key, value FROM tags WHERE name=? AND version=? ORDER BY key", (row["name"], row["version"]))}
-            d["aliases"] = tuple(a for (a,) in self._c.execute(
-                "SELECT alias FROM aliases WHERE name=? AND version=? ORDER BY alias", (row["name"], row["version"])))
-            out.append(ModelVersion.from_dict(d))
+            try:
+                d = json.loads(row["record"])
+                d["name"], d["version"] = row["name"], row["version"]
+                d["tags"] = {k: v for k, v in self._c.execute(
+                    "SELECT key, value FROM tags WHERE name=? AND version=? ORDER BY key", (row["name"], row["version"]))}
+                d["aliases"] = tuple(a for (a,) in self._c.execute(
+                    "SELECT alias FROM aliases WHERE name=? AND version=? ORDER BY alias", (row["name"], row["version"])))
+                out.append(ModelVersion.from_dict(d))
+            except (ValueError, TypeError, KeyError, AttributeError) as exc:
+                raise _decode_error(f"{row['name']}@{row['version']}", exc) from None
         return out
 
     def _one(self, sql: str, args: tuple[Any, ...]) -> ModelVersion | None:
@@ -154,10 +186,14 @@ class SQLiteTxn:
         sql, args = "SELECT * FROM reports WHERE name=? AND version=?", [name, version]
         if kind is not None:
             sql, args = sql + " AND kind=?", args + [kind]
-        return [
-            Report(name=r["name"], version=r["version"], kind=r["kind"], created_at=r["created_at"], payload=json.loads(r["payload"]))
-            for r in self._c.execute(sql + " ORDER BY id", args)
-        ]
+        out = []
+        for r in self._c.execute(sql + " ORDER BY id", args):
+            try:
+                payload = json.loads(r["payload"])
+            except ValueError as exc:
+                raise _decode_error(f"a {r['kind']!r} report of {name}@{version}", exc) from None
+            out.append(Report(name=r["name"], version=r["version"], kind=r["kind"], created_at=r["created_at"], payload=payload))
+        return out
 
     # ------------------------------------------------------------------ writes
 
@@ -224,35 +260,96 @@ class SQLiteTxn:
 class SQLiteMetadataStore:
     """:class:`~zoo.store.base.MetadataStore` in one SQLite file; one connection per thread and process."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, *, read_only: bool = False):
         self.path = Path(path)
         self.location = str(self.path)
+        self.read_only = read_only
         self._local = threading.local()
-        self._execute_when_free(self._conn(), "PRAGMA journal_mode=WAL")  # persistent; racing openers are fine
-        with self.read():
-            found = self._schema_version()
-        if found != SCHEMA_VERSION:
-            with self.write():
-                self._create_schema()
 
-    def _schema_version(self) -> int:
-        found = self._conn().execute("PRAGMA user_version").fetchone()[0]
+    # ------------------------------------------------------------------ identity and creation
+
+    def identity(self) -> StoreIdentity | None:
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise self._store_error("read", exc) from None
+        if st.st_size == 0:
+            return None
+        with self.read() as txn:
+            conn = txn._c
+            tables = {n for (n,) in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+            if not tables:
+                return None
+            if "versions" not in tables or "models" not in tables:
+                shown = ", ".join(sorted(tables)[:8])
+                raise StoreError(
+                    f"{self.location!r} is not a zoo registry database (it holds tables: {shown})",
+                    hint="point --store / ZOO_STORE at a zoo store, or restore this store's registry.db from a backup",
+                )
+            self._schema_version(conn)
+            if "store_info" not in tables:
+                return StoreIdentity(LEGACY_STORE_ID)
+            info = dict(conn.execute("SELECT key, value FROM store_info").fetchall())
+        if "store_id" not in info:
+            return StoreIdentity(LEGACY_STORE_ID)
+        try:
+            return StoreIdentity(store_id=str(info["store_id"]), format_version=int(info.get("format_version", 1)))
+        except ValueError:
+            raise _decode_error("the store identity", ValueError(repr(info))) from None
+
+    def create(self, identity: StoreIdentity) -> None:
+        if self.read_only:
+            raise self._read_only_error()
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644)
+            os.close(fd)
+        except OSError as exc:
+            raise self._store_error("create", exc) from None
+        self._execute_when_free(self._conn(), "PRAGMA journal_mode=WAL")  # persistent; racing openers are fine
+        with self.write() as txn:
+            conn = txn._c
+            self._schema_version(conn)
+            for statement in _SCHEMA.split(";\n"):
+                if statement.strip():
+                    conn.execute(statement)
+            conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+            row = conn.execute("SELECT value FROM store_info WHERE key='store_id'").fetchone()
+            if row is None:
+                conn.executemany("INSERT INTO store_info(key, value) VALUES (?, ?)",
+                                 [("store_id", identity.store_id), ("format_version", str(identity.format_version))])
+            elif row[0] != identity.store_id:
+                raise StoreError(f"{self.location!r} belongs to store {row[0]}, not to store {identity.store_id}",
+                                 hint="restore this store's own registry.db from a backup")
+
+    def _schema_version(self, conn: sqlite3.Connection) -> int:
+        found = conn.execute("PRAGMA user_version").fetchone()[0]
         if found > SCHEMA_VERSION:
             raise StoreError(
                 f"The registry at {self.location!r} uses schema {found}; this zoo understands up to {SCHEMA_VERSION}",
-                hint="upgrade zoo (pip install -U zoo)",
+                hint="upgrade zoo (pip install -U zoo-registry)",
             )
         return found
 
-    def _create_schema(self) -> None:
-        """Inside a write transaction; a no-op if another process created it first."""
-        conn = self._conn()
-        if self._schema_version() == SCHEMA_VERSION:
-            return
-        for statement in _SCHEMA.split(";\n"):
-            if statement.strip():
-                conn.execute(statement)
-        conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+    # ------------------------------------------------------------------ connections
+
+    def _connect(self, *, immutable: bool = False) -> sqlite3.Connection:
+        mode = "ro" if self.read_only else "rw"  # never "rwc": only create() makes a database
+        query = f"mode={mode}" + ("&immutable=1" if immutable else "")
+        uri = "file:" + urllib.parse.quote(str(self.path.absolute())) + "?" + query
+        conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=True)
+        try:
+            conn.row_factory = sqlite3.Row
+            conn.execute(f"PRAGMA busy_timeout={int(min(_BUSY_TIMEOUT_MS, _lock_timeout() * 1000))}")
+            conn.execute("PRAGMA foreign_keys=ON")
+            if not self.read_only:
+                conn.execute("PRAGMA synchronous=FULL")
+            conn.execute("SELECT count(*) FROM sqlite_master").fetchone()  # opens the file (and its WAL index) now
+        except BaseException:
+            conn.close()
+            raise
+        return conn
 
     def _conn(self) -> sqlite3.Connection:
         local = self._local
@@ -261,23 +358,38 @@ class SQLiteMetadataStore:
                 # Inherited from the parent: neither use nor close it here (closing it in a child can
                 # disturb the parent's locks, a documented way to corrupt SQLite); keep it referenced.
                 _inherited.append(local.conn)
-            conn = None
             try:
-                conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=True)
-                conn.row_factory = sqlite3.Row
-                conn.execute(f"PRAGMA busy_timeout={int(min(_BUSY_TIMEOUT_MS, _lock_timeout() * 1000))}")
-                conn.execute("PRAGMA foreign_keys=ON")
-                conn.execute("PRAGMA synchronous=FULL")
+                try:
+                    conn = self._connect()
+                except sqlite3.OperationalError:
+                    if not self.read_only or not self.path.is_file():
+                        raise
+                    conn = self._connect(immutable=True)  # no WAL index we may create: read without locks
             except sqlite3.Error as exc:
-                if conn is not None:
-                    conn.close()
                 raise self._store_error("open", exc) from exc
             local.conn, local.pid = conn, os.getpid()
         return local.conn
 
-    def _store_error(self, action: str, exc: BaseException) -> StoreError:
+    def _read_only_error(self) -> StoreError:
+        return StoreError(f"The store {str(self.path.parent)!r} is read-only: it serves reads, not writes",
+                          hint="run this command where the store is writable, or on a writable copy of it")
+
+    def _store_error(self, action: str, exc: BaseException) -> ZooError:
+        text = str(exc)
+        if isinstance(exc, sqlite3.IntegrityError) and text.startswith("zoo: "):
+            return ImmutableError(f"Refused by the registry database {self.location!r}: {text[5:]}",
+                                  hint="versions, reports and the store identity never change; register a new version instead")
+        name = getattr(exc, "sqlite_errorname", "") or ""
+        free = _free_bytes(self.path.parent)
+        if name == "SQLITE_FULL" or getattr(exc, "errno", None) == 28 or (
+                name.startswith("SQLITE_IOERR") and free is not None and free < _LOW_SPACE_BYTES):
+            return StoreError(f"Cannot {action} the registry database {self.location!r}: no space left on device "
+                              f"({'unknown' if free is None else free} bytes free; SQLite said: {text})",
+                              hint="free space on that filesystem, then retry; nothing was half-written")
+        if name.startswith("SQLITE_READONLY"):
+            return self._read_only_error()
         return StoreError(
-            f"Cannot {action} the registry database {self.location!r}: {exc}",
+            f"Cannot {action} the registry database {self.location!r}: {text}",
             hint="check that the store folder is writable, on a local disk, and that registry.db is a zoo database",
         )
 
@@ -323,6 +435,8 @@ class SQLiteMetadataStore:
         return self._transaction("BEGIN", writable=False)
 
     def write(self):
+        if self.read_only:
+            raise self._read_only_error()
         return self._transaction("BEGIN IMMEDIATE", writable=True)
 
     def close(self) -> None:
