@@ -44,8 +44,9 @@ __all__ = ["DEFAULT_MAX_PIXELS", "FORMATS", "MAX_PIXELS_ENV", "load_image", "loa
 
 MAX_PIXELS_ENV = "ZOO_MAX_IMAGE_PIXELS"
 DEFAULT_MAX_PIXELS = 89_478_485  # Pillow's default MAX_IMAGE_PIXELS: 1 GiB of 32-bit pixels / 4 / 3
-# Formats whose Pillow decoders are pure and common; EPS (Ghostscript), PSD, etc. are refused.
-FORMATS = ("JPEG", "MPO", "PNG", "WEBP", "GIF", "BMP", "TIFF", "PPM")
+# Formats whose Pillow decoders are common and self-contained (JPEG includes multi-picture MPO files);
+# EPS (Ghostscript), PSD and the other rarely used decoders are refused.
+FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF", "PPM")
 _WHITE = (255, 255, 255, 255)
 _ALPHA_MODES = ("RGBA", "RGBa", "LA", "La", "PA")
 _PLAIN_MODES = ("1", "L", "CMYK", "YCbCr", "RGBX")
@@ -79,9 +80,15 @@ def _bomb(source: str, size: tuple[int, int], limit: int) -> InvalidInput:
 
 
 def _undecodable(source: str, exc: BaseException) -> InvalidInput:
-    detail = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+    from PIL import UnidentifiedImageError
+
+    if isinstance(exc, UnidentifiedImageError):
+        why = "not an image in a format zoo decodes"
+    else:
+        detail = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
+        why = f"{type(exc).__name__}: {detail}" if detail else type(exc).__name__
     return InvalidInput(
-        f"Expected an image file in one of {', '.join(FORMATS)}. Received: {source} ({type(exc).__name__}: {detail})",
+        f"Expected an image file in one of {', '.join(FORMATS)}. Received: {source} ({why})",
         hint="the file is not an image, is truncated or corrupt, or is in an unsupported format: re-save it as PNG or JPEG",
     )
 
@@ -90,6 +97,7 @@ def _open_checked(fp: Any, source: str, limit: int) -> "Image.Image":
     """Open (header only), refuse bombs, then decode the pixels. Every decoder failure is InvalidInput."""
     from PIL import Image, ImageOps
 
+    Image.init()  # register every decoder, so that each name in FORMATS resolves (idempotent)
     if Image.MAX_IMAGE_PIXELS is not None and limit > Image.MAX_IMAGE_PIXELS:
         Image.MAX_IMAGE_PIXELS = limit  # Pillow refuses above 2x its own limit, whatever ours says
     try:
@@ -101,9 +109,12 @@ def _open_checked(fp: Any, source: str, limit: int) -> "Image.Image":
             image.load()
     except ZooError:
         raise
-    except Image.DecompressionBombError as exc:
-        raise InvalidInput(f"Expected an image of at most {limit:,} pixels. Received: {source} ({exc})",
-                           hint=f"if you trust the file, raise the limit with {MAX_PIXELS_ENV}=N or max_pixels=N") from None
+    except Image.DecompressionBombError:  # above twice Pillow's own limit: refused while reading the header
+        pillow_limit = 2 * (Image.MAX_IMAGE_PIXELS or 0)
+        raise InvalidInput(f"Expected an image of at most {limit:,} pixels. "
+                           f"Received: {source}, an image of more than {pillow_limit:,} pixels",
+                           hint=f"a decompression-bomb guard: if you trust the file, raise the limit with {MAX_PIXELS_ENV}=N "
+                                "or max_pixels=N") from None
     except Exception as exc:  # Pillow's decoders raise OSError, ValueError, SyntaxError, EOFError, struct.error...
         raise _undecodable(source, exc) from None
     try:
@@ -218,6 +229,16 @@ def _from_array(array: np.ndarray, source: str) -> "Image.Image":
     return Image.fromarray(array, mode="RGB")
 
 
+def _describe(image: Any) -> str:
+    if isinstance(image, (bytes, bytearray, memoryview)):
+        return "encoded image bytes"
+    if isinstance(image, np.ndarray):
+        return "an array"
+    if type(image).__module__.startswith("PIL."):
+        return "a PIL image"
+    return f"a {type(image).__name__}"
+
+
 def load_image(image: Any, *, max_pixels: int | None = None, source: str | None = None) -> "Image.Image":
     """One input (path, encoded bytes, PIL image, uint8 array) as an 8-bit RGB PIL image.
 
@@ -229,9 +250,10 @@ def load_image(image: Any, *, max_pixels: int | None = None, source: str | None 
     if isinstance(image, (str, os.PathLike)):
         path = Path(image)
         return _to_rgb(_read_file(path, limit), source or str(path))
-    name = source or f"a {type(image).__name__}"
+    name = source or _describe(image)
     if isinstance(image, (bytes, bytearray, memoryview)):
-        return _to_rgb(_open_checked(io.BytesIO(bytes(image)), f"{name} of {len(image):,} bytes", limit), name)
+        data = bytes(image)
+        return _to_rgb(_open_checked(io.BytesIO(data), f"{name} ({len(data):,} bytes)", limit), name)
     if isinstance(image, Image.Image):
         try:
             image.load()
@@ -260,6 +282,6 @@ def load_images(images: Any, *, max_pixels: int | None = None) -> "list[Image.Im
     items = list(images)
     out = []
     for index, item in enumerate(items):
-        name = None if isinstance(item, (str, os.PathLike)) else f"image #{index} (a {type(item).__name__})"
+        name = None if isinstance(item, (str, os.PathLike)) else f"image #{index} ({_describe(item)})"
         out.append(load_image(item, max_pixels=max_pixels, source=name))
     return out
