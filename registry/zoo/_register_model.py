@@ -21,7 +21,7 @@ import numpy as np
 
 from ._exporting import VERIFY_RTOL, ExportResult, Progress, register_export
 from ._names import received, validate_name
-from .errors import ExportError, InvalidInput
+from .errors import ExportError, InvalidInput, ZooError
 from .labels import Labels, check_labels_fit, resolve_labels
 from .metrics import relative_error
 from .plugins import DEFAULT_OPSET, FrameworkPlugin, plugin_for
@@ -69,7 +69,9 @@ def _check_transform(transform: Any, input_size: int) -> Transform | None:
 
 
 def _model_class(model: Any) -> str:
-    return f"{type(model).__module__}.{type(model).__qualname__}"
+    kind = f"{type(model).__module__}.{type(model).__qualname__}"
+    name = getattr(model, "name", None)  # Keras models are named
+    return f"{kind} {name!r}" if isinstance(name, str) and name else kind
 
 
 def _export(plugin: FrameworkPlugin, model: Any, path: Path, *, opset: int, input_size: int) -> Any:
@@ -85,14 +87,26 @@ def _export(plugin: FrameworkPlugin, model: Any, path: Path, *, opset: int, inpu
         ) from exc
 
 
-def _verify(plugin: FrameworkPlugin, model: Any, path: Path, example: np.ndarray, rtol: float) -> tuple[int, float]:
-    """(num_classes, max relative error) of the exported file against the native model on ``example``."""
-    from .runtime import InferenceModel
-
-    expected = np.asarray(plugin.predict(model, example))
+def _native_logits(plugin: FrameworkPlugin, model: Any, example: np.ndarray) -> np.ndarray:
+    """The native model's logits on ``example``: run first, so that a wrong output or wrong labels fail fast."""
+    try:
+        expected = np.asarray(plugin.predict(model, example))
+    except ZooError:
+        raise
+    except Exception as exc:
+        raise InvalidInput(f"Expected the model to run on the example batch {tuple(example.shape)}. "
+                           f"Received: {type(exc).__name__}: {str(exc).strip()[:300]}",
+                           hint="the example must be a batch the model takes (NCHW float32; Keras models get it as NHWC)") from exc
     if expected.ndim != 2 or expected.shape[0] != example.shape[0]:
         raise InvalidInput(f"Expected the model to return logits of shape [N, classes]. Received: {tuple(expected.shape)}",
                            hint="classification models end in a linear layer with one output per class")
+    return expected
+
+
+def _verify(plugin: FrameworkPlugin, model: Any, path: Path, example: np.ndarray, expected: np.ndarray, rtol: float) -> float:
+    """The max relative error of the exported file against the native logits on ``example``."""
+    from .runtime import InferenceModel
+
     actual = InferenceModel(path, provider="cpu", cache=False).predict(example)  # a temp file: never cache
     if actual.shape != expected.shape:
         raise ExportError(f"The exported {_model_class(model)} returns shape {actual.shape}; the native model returns {expected.shape}",
@@ -104,7 +118,7 @@ def _verify(plugin: FrameworkPlugin, model: Any, path: Path, example: np.ndarray
             f"max relative error {error:.3g} > {rtol:g}",
             hint="nothing was registered; a layer may behave differently in eval mode or in ONNX: rerun with --debug and report it",
         )
-    return int(expected.shape[1]), error
+    return error
 
 
 def register_model(
@@ -150,14 +164,16 @@ def register_model(
     store = registry if isinstance(registry, Registry) else open_registry(registry)
     try:
         params = plugin.count_params(model)
+        expected = _native_logits(plugin, model, batch)
+        num_classes = int(expected.shape[1])
+        if names is not None:
+            check_labels_fit(names, num_classes)
         with tempfile.TemporaryDirectory(prefix="zoo-register-model-") as tmp:
             path = Path(tmp) / "model.onnx"
             step("export")
             info = _export(plugin, model, path, opset=opset, input_size=input_size)
             step("verify")
-            num_classes, error = _verify(plugin, model, path, batch, rtol)
-            if names is not None:
-                check_labels_fit(names, num_classes)
+            error = _verify(plugin, model, path, batch, expected, rtol)
             step("register")
             record = dict(provenance or {})
             record.update({
