@@ -261,3 +261,12 @@ def test_a_bad_item_in_a_list_is_named_by_index(tmp_path):
     with pytest.raises(NotFound, match="missing.png"):
         load_images([str(good), Path(tmp_path / "missing.png")])
     assert len(load_images((good, str(good), good.read_bytes()))) == 3
+
+
+def test_extreme_aspect_ratio_cannot_blow_up_the_resize():
+    from zoo.transforms import Transform, apply_transform
+
+    strip = load_image(np.zeros((1, 20_000, 3), np.uint8))  # 20,000 pixels: within the limit
+    with pytest.raises(InvalidInput, match="aspect ratio|5120000 x 256") as info:
+        apply_transform(Transform.imagenet(), [strip])
+    assert "5120000 x 256" in info.value.message and "aspect ratio" in info.value.hint

@@ -31,6 +31,7 @@ import numpy as np
 
 from ._names import received
 from .errors import InvalidInput
+from .images import MAX_PIXELS_ENV, load_images, pixel_limit
 from .records import IMAGENET_MEAN, IMAGENET_STD, Preprocessing, Record
 
 if TYPE_CHECKING:
@@ -186,12 +187,18 @@ def centre_crop(pixels: np.ndarray, height: int, width: int) -> np.ndarray:
     return pixels[top:top + height, left:left + width]
 
 
-def _one(image: "Image.Image", transform: Transform) -> np.ndarray:
+def _one(image: "Image.Image", transform: Transform, limit: int) -> np.ndarray:
     if image.mode != "RGB":
         raise InvalidInput(f"Expected a decoded RGB image. Received: a PIL image in mode {image.mode!r}",
                            hint="decode images with zoo.images.load_images (or preprocess), which converts every mode")
     if transform.resize is not None:
         size = resized_size(image.width, image.height, transform.resize)
+        if size[0] * size[1] > limit:  # a 1 x 10,000 strip would become 256 x 2,560,000
+            raise InvalidInput(
+                f"Expected an image whose resized size stays within {limit:,} pixels. Received: a {image.width} x "
+                f"{image.height} image, which resizing the shorter side to {transform.resize} makes {size[0]} x {size[1]}",
+                hint=f"crop the image to a less extreme aspect ratio first (or raise {MAX_PIXELS_ENV})",
+            )
         if size != image.size:
             image = image.resize(size, _resampling(transform.interpolation))
     pixels = np.asarray(image, dtype=np.uint8)
@@ -204,16 +211,18 @@ def _one(image: "Image.Image", transform: Transform) -> np.ndarray:
     return normalised.transpose(2, 0, 1)
 
 
-def apply_transform(transform: Transform, images: Sequence["Image.Image"]) -> np.ndarray:
+def apply_transform(transform: Transform, images: Sequence["Image.Image"], *, max_pixels: int | None = None) -> np.ndarray:
     """The NCHW float32 batch for decoded RGB PIL ``images`` (see the module docstring for each step).
 
-    Raises :class:`~zoo.errors.InvalidInput` for no images, or for images of different sizes when
-    the transform has no crop to make them one size.
+    Raises :class:`~zoo.errors.InvalidInput` for no images, for images of different sizes when the
+    transform has no crop to make them one size, and for an image so elongated that resizing its
+    shorter side would exceed the pixel limit (:func:`zoo.images.pixel_limit` of ``max_pixels``).
     """
+    limit = pixel_limit(max_pixels)
     images = list(images)
     if not images:
         raise InvalidInput("Expected at least one image. Received: none", hint="pass image paths, PIL images or uint8 arrays")
-    arrays = [_one(image, transform) for image in images]
+    arrays = [_one(image, transform, limit) for image in images]
     shapes = sorted({a.shape[1:] for a in arrays})
     if len(shapes) > 1:
         raise InvalidInput(f"Expected images of one size after the transform. Received sizes (H, W): {shapes}",
@@ -224,6 +233,4 @@ def apply_transform(transform: Transform, images: Sequence["Image.Image"]) -> np
 def preprocess(images: Any, transform: Transform, *, max_pixels: int | None = None) -> np.ndarray:
     """Decode ``images`` (paths, PIL images, uint8 arrays, or one of them; see :mod:`zoo.images`) and
     apply ``transform``: the batch to give ``predict``."""
-    from .images import load_images
-
-    return apply_transform(transform, load_images(images, max_pixels=max_pixels))
+    return apply_transform(transform, load_images(images, max_pixels=max_pixels), max_pixels=max_pixels)
