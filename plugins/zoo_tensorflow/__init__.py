@@ -6,6 +6,7 @@ modules (``archs``, ``export``, ``weights``, ``inference``) load inside the meth
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Mapping, Sequence
 from importlib import metadata
 from pathlib import Path
@@ -77,6 +78,16 @@ class TensorFlowPlugin:
 
     def architectures(self) -> Sequence[str]:
         return ARCHITECTURES
+
+    def owns(self, model: Any) -> bool:
+        """A Keras 3 ``keras.Model`` (optional hook ``owns``); keras is not imported if it is not already.
+
+        ``tf.keras`` is Keras 3 under TensorFlow 2.16+, so its models pass too; the legacy ``tf_keras``
+        (Keras 2) is not supported by the exporter and is not claimed.
+        """
+        keras = sys.modules.get("keras")
+        model_class = getattr(keras, "Model", None) if keras is not None else None
+        return isinstance(model_class, type) and isinstance(model, model_class)
 
     def build(self, arch: str, *, num_classes: int = 1000, **options: Any) -> Any:
         """``options``: ``seed`` (all), ``aux_logits`` (googlenet, default True), ``input_size`` (ignored:

@@ -5,6 +5,7 @@ imports it: ``archs``, ``export``, ``weights``) is imported inside the methods t
 """
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping, Sequence
 from importlib import metadata
 from pathlib import Path
@@ -54,6 +55,11 @@ class TorchPlugin:
 
     def architectures(self) -> Sequence[str]:
         return ARCHITECTURES
+
+    def owns(self, model: Any) -> bool:
+        """A ``torch.nn.Module`` (optional hook ``owns``); torch is not imported if it is not already."""
+        torch = sys.modules.get("torch")
+        return torch is not None and isinstance(model, torch.nn.Module)
 
     def build(self, arch: str, *, num_classes: int = 1000, **options: Any) -> "nn.Module":
         """Options: ``seed`` (deterministic init), ``device`` ("meta" to only count), and per arch:

@@ -17,12 +17,17 @@ from .errors import ZooError
 from .records import ModelVersion, ParamCounts, Preprocessing, Signature, TensorSpec, VersionMeta
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from ._exporting import ExportResult
     from ._registry import Registry
+    from .labels import Labels
     from .runtime import InferenceModel
+    from .transforms import Transform
 
 __all__ = [
-    "open_registry", "load", "default_store", "Registry", "ModelVersion", "ParamCounts",
-    "Preprocessing", "Signature", "TensorSpec", "VersionMeta", "ZooError",
+    "open_registry", "load", "register_model", "default_store", "Registry", "ModelVersion", "ParamCounts",
+    "Preprocessing", "Signature", "TensorSpec", "VersionMeta", "ZooError", "Labels", "Transform",
 ]
 
 STORE_ENV = "ZOO_STORE"
@@ -50,9 +55,34 @@ def load(ref: str, *, store: str | os.PathLike[str] | None = None, provider: str
     return open_registry(store).load(ref, provider=provider, **options)
 
 
+def register_model(model: Any, *, name: str, example: Any, labels: Any = None,
+                   transform: "Transform | Mapping[str, Any] | None" = None,
+                   registry: "Registry | str | os.PathLike[str] | None" = None, framework: str | None = None,
+                   tags: "Mapping[str, str] | None" = None, **options: Any) -> "ExportResult":
+    """Export your trained ``torch.nn.Module`` or ``keras.Model`` to ONNX, verify it, and register it
+    with its labels and transform (see :func:`zoo._register_model.register_model` for every option)::
+
+        result = zoo.register_model(net, name="defects", example=batch, labels="classes.txt",
+                                    transform=zoo.Transform(resize=36, crop=(32, 32)))
+        zoo.load(result.version.ref).predict(batch)
+    """
+    from ._register_model import register_model as _register_model
+
+    return _register_model(model, name=name, example=example, labels=labels, transform=transform, registry=registry,
+                           framework=framework, tags=tags, **options)
+
+
 def __getattr__(name: str) -> Any:
     if name == "Registry":
         from ._registry import Registry
 
         return Registry
+    if name == "Labels":
+        from .labels import Labels
+
+        return Labels
+    if name == "Transform":
+        from .transforms import Transform
+
+        return Transform
     raise AttributeError(name)

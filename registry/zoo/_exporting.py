@@ -24,6 +24,8 @@ from .records import ExportInfo, ModelVersion, ParamCounts, Preprocessing, Versi
 
 if TYPE_CHECKING:
     from ._registry import Registry
+    from .labels import Labels
+    from .transforms import Transform
 
 VERIFY_RTOL = 1e-4  # fp32 ORT vs eager: accumulation-order noise is ~1e-6 relative
 
@@ -189,7 +191,7 @@ def export_and_register(
 def register_export(
     registry: "Registry",
     plugin: FrameworkPlugin,
-    arch: str,
+    arch: str | None,
     path: Path,
     info: ExportInfo,
     params: ParamCounts,
@@ -199,8 +201,14 @@ def register_export(
     input_size: int,
     provenance: Mapping[str, Any],
     tags: Mapping[str, str] | None = None,
+    transform: "Transform | None" = None,
+    labels: "Labels | None" = None,
 ) -> tuple[ModelVersion, bool]:
-    """Register a file a plugin exported, with everything the plugin knows about it."""
+    """Register a file a plugin exported, with everything the plugin knows about it.
+
+    ``arch`` is None for a model that is not one of the plugin's architectures (a user's own). With a
+    ``transform``, the recorded :class:`Preprocessing` agrees with it (mean, std, scale, channels).
+    """
     provenance = dict(provenance)
     if info.notes:
         provenance["export_notes"] = list(info.notes)
@@ -213,8 +221,11 @@ def register_export(
         exporter_version=info.exporter_version,
         params=params,
         num_classes=num_classes,
-        preprocessing=Preprocessing(input_size=(input_size, input_size)),
+        preprocessing=(transform.preprocessing((input_size, input_size)) if transform is not None
+                       else Preprocessing(input_size=(input_size, input_size))),
         provenance=provenance,
+        transform=transform,
+        labels=labels,
     )
     result = registry.register(path, name=name, meta=meta, tags=tags, input_size=input_size)
     return result.version, result.created

@@ -111,6 +111,10 @@ def metadata_props(meta: VersionMeta) -> dict[str, str]:
         props["zoo.preprocessing"] = _json(meta.preprocessing, "preprocessing")
     if meta.provenance:
         props["zoo.provenance"] = _json(meta.provenance, "provenance")
+    if meta.transform is not None:
+        props["zoo.transform"] = _json(meta.transform, "transform")
+    if meta.labels is not None:
+        props["zoo.labels"] = _json(meta.labels, "labels")
     props["zoo.version"] = zoo_version()
     return props
 
@@ -324,6 +328,7 @@ class Registry:
                     plugin_version=meta.plugin_version, exporter=meta.exporter, exporter_version=meta.exporter_version,
                     params=meta.params, num_classes=meta.num_classes, preprocessing=meta.preprocessing,
                     provenance=_jsonable(dict(meta.provenance)), files=staged.files, tags=tag_map,
+                    transform=meta.transform, labels=meta.labels,
                 ))
                 _crash_point("before_commit")
             _crash_point("after_commit")

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from ._distribution import install_command
-from .errors import DuplicatePlugin, NotFound, PluginError, PluginUnavailable
+from .errors import DuplicatePlugin, InvalidInput, NotFound, PluginError, PluginUnavailable
 from .records import ExportInfo, ParamCounts
 
 if TYPE_CHECKING:
@@ -34,8 +34,8 @@ if TYPE_CHECKING:
 __all__ = [
     "DEFAULT_OPSET", "DEFAULT_PRIORITY", "ENTRY_POINT_GROUP", "FRAMEWORK_ALIASES", "FrameworkPlugin", "OptionalHooks",
     "PluginEntry", "PluginStatus", "available_plugins", "by_priority", "canonical_name", "devices", "discover",
-    "get_plugin", "inference_options", "install_command", "intermediates", "native_runner", "plugin_statuses",
-    "priority", "resolve_frameworks", "strict_fp32",
+    "get_plugin", "inference_options", "install_command", "intermediates", "native_runner", "owns", "plugin_for",
+    "plugin_statuses", "priority", "resolve_frameworks", "strict_fp32",
 ]
 
 ENTRY_POINT_GROUP = "zoo.plugins"
@@ -118,6 +118,10 @@ class OptionalHooks(Protocol):
       fp32, and :class:`~zoo.errors.PluginError` for anything else.
     - ``intermediates(model, images)``: named activations after each layer group, to locate where
       two frameworks first diverge. Default: none.
+    - ``owns(model)``: True if ``model`` is a native model of this plugin's framework (a user's own
+      ``torch.nn.Module``, ``keras.Model``), so that :func:`zoo.register_model` can export it. Must
+      not import the framework: a model of a framework that is not imported yet cannot exist, so
+      check ``sys.modules`` first. Default: False (the plugin exports only what it builds).
     """
 
     priority: int
@@ -131,6 +135,8 @@ class OptionalHooks(Protocol):
     def native_runner(self, model: Any, *, device: str, precision: str) -> Callable[[np.ndarray], np.ndarray]: ...
 
     def intermediates(self, model: Any, images: np.ndarray) -> Mapping[str, np.ndarray]: ...
+
+    def owns(self, model: Any) -> bool: ...
 
 
 def priority(plugin: FrameworkPlugin) -> int:
@@ -180,6 +186,33 @@ def native_runner(plugin: FrameworkPlugin, model: Any, *, device: str = "cpu",
 def intermediates(plugin: FrameworkPlugin, model: Any, images: np.ndarray) -> dict[str, np.ndarray] | None:
     hook = getattr(plugin, "intermediates", None)
     return dict(hook(model, images)) if callable(hook) else None
+
+
+def owns(plugin: FrameworkPlugin, model: Any) -> bool:
+    hook = getattr(plugin, "owns", None)
+    return bool(hook(model)) if callable(hook) else False
+
+
+def plugin_for(model: Any, *, framework: str | None = None) -> FrameworkPlugin:
+    """The plugin that owns ``model`` (the first by :func:`priority` whose ``owns`` hook says so).
+
+    With ``framework``, that plugin, which must own the model. Raises
+    :class:`~zoo.errors.InvalidInput` when no installed plugin owns it.
+    """
+    kind = f"{type(model).__module__}.{type(model).__qualname__}"
+    if framework is not None:
+        plugin = get_plugin(framework)
+        if not owns(plugin, model):
+            raise InvalidInput(f"Expected a model of plugin {plugin.name!r} ({plugin.display_name}). Received: a {kind}",
+                               hint="omit framework= to pick the plugin that owns the model")
+        return plugin
+    candidates = available_plugins()
+    for plugin in candidates:
+        if owns(plugin, model):
+            return plugin
+    known = ", ".join(p.display_name for p in candidates if callable(getattr(p, "owns", None))) or "none installed"
+    raise InvalidInput(f"Expected a native model of an installed framework plugin ({known}). Received: a {kind}",
+                       hint="pass a torch.nn.Module or a keras.Model; a ready ONNX file goes to `zoo register`")
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,11 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # both modules import this one; their records are built lazily in from_dict
+    from .labels import Labels
+    from .transforms import Transform
 
 # The I/O contract of every exported artifact (../shared/reference/architectures.md).
 INPUT_NAME = "images"
@@ -158,6 +162,8 @@ class ModelVersion(Record):
     files: tuple[StoredFile, ...] = ()
     tags: dict[str, str] = field(default_factory=dict)
     aliases: tuple[str, ...] = ()
+    transform: Transform | None = None  # the full eval transform (resize, crop, interpolation, ...)
+    labels: Labels | None = None  # class names by output index
 
     @property
     def ref(self) -> str:
@@ -175,8 +181,21 @@ class ModelVersion(Record):
         d["aliases"] = tuple(d.get("aliases", ()))
         d["tags"] = dict(d.get("tags", {}))
         d["provenance"] = dict(d.get("provenance", {}))
+        _transform_and_labels_from_dict(d)
         names = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in names})
+
+
+def _transform_and_labels_from_dict(d: dict[str, Any]) -> None:
+    """Parse the optional ``transform`` and ``labels`` (absent from records written before they existed)."""
+    if d.get("transform") is not None:
+        from .transforms import Transform
+
+        d["transform"] = Transform.from_dict(d["transform"])
+    if d.get("labels") is not None:
+        from .labels import Labels
+
+        d["labels"] = Labels.from_dict(d["labels"])
 
 
 @dataclass(frozen=True)
@@ -213,3 +232,5 @@ class VersionMeta(Record):
     num_classes: int | None = None
     preprocessing: Preprocessing | None = None
     provenance: dict[str, Any] = field(default_factory=dict)
+    transform: Transform | None = None
+    labels: Labels | None = None

@@ -1,0 +1,191 @@
+"""Your own trained model into the registry: :func:`register_model`.
+
+The model goes through the path the reference builds take (``zoo export``): the plugin that owns
+it (:func:`zoo.plugins.plugin_for`) counts its parameters and exports it to the ONNX contract; the
+file runs under ONNX Runtime next to the native model on the caller's ``example`` batch and is
+refused if the logits differ by more than ``rtol`` (relative to the output scale); then
+:func:`zoo._exporting.register_export` registers it with its parameter counts, exporter, labels,
+transform and provenance, and the registry computes its signature and MACs. Nothing is written
+unless every step succeeded.
+"""
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ._exporting import VERIFY_RTOL, ExportResult, Progress, register_export
+from ._names import received, validate_name
+from .errors import ExportError, InvalidInput, ZooError
+from .labels import Labels, check_labels_fit, resolve_labels
+from .metrics import relative_error
+from .plugins import DEFAULT_OPSET, FrameworkPlugin, plugin_for
+from .transforms import Transform
+
+if TYPE_CHECKING:
+    from ._registry import Registry
+
+__all__ = ["register_model"]
+
+MIN_INPUT_SIZE = 32  # as `zoo export --input-size`: both exporters need it
+
+
+def _check_example(example: Any) -> np.ndarray:
+    batch = np.asarray(example) if not isinstance(example, np.ndarray) else example
+    hint = "example is an input batch like the ones the model takes: np.float32 [N, 3, H, W], H == W >= 32"
+    if batch.ndim != 4 or batch.shape[1] != 3 or batch.shape[0] < 1:
+        raise InvalidInput(f"Expected example of shape [N, 3, H, W] (NCHW, N >= 1). Received: {batch.dtype} {tuple(batch.shape)}",
+                           hint=hint + "; NHWC arrays need .transpose(0, 3, 1, 2)")
+    if not np.issubdtype(batch.dtype, np.floating):
+        raise InvalidInput(f"Expected example as float32. Received: {batch.dtype}", hint=hint + " (normalised, not uint8 pixels)")
+    height, width = int(batch.shape[2]), int(batch.shape[3])
+    if height != width or height < MIN_INPUT_SIZE:
+        raise InvalidInput(f"Expected a square example of at least {MIN_INPUT_SIZE} x {MIN_INPUT_SIZE} pixels. "
+                           f"Received: {height} x {width}", hint=hint + " (the exporters export square inputs)")
+    batch = np.ascontiguousarray(batch, dtype=np.float32)
+    if not np.isfinite(batch).all():
+        raise InvalidInput("Expected example values to be finite. Received: NaN or inf", hint=hint)
+    return batch
+
+
+def _check_transform(transform: Any, input_size: int) -> Transform | None:
+    if transform is None or isinstance(transform, Transform):
+        result = transform
+    elif isinstance(transform, Mapping):
+        result = Transform.from_dict(transform)
+    else:
+        raise InvalidInput(f"Expected transform as a zoo.transforms.Transform or a mapping. Received: {received(transform)}",
+                           hint="e.g. Transform(resize=36, crop=(32, 32))")
+    if result is not None and result.crop is not None and result.crop != (input_size, input_size):
+        raise InvalidInput(f"Expected the transform's crop to match the example's {input_size} x {input_size}. "
+                           f"Received: crop {result.crop[0]} x {result.crop[1]}",
+                           hint="the crop is the model's input size: change one of them")
+    return result
+
+
+def _model_class(model: Any) -> str:
+    kind = f"{type(model).__module__}.{type(model).__qualname__}"
+    name = getattr(model, "name", None)  # Keras models are named
+    return f"{kind} {name!r}" if isinstance(name, str) and name else kind
+
+
+def _export(plugin: FrameworkPlugin, model: Any, path: Path, *, opset: int, input_size: int) -> Any:
+    try:
+        return plugin.export_onnx(model, path, opset=opset, input_size=input_size)
+    except (ExportError, InvalidInput):
+        raise
+    except Exception as exc:
+        raise ExportError(
+            f"{plugin.display_name} could not export {_model_class(model)} to ONNX (opset {opset}): {type(exc).__name__}: {exc}",
+            hint="the model's forward must take one NCHW image batch and return one logits tensor; "
+                 "try another opset, or rerun with --debug for the exporter's traceback",
+        ) from exc
+
+
+def _native_logits(plugin: FrameworkPlugin, model: Any, example: np.ndarray) -> np.ndarray:
+    """The native model's logits on ``example``: run first, so that a wrong output or wrong labels fail fast."""
+    try:
+        expected = np.asarray(plugin.predict(model, example))
+    except ZooError:
+        raise
+    except Exception as exc:
+        raise InvalidInput(f"Expected the model to run on the example batch {tuple(example.shape)}. "
+                           f"Received: {type(exc).__name__}: {str(exc).strip()[:300]}",
+                           hint="the example must be a batch the model takes (NCHW float32; Keras models get it as NHWC)") from exc
+    if expected.ndim != 2 or expected.shape[0] != example.shape[0]:
+        raise InvalidInput(f"Expected the model to return logits of shape [N, classes]. Received: {tuple(expected.shape)}",
+                           hint="classification models end in a linear layer with one output per class")
+    return expected
+
+
+def _verify(plugin: FrameworkPlugin, model: Any, path: Path, example: np.ndarray, expected: np.ndarray, rtol: float) -> float:
+    """The max relative error of the exported file against the native logits on ``example``."""
+    from .runtime import InferenceModel
+
+    actual = InferenceModel(path, provider="cpu", cache=False).predict(example)  # a temp file: never cache
+    if actual.shape != expected.shape:
+        raise ExportError(f"The exported {_model_class(model)} returns shape {actual.shape}; the native model returns {expected.shape}",
+                          hint="the exporter changed the output contract; report it with --debug output")
+    error = relative_error(actual, expected)
+    if not error <= rtol:
+        raise ExportError(
+            f"The exported {_model_class(model)} ({plugin.name}) disagrees with the native model on the example: "
+            f"max relative error {error:.3g} > {rtol:g}",
+            hint="nothing was registered; a layer may behave differently in eval mode or in ONNX: rerun with --debug and report it",
+        )
+    return error
+
+
+def register_model(
+    model: Any,
+    *,
+    name: str,
+    example: Any,
+    labels: Any = None,
+    transform: Transform | Mapping[str, Any] | None = None,
+    registry: "Registry | str | os.PathLike[str] | None" = None,
+    framework: str | None = None,
+    tags: Mapping[str, str] | None = None,
+    opset: int = DEFAULT_OPSET,
+    rtol: float = VERIFY_RTOL,
+    provenance: Mapping[str, Any] | None = None,
+    progress: Progress | None = None,
+) -> ExportResult:
+    """Export a trained ``torch.nn.Module`` or ``keras.Model``, verify the export, and register it.
+
+    ``example``: an input batch (NCHW float32 ``[N, 3, S, S]``, S >= 32) that fixes the input size
+    and is what verification runs. ``labels``: class names (a list, a labels file path, a built-in
+    name such as ``"imagenet-1k"``, or :class:`~zoo.labels.Labels`), one per output. ``transform``:
+    how images become inputs (:class:`~zoo.transforms.Transform`; its crop must be S x S). Both are
+    recorded on the version and embedded in the file. ``registry``: a :class:`Registry`, a store
+    path, or None for :func:`zoo.default_store`. ``framework`` names the plugin when several could
+    own the model. Returns the version, whether it was new (False: these exact bytes were already
+    registered under ``name``), and the verification error. The model itself is not modified
+    (its train/eval mode is restored).
+    """
+    validate_name(name)
+    batch = _check_example(example)
+    input_size = int(batch.shape[2])
+    chosen = _check_transform(transform, input_size)
+    names: Labels | None = resolve_labels(labels)
+    if isinstance(rtol, bool) or not isinstance(rtol, (int, float)) or not (math.isfinite(rtol) and rtol > 0):
+        raise InvalidInput(f"Expected rtol to be a positive number. Received: {received(rtol)}", hint=f"the default is {VERIFY_RTOL:g}")
+    plugin = plugin_for(model, framework=framework)
+    step = progress or (lambda _msg: None)
+
+    from . import open_registry
+    from ._registry import Registry
+
+    store = registry if isinstance(registry, Registry) else open_registry(registry)
+    try:
+        params = plugin.count_params(model)
+        expected = _native_logits(plugin, model, batch)
+        num_classes = int(expected.shape[1])
+        if names is not None:
+            check_labels_fit(names, num_classes)
+        with tempfile.TemporaryDirectory(prefix="zoo-register-model-") as tmp:
+            path = Path(tmp) / "model.onnx"
+            step("export")
+            info = _export(plugin, model, path, opset=opset, input_size=input_size)
+            step("verify")
+            error = _verify(plugin, model, path, batch, expected, rtol)
+            step("register")
+            record = dict(provenance or {})
+            record.update({
+                "source": "zoo.register_model",
+                "model_class": _model_class(model),
+                "verify": {"rtol": rtol, "max_rel_error": error, "batch": int(batch.shape[0]), "input": "example", "provider": "cpu"},
+            })
+            version, created = register_export(
+                store, plugin, None, path, info, params, name=name, num_classes=num_classes, input_size=input_size,
+                provenance=record, tags=tags, transform=chosen, labels=names,
+            )
+    finally:
+        if store is not registry:
+            store.close()
+    return ExportResult(version=version, created=created, verify_error=error)
