@@ -35,7 +35,7 @@ __all__ = [
     "DEFAULT_OPSET", "DEFAULT_PRIORITY", "ENTRY_POINT_GROUP", "FRAMEWORK_ALIASES", "FrameworkPlugin", "OptionalHooks",
     "PluginEntry", "PluginStatus", "available_plugins", "by_priority", "canonical_name", "devices", "discover",
     "get_plugin", "inference_options", "install_command", "intermediates", "native_runner", "plugin_statuses",
-    "priority", "resolve_frameworks", "strict_fp32",
+    "priority", "read_weights", "resolve_frameworks", "strict_fp32", "weight_formats",
 ]
 
 ENTRY_POINT_GROUP = "zoo.plugins"
@@ -118,6 +118,11 @@ class OptionalHooks(Protocol):
       fp32, and :class:`~zoo.errors.PluginError` for anything else.
     - ``intermediates(model, images)``: named activations after each layer group, to locate where
       two frameworks first diverge. Default: none.
+    - ``weight_formats`` (mapping, default empty) and ``read_weights(path)``: the framework-native
+      weight files the plugin reads *safely*, as suffix -> how it reads them (``{".pth": "torch.load
+      (weights_only=True)"}``), and the reader: the canonical state of such a file, refusing anything
+      that could run code with :class:`~zoo.errors.InvalidWeights` naming the file. ``weight_formats``
+      must be readable without importing the framework. Default: no native formats.
     """
 
     priority: int
@@ -131,6 +136,10 @@ class OptionalHooks(Protocol):
     def native_runner(self, model: Any, *, device: str, precision: str) -> Callable[[np.ndarray], np.ndarray]: ...
 
     def intermediates(self, model: Any, images: np.ndarray) -> Mapping[str, np.ndarray]: ...
+
+    weight_formats: Mapping[str, str]
+
+    def read_weights(self, path: Path) -> Mapping[str, np.ndarray]: ...
 
 
 def priority(plugin: FrameworkPlugin) -> int:
@@ -180,6 +189,30 @@ def native_runner(plugin: FrameworkPlugin, model: Any, *, device: str = "cpu",
 def intermediates(plugin: FrameworkPlugin, model: Any, images: np.ndarray) -> dict[str, np.ndarray] | None:
     hook = getattr(plugin, "intermediates", None)
     return dict(hook(model, images)) if callable(hook) else None
+
+
+def weight_formats() -> dict[str, tuple[str, str]]:
+    """Native weight-file suffix -> (plugin name, how it is read), over every discovered plugin in
+    :func:`by_priority` order (the first claim of a suffix wins). Imports plugin modules, no framework."""
+    plugins = []
+    for entry in discover().values():
+        try:
+            plugins.append(entry.load())
+        except PluginError:  # a broken plugin is reported by `zoo plugins`; it reads no files
+            continue
+    found: dict[str, tuple[str, str]] = {}
+    for plugin in by_priority(plugins):
+        for suffix, how in dict(getattr(plugin, "weight_formats", None) or {}).items():
+            found.setdefault(suffix.lower(), (plugin.name, how))
+    return found
+
+
+def read_weights(plugin: FrameworkPlugin, path: Path) -> dict[str, Any]:
+    hook = getattr(plugin, "read_weights", None)
+    if not callable(hook):
+        raise PluginError(f"Expected plugin {plugin.name!r} to define read_weights. Received: none",
+                          hint="a plugin that lists weight_formats must implement read_weights(path)")
+    return dict(hook(Path(path)))
 
 
 @dataclass(frozen=True)
