@@ -364,7 +364,8 @@ def test_pretrained_googlenet_applies_transform_input_and_drops_aux_heads(server
     reference = torch_plugin.build("googlenet", num_classes=10, aux_logits=False)
     torch_plugin.load_state_dict(reference, state)
     batch = verification_batch(64, batch=2, seed=1)
-    affine = batch * np.array(TRANSFORM_INPUT_SCALE, np.float32)[:, None, None] + np.array(TRANSFORM_INPUT_OFFSET, np.float32)[:, None, None]
+    scale, offset = (np.array(c, np.float32)[:, None, None] for c in (TRANSFORM_INPUT_SCALE, TRANSFORM_INPUT_OFFSET))
+    affine = batch * scale + offset
     expected = torch_plugin.predict(reference, affine.astype(np.float32))
     registry = open_registry(store)
     for row in json.loads(out.stdout):
