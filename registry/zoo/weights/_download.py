@@ -124,7 +124,13 @@ def _download(url: str, part: Path, *, progress: Progress | None, timeout: float
             before = have
             try:
                 with urllib.request.urlopen(request, timeout=timeout) as response:
-                    if have and response.status != 206:  # the server ignored Range: start again from byte 0
+                    resumed_at = re.match(r"bytes (\d+)-", response.headers.get("Content-Range") or "")
+                    if have and response.status == 206 and (not resumed_at or int(resumed_at.group(1)) != have):
+                        out.seek(0)  # a range other than the one asked for: ask again for the whole file
+                        out.truncate()
+                        have, before = 0, -1
+                        continue
+                    if have and response.status != 206:  # the server ignored Range: this body is the whole file
                         out.seek(0)
                         out.truncate()
                         have = before = 0
