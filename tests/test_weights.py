@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import pickle
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -133,6 +134,21 @@ def test_unsupported_formats_are_refused_before_reading(tmp_path, suffix):
         W.load_weights(path)
     assert str(path) in err.value.message and "Allowed formats" in err.value.message
     assert not marker.exists()
+
+
+def test_native_formats_are_read_by_the_plugin_that_claims_them():
+    """The core reads safetensors only; .pth/.keras come from the plugins' weight_formats hook, named nowhere in zoo.weights."""
+    from zoo.plugins import weight_formats
+
+    claims = weight_formats()
+    assert claims[".pth"][0] == claims[".pt"][0] == "torch" and "weights_only=True" in claims[".pth"][1]
+    assert claims[".keras"][0] == "tensorflow" and "safe_mode" in claims[".keras"][1]
+    assert all(suffix in W.allowed_formats() for suffix in (".safetensors", ".pth", ".keras"))
+    package = Path(W.__file__).parent
+    for module in package.glob("*.py"):
+        code = module.read_text(encoding="utf-8")
+        assert not re.search(r"^\s*(import|from) (torch|tensorflow|keras)\b", code, re.M), module.name
+        assert not re.search(r"get_plugin\([\'\"]", code), f"{module.name} names a plugin"
 
 
 def test_missing_file_is_named(tmp_path):

@@ -67,6 +67,7 @@ class TensorFlowPlugin:
     version = __version__
     install_hint = install_command("tensorflow") + "  (installs tensorflow-cpu; GPU: pip install tensorflow[and-cuda])"
     requires = ("tensorflow", "tf2onnx")
+    weight_formats = {".keras": "Keras safe_mode"}  # zoo.plugins.OptionalHooks.weight_formats
 
     def framework_version(self) -> str | None:
         for dist in _DISTRIBUTIONS:
@@ -122,6 +123,13 @@ class TensorFlowPlugin:
         from .weights import load_state_dict
 
         load_state_dict(model, state)
+
+    def read_weights(self, path: Path) -> "dict[str, np.ndarray]":
+        """The canonical state of a ``.keras`` archive loaded with ``safe_mode=True`` (no code runs)."""
+        _import_tensorflow_quietly()
+        from .weights import read_keras
+
+        return read_keras(path)
 
 
 __all__ = ["TensorFlowPlugin"]

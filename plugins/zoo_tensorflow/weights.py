@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -107,3 +108,11 @@ def load_state_dict(model: Any, state: Mapping[str, np.ndarray]) -> None:
     for name, array in arrays.items():
         entry = expected[name]
         entry.variable.assign(np.ascontiguousarray(entry.from_canonical(array.astype(np.float32, copy=False))))
+
+
+def read_keras(path: Path) -> dict[str, np.ndarray]:
+    """A ``.keras`` archive loaded with ``safe_mode=True`` (Lambda bytecode refused), as canonical weights."""
+    import keras
+
+    model = keras.saving.load_model(str(path), compile=False, safe_mode=True)
+    return state_dict(model)

@@ -46,6 +46,8 @@ class TorchPlugin:
     version = "0.1.0"
     install_hint = install_command("torch") + "  (CPU: torch==2.13.0)"
     requires: tuple[str, ...] = ("torch",)
+    # Native weight files this plugin reads safely (zoo.plugins.OptionalHooks.weight_formats).
+    weight_formats = {".pth": "torch.load(weights_only=True)", ".pt": "torch.load(weights_only=True)"}
 
     def framework_version(self) -> str | None:
         try:
@@ -112,3 +114,9 @@ class TorchPlugin:
         from .weights import load_state_dict
 
         load_state_dict(model, state)
+
+    def read_weights(self, path: Path) -> dict[str, np.ndarray]:
+        """A ``.pth``/``.pt`` state dict, read with ``torch.load(weights_only=True)`` (no code runs)."""
+        from .weights import read_weights
+
+        return read_weights(path)

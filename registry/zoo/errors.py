@@ -83,6 +83,12 @@ class StoreError(ZooError):
     exit_code = 7
 
 
+class DownloadError(ZooError):
+    """A file could not be downloaded whole: no network, an HTTP error, or a transfer cut short."""
+
+    exit_code = 7
+
+
 class ExportError(ZooError):
     """A framework could not export a model to ONNX, or the export failed verification."""
 

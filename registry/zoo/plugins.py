@@ -35,7 +35,7 @@ __all__ = [
     "DEFAULT_OPSET", "DEFAULT_PRIORITY", "ENTRY_POINT_GROUP", "FRAMEWORK_ALIASES", "FrameworkPlugin", "OptionalHooks",
     "PluginEntry", "PluginStatus", "available_plugins", "by_priority", "canonical_name", "devices", "discover",
     "get_plugin", "inference_options", "install_command", "intermediates", "native_runner", "owns", "plugin_for",
-    "plugin_statuses", "priority", "resolve_frameworks", "strict_fp32",
+    "plugin_statuses", "priority", "read_weights", "resolve_frameworks", "strict_fp32", "weight_formats",
 ]
 
 ENTRY_POINT_GROUP = "zoo.plugins"
@@ -122,6 +122,11 @@ class OptionalHooks(Protocol):
       ``torch.nn.Module``, ``keras.Model``), so that :func:`zoo.register_model` can export it. Must
       not import the framework: a model of a framework that is not imported yet cannot exist, so
       check ``sys.modules`` first. Default: False (the plugin exports only what it builds).
+    - ``weight_formats`` (mapping, default empty) and ``read_weights(path)``: the framework-native
+      weight files the plugin reads *safely*, as suffix -> how it reads them (``{".pth": "torch.load
+      (weights_only=True)"}``), and the reader: the canonical state of such a file, refusing anything
+      that could run code with :class:`~zoo.errors.InvalidWeights` naming the file. ``weight_formats``
+      must be readable without importing the framework. Default: no native formats.
     """
 
     priority: int
@@ -137,6 +142,10 @@ class OptionalHooks(Protocol):
     def intermediates(self, model: Any, images: np.ndarray) -> Mapping[str, np.ndarray]: ...
 
     def owns(self, model: Any) -> bool: ...
+
+    weight_formats: Mapping[str, str]
+
+    def read_weights(self, path: Path) -> Mapping[str, np.ndarray]: ...
 
 
 def priority(plugin: FrameworkPlugin) -> int:
@@ -213,6 +222,28 @@ def plugin_for(model: Any, *, framework: str | None = None) -> FrameworkPlugin:
     known = ", ".join(p.display_name for p in candidates if callable(getattr(p, "owns", None))) or "none installed"
     raise InvalidInput(f"Expected a native model of an installed framework plugin ({known}). Received: a {kind}",
                        hint="pass a torch.nn.Module or a keras.Model; a ready ONNX file goes to `zoo register`")
+def weight_formats() -> dict[str, tuple[str, str]]:
+    """Native weight-file suffix -> (plugin name, how it is read), over every discovered plugin in
+    :func:`by_priority` order (the first claim of a suffix wins). Imports plugin modules, no framework."""
+    plugins = []
+    for entry in discover().values():
+        try:
+            plugins.append(entry.load())
+        except PluginError:  # a broken plugin is reported by `zoo plugins`; it reads no files
+            continue
+    found: dict[str, tuple[str, str]] = {}
+    for plugin in by_priority(plugins):
+        for suffix, how in dict(getattr(plugin, "weight_formats", None) or {}).items():
+            found.setdefault(suffix.lower(), (plugin.name, how))
+    return found
+
+
+def read_weights(plugin: FrameworkPlugin, path: Path) -> dict[str, Any]:
+    hook = getattr(plugin, "read_weights", None)
+    if not callable(hook):
+        raise PluginError(f"Expected plugin {plugin.name!r} to define read_weights. Received: none",
+                          hint="a plugin that lists weight_formats must implement read_weights(path)")
+    return dict(hook(Path(path)))
 
 
 @dataclass(frozen=True)

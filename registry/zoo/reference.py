@@ -5,6 +5,8 @@ heads); ``googlenet+aux`` is the training graph with both auxiliary classifiers.
 """
 from __future__ import annotations
 
+from .records import IMAGENET_MEAN, IMAGENET_STD
+
 REFERENCE_PARAMS: dict[str, int] = {
     "alexnet": 61_100_840,
     "vgg16": 138_357_544,
@@ -39,3 +41,10 @@ ARCHITECTURES: tuple[str, ...] = (
 # Build options that give the inference graph, the one an artifact contains: what is counted
 # against REFERENCE_PARAMS and what `zoo export` builds unless weights need the training graph.
 INFERENCE_BUILD_OPTIONS: dict[str, dict[str, object]] = {"googlenet": {"aux_logits": False}}
+
+# torchvision's GoogLeNet checkpoint (ported from a model fed (pixel - 0.5) / 0.5) is built with
+# ``transform_input=True``: per channel c, x' = x * std_c / 0.5 + (mean_c - 0.5) / 0.5 re-normalises an
+# ImageNet-normalised input before conv1. Both plugins apply exactly this as the googlenet build option
+# ``transform_input`` (not folded into conv1: its zero padding makes a folded shift wrong at the borders).
+TRANSFORM_INPUT_SCALE: tuple[float, ...] = tuple(s / 0.5 for s in IMAGENET_STD)
+TRANSFORM_INPUT_OFFSET: tuple[float, ...] = tuple((m - 0.5) / 0.5 for m in IMAGENET_MEAN)

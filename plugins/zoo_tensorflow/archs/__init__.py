@@ -33,7 +33,7 @@ BUILDERS: dict[str, Callable[..., keras.Model]] = {
 # Options beyond num_classes that each builder accepts (``input_size`` is accepted everywhere
 # and ignored: the models take any spatial size).
 OPTIONS: dict[str, frozenset[str]] = {arch: frozenset({"seed"}) for arch in BUILDERS}
-OPTIONS["googlenet"] = frozenset({"seed", "aux_logits"})
+OPTIONS["googlenet"] = frozenset({"seed", "aux_logits", "transform_input"})
 COMMON = frozenset({"input_size"})
 
 

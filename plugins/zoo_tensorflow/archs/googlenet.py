@@ -9,6 +9,8 @@ from __future__ import annotations
 import keras
 from keras import layers
 
+from zoo.reference import TRANSFORM_INPUT_OFFSET, TRANSFORM_INPUT_SCALE
+
 from .layers import AdaptiveAvgPool2D, Init, TorchMaxPool2D, batch_norm, conv2d, dense, flatten_chw, global_avg_pool
 
 EPS = 1e-3
@@ -56,10 +58,13 @@ def _aux(x, name: str, num_classes: int, init: Init, dropout: float):
 
 
 def googlenet(*, num_classes: int = 1000, aux_logits: bool = True, dropout: float = 0.2, dropout_aux: float = 0.7,
-              seed: int | None = None) -> keras.Model:
+              transform_input: bool = False, seed: int | None = None) -> keras.Model:
     init = Init(seed)
     images = keras.Input((None, None, 3), name="images")
-    x = _basic_conv(images, 64, 7, stride=2, padding=3, name="conv1", init=init)
+    x = images
+    if transform_input:  # torchvision's pretrained weights expect it (zoo.reference); channels-last: per last axis
+        x = layers.Rescaling(list(TRANSFORM_INPUT_SCALE), offset=list(TRANSFORM_INPUT_OFFSET), name="transform_input")(x)
+    x = _basic_conv(x, 64, 7, stride=2, padding=3, name="conv1", init=init)
     x = TorchMaxPool2D(3, 2, ceil_mode=True, name="maxpool1")(x)
     x = _basic_conv(x, 64, 1, name="conv2", init=init)
     x = _basic_conv(x, 192, 3, padding=1, name="conv3", init=init)

@@ -34,7 +34,7 @@ BUILDERS: dict[str, Builder] = {
     "alexnet": Builder(AlexNet, _DROPOUT),
     "vgg16": Builder(lambda **kw: vgg("vgg16", **kw), _DROPOUT),
     "vgg19": Builder(lambda **kw: vgg("vgg19", **kw), _DROPOUT),
-    "googlenet": Builder(GoogLeNet, {"aux_logits": bool, "dropout": float, "dropout_aux": float}),
+    "googlenet": Builder(GoogLeNet, {"aux_logits": bool, "dropout": float, "dropout_aux": float, "transform_input": bool}),
     **{name: Builder(lambda _n=name, **kw: resnet(_n, **kw), {}) for name in RESNET_LAYERS},
 }
 assert tuple(BUILDERS) == ARCHITECTURES, "BUILDERS must list zoo.reference.ARCHITECTURES, in order"

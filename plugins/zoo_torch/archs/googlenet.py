@@ -12,6 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from zoo.reference import TRANSFORM_INPUT_OFFSET, TRANSFORM_INPUT_SCALE
+
 
 class GoogLeNetOutputs(NamedTuple):
     """What the training graph returns (torchvision's order): main logits, then aux2, then aux1."""
@@ -76,9 +78,10 @@ class GoogLeNet(nn.Module):
     """``forward`` returns :class:`GoogLeNetOutputs` in training mode with aux heads, else the logits."""
 
     def __init__(self, *, num_classes: int = 1000, aux_logits: bool = True, dropout: float = 0.2,
-                 dropout_aux: float = 0.7) -> None:
+                 dropout_aux: float = 0.7, transform_input: bool = False) -> None:
         super().__init__()
         self.aux_logits = aux_logits
+        self.transform_input = transform_input  # torchvision's pretrained weights expect it (zoo.reference)
         self.conv1 = BasicConv2d(3, 64, kernel_size=7, stride=2, padding=3)
         self.maxpool1 = nn.MaxPool2d(3, stride=2, ceil_mode=True)
         self.conv2 = BasicConv2d(64, 64, kernel_size=1)
@@ -129,6 +132,10 @@ class GoogLeNet(nn.Module):
         return view
 
     def forward(self, x: torch.Tensor) -> GoogLeNetOutputs | torch.Tensor:
+        if self.transform_input:  # constants, not buffers: nothing enters the state dict or the parameter count
+            scale = torch.tensor(TRANSFORM_INPUT_SCALE, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
+            offset = torch.tensor(TRANSFORM_INPUT_OFFSET, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
+            x = x * scale + offset
         x = self.conv1(x)
         x = self.maxpool1(x)
         x = self.conv2(x)

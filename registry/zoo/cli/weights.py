@@ -1,9 +1,6 @@
-"""``zoo weights``: canonical weights out of zoo, and checkpoints into every framework.
+"""``zoo weights``: canonical weights out of zoo, and checkpoints (files or published ones) into every framework.
 
-The registry stores ONNX artifacts, not source weights; what a version records is the sha256 of
-the weights it was built from and, when zoo made them, the recipe. So ``weights export`` takes
-an ARCH (build it and write its weights) or a REF whose weights zoo can *regenerate* from the
-recorded recipe, checked against the recorded sha256 where one exists.
+Parse, call :mod:`zoo.weights`, render: regeneration, catalogs, downloads and imports live there.
 """
 from __future__ import annotations
 
@@ -11,10 +8,8 @@ from pathlib import Path
 
 import click
 
-from ..errors import IntegrityError, InvalidInput, NotFound
-from . import emit_json, info, json_option, main, pass_ctx
-
-CANONICAL_INIT = "zoo-random-canonical"  # the recipe `zoo parity` records (zoo.parity)
+from ..errors import InvalidInput
+from . import emit_json, info, json_option, main, pass_ctx, progress, table
 
 
 @main.group("weights")
@@ -22,7 +17,9 @@ def weights_group() -> None:
     """Canonical weights: torchvision names and layouts, in safetensors.
 
     Every framework plugin loads and writes this one format, so a checkpoint
-    converts once and loads everywhere.
+    converts once and loads everywhere. Published checkpoints (torchvision's
+    ImageNet weights) are listed by `zoo weights catalog` and imported with
+    `zoo weights import ARCH --from torchvision:IMAGENET1K_V1`.
     """
 
 
@@ -31,7 +28,7 @@ def weights_group() -> None:
 
 @weights_group.command("export")
 @click.argument("target", metavar="ARCH|REF")
-@click.option("--framework", "-f", help="Plugin that builds ARCH (default: torch if installed, else the first that builds it).")
+@click.option("--framework", "-f", help="Plugin that builds ARCH (default: the reference plugin, first by priority: torch when installed).")
 @click.option("--init", type=click.Choice(["native", "canonical"]), default="native", show_default=True,
               help="native: the plugin's own seeded init (what `zoo export ARCH --seed N` registers); "
                    "canonical: zoo's framework-neutral random weights (what `zoo parity` uses).")
@@ -57,89 +54,16 @@ def export_cmd(ctx, target, framework, init, seed, num_classes, output, force, a
       zoo weights export resnet50 --init canonical --seed 0     # the weights `zoo parity resnet50` uses
       zoo weights export resnet50@3 -o resnet50-v3.safetensors
     """
-    from ..plugins import available_plugins
-    from ..weights import save_weights
+    from ..weights import export_weights
 
-    is_arch = "@" not in target and ":" not in target and any(target in p.architectures() for p in available_plugins())
-    if is_arch:
-        state, metadata, checked = _from_arch(target, framework=framework, init=init, seed=seed, num_classes=num_classes)
-    else:
-        state, metadata, checked = _from_ref(ctx.registry(), target)
-    output = output or Path(f"{target.replace('@', '-').replace(':', '-')}.safetensors")
-    if output.exists() and not force:
-        raise InvalidInput(f"Refusing to overwrite {str(output)!r}", hint="pass --force, or choose another -o FILE")
-    sha = save_weights(state, output, metadata=metadata)
-    if checked is not None and sha != checked:
-        output.unlink(missing_ok=True)
-        raise IntegrityError(
-            f"Regenerated weights of {target!r} have sha256 {sha[:12]}, but the version records {checked[:12]}",
-            hint="the generator or the plugin's layout changed since it was registered; nothing was written",
-        )
-    result = {"path": str(output), "sha256": sha, "tensors": len(state),
-              "parameters": int(sum(v.size for v in state.values())), "metadata": metadata,
-              "verified_against_provenance": checked is not None}
+    result = export_weights(target, registry=ctx.registry, output=output, force=force, framework=framework, init=init,
+                            seed=seed, num_classes=num_classes, warn=info)
     if as_json:
         emit_json(result)
         return
-    check = " (matches the version's recorded sha256)" if checked else ""
-    info(f"wrote {output}: {len(state)} tensors, {result['parameters']:,} values, sha256 {sha[:12]}{check}")
-
-
-def _from_arch(arch: str, *, framework: str | None, init: str, seed: int, num_classes: int):
-    from ..weights import random_canonical_weights
-
-    plugin = _builder(arch, framework)
-    if num_classes < 1:
-        raise InvalidInput(f"Expected --num-classes >= 1. Received: {num_classes}")
-    if init == "canonical":
-        metadata = {"kind": CANONICAL_INIT, "arch": arch, "num_classes": num_classes, "seed": seed}
-        return random_canonical_weights(plugin, arch=arch, seed=seed, num_classes=num_classes), metadata, None
-    model = plugin.build(arch, num_classes=num_classes, seed=seed)
-    metadata = {"kind": "native", "arch": arch, "num_classes": num_classes, "seed": seed, "framework": plugin.name,
-                "framework_version": plugin.framework_version(), "plugin_version": plugin.version}
-    return plugin.state_dict(model), metadata, None
-
-
-def _builder(arch: str, framework: str | None):
-    from ..plugins import resolve_frameworks
-
-    plugins = resolve_frameworks(framework or "all", arch=arch)
-    if framework is None:
-        plugins.sort(key=lambda p: p.name != "torch")  # torch's layout *is* the canonical one: no conversion
-    return plugins[0]
-
-
-def _from_ref(registry, ref: str):
-    from ..plugins import get_plugin
-    from ..weights import random_canonical_weights
-
-    v = registry.resolve(ref)
-    prov = v.provenance or {}
-    recipe = prov.get("weights_init") or {}
-    if recipe.get("kind") == CANONICAL_INIT:
-        plugin = _builder(recipe["arch"], None)
-        state = random_canonical_weights(plugin, arch=recipe["arch"], seed=int(recipe["seed"]),
-                                         num_classes=int(recipe["num_classes"]))
-        return state, dict(recipe), prov.get("weights_sha256")
-    if "init_seed" in prov and v.framework and v.arch:
-        plugin = get_plugin(v.framework)
-        if v.plugin_version and plugin.version != v.plugin_version:
-            info(f"warning: {v.ref} was built by {v.framework} plugin {v.plugin_version}; this is {plugin.version}: "
-                 "its seeded init may differ")
-        model = plugin.build(v.arch, num_classes=v.num_classes or 1000, seed=int(prov["init_seed"]),
-                             **prov.get("build_options", {}))
-        metadata = {"kind": "native", "arch": v.arch, "num_classes": v.num_classes or 1000, "seed": int(prov["init_seed"]),
-                    "framework": plugin.name, "framework_version": plugin.framework_version(),
-                    "plugin_version": plugin.version, "from": v.ref}
-        return plugin.state_dict(model), metadata, None
-    if prov.get("weights_sha256"):
-        raise NotFound(
-            f"{v.ref} was built from weights with sha256 {prov['weights_sha256']}, which zoo does not store "
-            "(the registry holds ONNX artifacts, not source weights)",
-            hint="use the original file (sha256sum identifies it); `zoo weights import` it again to rebuild",
-        )
-    raise NotFound(f"{v.ref} records no weights zoo can regenerate (no weights_init or init_seed in its provenance)",
-                   hint="it was registered from an external ONNX file; zoo cannot extract framework weights from it")
+    check = " (matches the version's recorded sha256)" if result["verified_against_provenance"] else ""
+    info(f"wrote {result['path']}: {result['tensors']} tensors, {result['parameters']:,} values, "
+         f"sha256 {result['sha256'][:12]}{check}")
 
 
 # --------------------------------------------------------------------------- import
@@ -147,51 +71,139 @@ def _from_ref(registry, ref: str):
 
 @weights_group.command("import")
 @click.argument("arch")
-@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("file", required=False, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--from", "source", metavar="SOURCE:NAME",
+              help="A published checkpoint from the weight catalogs, e.g. torchvision:IMAGENET1K_V1 (or SOURCE:DEFAULT).")
+@click.option("--catalog", "catalogs", multiple=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="An extra catalog file (JSON) for --from; repeatable. Also: $ZOO_WEIGHTS_CATALOG.")
 @click.option("--framework", "-f", default="all", show_default=True, help="Plugin name(s), comma-separated, or 'all'.")
 @click.option("--num-classes", type=int, help="Class count (default: read from the classifier's shape).")
 @click.option("--name", help="Model name in the registry (default: the architecture).")
 @click.option("--opset", type=int, default=None, help="ONNX opset (default: 18).")
-@click.option("--input-size", type=int, default=224, show_default=True, help="Square input size used to export and verify.")
+@click.option("--input-size", type=int, default=None,
+              help="Square input size used to export and verify (default: 224, or the catalog entry's crop size).")
 @click.option("--tag", "tags", multiple=True, metavar="KEY=VALUE", help="Free-form tag; repeatable.")
 @json_option
 @pass_ctx
-def import_cmd(ctx, arch, file, framework, num_classes, name, opset, input_size, tags, as_json) -> None:
-    """Load a torchvision-format checkpoint FILE into each framework and register it as ONNX.
+def import_cmd(ctx, arch, file, source, catalogs, framework, num_classes, name, opset, input_size, tags, as_json) -> None:
+    """Load a torchvision-format checkpoint into each framework and register it as ONNX.
 
-    FILE: .safetensors, or .pth/.pt read with torch.load(weights_only=True); pickles and other
-    formats are refused. Each framework loads it, exports, verifies ONNX Runtime against the
-    native model, and registers a version with the file's sha256 recorded as provenance.
-    Missing, unexpected or mis-shaped tensors are listed and nothing is registered.
+    Give FILE, or --from SOURCE:NAME for a published checkpoint. FILE: .safetensors, or a
+    framework-native file a plugin reads safely (.pth/.pt with torch.load(weights_only=True),
+    .keras with safe_mode); pickles and other formats are refused. --from downloads the
+    checkpoint named in the catalogs into the cache ($ZOO_CACHE, else the platform's cache
+    folder), checks it against the published sha256, and records the source, URL, hash,
+    published accuracy, transform and labels id on each version; $ZOO_WEIGHTS_MIRROR=URL/
+    fetches URL/<file name> instead. Each framework loads the weights into the inference graph
+    (GoogLeNet's auxiliary heads are dropped), exports, verifies ONNX Runtime against the native
+    model, and registers a version with the file's sha256 as provenance. Missing, unexpected or
+    mis-shaped tensors are listed and nothing is registered.
 
     \b
     Examples:
-      zoo weights import resnet50 resnet50.pth                      # every installed framework
+      zoo weights import resnet50 --from torchvision:IMAGENET1K_V2     # download, verify, import
+      zoo weights import resnet50 resnet50.pth                        # every installed framework
       zoo weights import resnet18 tiny.safetensors -f tensorflow --input-size 64
     """
-    from .._exporting import inference_build_options
-    from ..plugins import DEFAULT_OPSET, resolve_frameworks
-    from ..weights import check_state, expected_shapes, infer_num_classes, load_weights
+    from ..plugins import DEFAULT_OPSET
     from ._render import parse_tags
-    from .export import export_each, report_exports
+    from .export import report_exports
 
-    plugins = resolve_frameworks(framework, arch=arch)
+    if bool(file) == bool(source):
+        raise InvalidInput("Give exactly one of FILE and --from SOURCE:NAME",
+                           hint=f"e.g. zoo weights import {arch} {arch}.pth, or zoo weights import {arch} --from torchvision:IMAGENET1K_V1")
+    if catalogs and not source:
+        raise InvalidInput("--catalog applies to --from only", hint="drop --catalog, or use --from SOURCE:NAME")
     tag_map = parse_tags(tags)
-    state, sha = load_weights(file)
-    options = inference_build_options(arch, state)
-    assumed = num_classes or 1000
-    expected = expected_shapes(plugins[0], arch, num_classes=assumed, **options)
-    if num_classes is None:
-        found = infer_num_classes(state, expected, assumed=assumed)
-        if found is not None and found != assumed:
-            num_classes = found
-            expected = expected_shapes(plugins[0], arch, num_classes=found, **options)
-            info(f"{file.name}: {found} classes (from the classifier's shape)")
-    num_classes = num_classes or assumed
-    check_state(state, expected, source=f"The weights in {str(file)!r}", what=f"{arch} with {num_classes} classes")
-    registry = ctx.registry()
-    results = export_each(
-        registry, plugins, arch, name=name, num_classes=num_classes, opset=opset or DEFAULT_OPSET,
-        input_size=input_size, state=state, weights_sha256=sha, build_options=options, tags=tag_map,
-    )
-    report_exports(results, as_json=as_json, weights_sha256=sha)
+    options = {"name": name, "opset": opset or DEFAULT_OPSET, "tags": tag_map}
+    with progress() as bar:
+        steps = _StepBar(bar, arch)
+        if source:
+            if num_classes is not None:
+                raise InvalidInput("--num-classes applies to FILE only: a catalog entry states its class count",
+                                   hint="drop --num-classes")
+            from ..weights import import_pretrained
+
+            done = import_pretrained(ctx.registry(), arch, source, frameworks=framework, catalogs=catalogs,
+                                     input_size=input_size, download_progress=steps.download, progress=steps.step,
+                                     notes=info, **options)
+            results, sha, extra = done.results, done.sha256, {"source": done.entry.name, "url": done.entry.url}
+        else:
+            from ..plugins import resolve_frameworks
+            from ..weights import import_weights, load_weights
+
+            plugins = resolve_frameworks(framework, arch=arch)
+            state, sha = load_weights(file)
+            results = import_weights(ctx.registry(), plugins, arch, state, weights_sha256=sha,
+                                     source=f"The weights in {str(file)!r}", num_classes=num_classes,
+                                     input_size=input_size or 224, progress=steps.step,
+                                     notes=lambda n: info(f"{file.name}: {n}"), **options)
+            extra = {}
+        steps.finish()
+    report_exports(results, as_json=as_json, weights_sha256=sha, **extra)
+
+
+class _StepBar:
+    """One rich bar for the download (bytes) and one for build/export/verify/register per framework."""
+
+    STAGES = ("build", "export", "verify", "register")
+
+    def __init__(self, bar, arch: str) -> None:
+        self.bar, self.arch = bar, arch
+        self.download_task = None
+        self.task = None
+        self.done: list[str] = []
+
+    def download(self, have: int, total: int | None) -> None:
+        if self.download_task is None:
+            self.download_task = self.bar.add_task(f"download {self.arch}", total=total)
+        self.bar.update(self.download_task, completed=have, total=total)
+
+    def step(self, plugin: str, stage: str) -> None:
+        if self.task is None:
+            self.task = self.bar.add_task(f"import {self.arch}", total=None)
+        if plugin not in self.done:
+            self.done.append(plugin)
+        index = len(self.done) - 1
+        done = index * len(self.STAGES) + (self.STAGES.index(stage) if stage in self.STAGES else 0)
+        self.bar.update(self.task, description=f"{plugin}: {stage} {self.arch}", completed=done)
+
+    def finish(self) -> None:
+        if self.task is not None:
+            total = len(self.done) * len(self.STAGES)
+            self.bar.update(self.task, total=total, completed=total, description=f"imported {self.arch}")
+
+
+# --------------------------------------------------------------------------- catalog
+
+
+@weights_group.command("catalog")
+@click.argument("arch", required=False)
+@click.option("--catalog", "catalogs", multiple=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="An extra catalog file (JSON); repeatable. Also: $ZOO_WEIGHTS_CATALOG.")
+@json_option
+def catalog_cmd(arch, catalogs, as_json) -> None:
+    """List the published checkpoints `zoo weights import ARCH --from` knows (optionally for ARCH only).
+
+    \b
+    Examples:
+      zoo weights catalog resnet50
+      zoo weights catalog --catalog company.json --json
+    """
+    from dataclasses import asdict
+
+    from ..weights import catalog
+
+    found = catalog.entries(catalogs, arch=arch)
+    if as_json:
+        emit_json([asdict(e) for e in found])
+        return
+    rows = []
+    for e in found:
+        top: dict = next(iter(e.metrics.values()), {}) if e.metrics else {}
+        t = e.transform
+        rows.append((e.arch, e.name + (" (default)" if e.default else ""), top.get("acc@1"), top.get("acc@5"),
+                     f"{t.get('resize')}/{t.get('crop')} {t.get('interpolation', '')}" if t else None,
+                     e.file_size_mb and f"{e.file_size_mb:.0f} MB", e.sha256, e.url))
+    table("weight catalog", ["arch", "source", "acc@1", "acc@5", "resize/crop", "size", "sha256", "url"], rows,
+          caption="zoo weights import ARCH --from SOURCE:NAME downloads, verifies and imports one")
