@@ -99,6 +99,7 @@ def test_broken_and_missing_framework_plugins_break_nothing(toy_site, tmp_path):
     assert "zoo-ghost[framework]" in table.stdout, "brackets in a hint are text, not rich markup"
     assert plugins["toy"]["available"] is True
 
+    (tmp_path / "s").mkdir()  # an empty folder (like a clone's artifacts/) lists as an empty registry
     listing = zoo("list", "--json", sites=[toy_site, extra], store=tmp_path / "s")
     assert listing.returncode == 0 and json.loads(listing.stdout) == []
 

@@ -218,6 +218,12 @@ class Registry:
     def _has_objects(self) -> bool:
         return next(iter(self._blobs.digests()), None) is not None
 
+    def _unborn(self) -> bool:
+        """True for an existing folder where no store has been created yet (the clone's empty
+        ``artifacts/``): listings show it as empty. A path that does not exist stays NotFound, so a
+        typo in ``--store`` / ``ZOO_STORE`` is never mistaken for an empty registry."""
+        return self._identity is None and self.root.is_dir() and self._check_identity() is None
+
     def _need_store(self, looking_for: str | None = None) -> None:
         """Before a read: a store must exist (a write by another process may have created it since open)."""
         if self._identity is None:
@@ -361,10 +367,14 @@ class Registry:
             from .plugins import canonical_name
 
             framework = canonical_name(framework)
+        if self._unborn():
+            return []
         with self._read() as txn:
             return txn.versions(name, framework=framework, arch=arch)
 
     def models(self) -> builtins.list[str]:
+        if self._unborn():
+            return []
         with self._read() as txn:
             return txn.models()
 
