@@ -15,7 +15,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from zoo.errors import InvalidModelFile
-from zoo.onnx_info import check_model_file
+from zoo.onnx import check_model_file
 
 # ---------------------------------------------------------------------------------------------
 # Factories: a tiny valid model, with its weights inline or in external data

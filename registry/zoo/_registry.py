@@ -200,7 +200,7 @@ class Registry:
         _check_meta(meta)
         props = metadata_props(meta)
 
-        from . import onnx_info
+        from . import onnx as onnx_info
 
         checked = onnx_info.check_model_file(path)
         facts = onnx_info.inspect(checked, input_size=input_size)
