@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -56,6 +56,18 @@ def check_options(num_classes: int, input_size: int, opset: int) -> None:
         raise InvalidInput(f"Expected --opset between 13 and 23. Received: {opset}", hint=f"the default is {DEFAULT_OPSET}")
 
 
+def export_onnx(plugin: FrameworkPlugin, model: Any, path: Path, *, opset: int = DEFAULT_OPSET, input_size: int = 224,
+                num_classes: int | None = None) -> ExportInfo:
+    """``plugin.export_onnx``, then the I/O-contract pass (:mod:`zoo.onnx.contract`) every artifact goes
+    through, whichever plugin wrote it: the file at ``path`` honours the contract or ExportError is raised.
+    What the pass renamed is added to the notes."""
+    from .onnx.contract import enforce_io_contract
+
+    info = plugin.export_onnx(model, path, opset=opset, input_size=input_size)
+    notes = enforce_io_contract(path, input_size=input_size, num_classes=num_classes)
+    return replace(info, notes=(*info.notes, *notes)) if notes else info
+
+
 def export_and_register(
     registry: "Registry",
     plugin: FrameworkPlugin,
@@ -98,7 +110,7 @@ def export_and_register(
         path = Path(tmp) / "model.onnx"
         step("export")
         try:
-            info = plugin.export_onnx(model, path, opset=opset, input_size=input_size)
+            info = export_onnx(plugin, model, path, opset=opset, input_size=input_size, num_classes=num_classes)
         except (ExportError, InvalidInput):
             raise
         except Exception as exc:

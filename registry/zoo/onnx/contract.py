@@ -62,11 +62,9 @@ def enforce_io_contract(path: str | os.PathLike[str], *, input_size: int | None 
             top = _fields(mm, 0, len(mm))
         except (InvalidModelFile, WireError) as exc:
             raise ExportError(f"Expected an ONNX model from the exporter at '{p}'. Received: {exc}", hint=_HINT) from None
-        graphs = [span for span in top if span[0] == _GRAPH]
-        if len(graphs) != 1:
-            raise ExportError(f"Expected one graph in '{p}'. Received: {len(graphs)} graph fields", hint=_HINT)
-        _, _, g_start, g_end = graphs[0]
-        skeleton, weights, initializers = _split_graph(mm, g_start, g_end)
+        # Protobuf merges a message field that occurs more than once (an exporter may stream its
+        # initializers that way): the graph is the concatenation of every occurrence.
+        skeleton, weights, initializers = _split_graph(mm, [span for span in top if span[0] == _GRAPH])
         try:
             graph = onnx.GraphProto.FromString(skeleton)
         except Exception as exc:
@@ -109,12 +107,12 @@ def _string_field(buf: Any, start: int, end: int, number: int) -> str | None:
     return None
 
 
-def _split_graph(mm: Any, start: int, end: int) -> tuple[bytes, list[Span], set[str]]:
-    """The graph's bytes without initializers (parsed), the skipped weight fields, and their names."""
+def _split_graph(mm: Any, graphs: list[Span]) -> tuple[bytes, list[Span], set[str]]:
+    """The graph's bytes without initializers (to parse), the skipped weight fields, and their names."""
     skeleton = bytearray()
     weights: list[Span] = []
     names: set[str] = set()
-    for span in _fields(mm, start, end):
+    for span in (field for _, _, start, end in graphs for field in _fields(mm, start, end)):
         field, key, s, e = span
         if field not in _WEIGHT_FIELDS:
             skeleton += mm[key:e]
@@ -150,7 +148,8 @@ def _size(piece: Piece) -> int:
 
 
 def _rewrite(path: Path, mm: Any, st: os.stat_result, top: list[Span], graph: list[Piece]) -> None:
-    """Write the model with its graph replaced to a temp file beside ``path``, then rename it over."""
+    """Write the model with its graph replaced (one field, where the first occurrence was) to a temp
+    file beside ``path``, then rename it over."""
     graph_len = sum(map(_size, graph))
     graph_head = encode_varint(_GRAPH << 3 | 2) + encode_varint(graph_len)
     total = sum(e - key for field, key, _, e in top if field != _GRAPH) + len(graph_head) + graph_len
@@ -160,10 +159,14 @@ def _rewrite(path: Path, mm: Any, st: os.stat_result, top: list[Span], graph: li
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".contract", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as out, memoryview(mm) as view:
+            written = False
             for field, key, _, e in top:
                 if field != _GRAPH:
                     out.write(view[key:e])
                     continue
+                if written:
+                    continue
+                written = True
                 out.write(graph_head)
                 for piece in graph:
                     out.write(piece if isinstance(piece, bytes) else view[piece[0]:piece[1]])
@@ -243,17 +246,16 @@ def _apply(graph: "onnx.GraphProto", initializers: set[str], *, input_size: int 
                               hint=_HINT)
         _rename_values(graph, renames)
         notes += [f"renamed graph value {old!r} to {new!r}" for old, new in renames.items()]
+    stale = batch_symbols - {BATCH_DIM}  # exporters' own symbols ('s0', 'unk__616', 'N')
     unnamed = [d for d in (image_dims[0], logit_dims[0]) if not d.dim_param]
-    stale = sorted(batch_symbols - {BATCH_DIM})
     if stale:
         for dim in _graph_dims(graph):
             if dim.dim_param in stale:
                 dim.dim_param = BATCH_DIM
-        notes.append(f"renamed batch dim {', '.join(map(repr, stale))} to {BATCH_DIM!r}")
-    if unnamed:
-        for dim in unnamed:
-            dim.dim_param = BATCH_DIM
-        notes.append(f"named the unnamed batch dim {BATCH_DIM!r}")
+    for dim in unnamed:
+        dim.dim_param = BATCH_DIM
+    if stale or unnamed:  # the old symbol is not named: exporters number theirs per process
+        notes.append(f"named the batch dim {BATCH_DIM!r}")
     return notes
 
 
