@@ -207,7 +207,8 @@ class Registry:
         _strip_zoo_keys(checked.model)
         onnx_info.embed_metadata(checked.model, props)
         data = checked.model.SerializeToString(deterministic=True)
-        extra = {rel: checked.path.parent / rel for rel in checked.external_files}
+        # Copied through fds of the very files checked (see zoo.onnx.ExternalFile), not by path.
+        extra = {f.relpath: f.open for f in checked.external}
         del checked
 
         staged = self._blobs.stage(data, extra)

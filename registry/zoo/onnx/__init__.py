@@ -15,6 +15,7 @@ onnx is imported inside the functions: ``import zoo.onnx`` stays free of it.
 from __future__ import annotations
 
 from ._check import CheckedModel, ModelLike, check_model_file
+from ._external import ExternalFile
 from ._inspect import OnnxFacts, inspect
 from ._macs import count_macs
 from ._metadata import embed_metadata, read_metadata
@@ -22,6 +23,6 @@ from ._signature import count_initializer_elements, read_signature
 from .contract import enforce_io_contract
 
 __all__ = [
-    "CheckedModel", "ModelLike", "OnnxFacts", "check_model_file", "inspect", "read_signature",
+    "CheckedModel", "ExternalFile", "ModelLike", "OnnxFacts", "check_model_file", "inspect", "read_signature",
     "count_initializer_elements", "count_macs", "embed_metadata", "read_metadata", "enforce_io_contract",
 ]

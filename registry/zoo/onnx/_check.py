@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Union
 
 from ..errors import InvalidModelFile
-from ._external import ExternalFile, check_external_data, open_checked
+from ._external import ExternalFile, check_external_data
 from ._files import open_model_bytes
 from ._weightless import Opener, weightless
 from ._wire import check_wire
@@ -46,7 +46,7 @@ class CheckedModel:
         device, inode and size compared with those checked. Raises InvalidModelFile otherwise."""
         for f in self.external:
             if f.relpath == relpath:
-                return open_checked(self.path, f)
+                return f.open()
         raise KeyError(relpath)
 
 

@@ -37,12 +37,21 @@ _READ = os.O_RDONLY | getattr(os, "O_BINARY", 0) | getattr(os, "O_CLOEXEC", 0)
 
 @dataclass(frozen=True)
 class ExternalFile:
-    """An external-data file that passed the checks: where it is and which file it was."""
+    """An external-data file that passed the checks: where it is and which file it was.
 
-    relpath: str  # POSIX, relative to the model's folder
+    Invariant: :meth:`open` returns an fd of this very file (same device, inode and size), reached
+    beneath the model's folder without following a link, or raises InvalidModelFile.
+    """
+
+    model: Path  # the model file whose folder ``relpath`` is relative to
+    relpath: str  # POSIX
     dev: int
     ino: int
     size: int
+
+    def open(self) -> int:
+        """A read-only fd of the checked file (the caller closes it); see :func:`open_checked`."""
+        return open_checked(self.model, self)
 
 
 def _bad_external(path: Path, tensor: str, what: str, received: str, hint: str = REEXPORT_HINT) -> InvalidModelFile:
@@ -162,7 +171,7 @@ def _check_file(path: Path, model_st: os.stat_result, parts: tuple[str, ...], te
         )
     if (st.st_dev, st.st_ino) == (model_st.st_dev, model_st.st_ino):
         raise _bad_external(path, tensor, "points at the model file itself", rel)
-    return ExternalFile(relpath=rel, dev=st.st_dev, ino=st.st_ino, size=st.st_size)
+    return ExternalFile(model=path, relpath=rel, dev=st.st_dev, ino=st.st_ino, size=st.st_size)
 
 
 def open_checked(path: Path, checked: ExternalFile) -> int:

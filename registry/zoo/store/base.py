@@ -10,7 +10,7 @@ committed row references is an orphan of a crashed writer and may be deleted.
 """
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +19,8 @@ from typing import Protocol
 from ..records import ModelVersion, Report, StoredFile
 
 MODEL_FILE = "model.onnx"  # the model's name inside its object folder; external data sits beside it
+# An external-data source to copy: a path, or a callable returning a read-only fd of it (stage closes it).
+Source = Path | Callable[[], int]
 
 
 class MetadataTxn(Protocol):
@@ -113,9 +115,10 @@ class BlobStore(Protocol):
 
     location: str
 
-    def stage(self, model: bytes, extra: Mapping[str, Path]) -> Staged:
+    def stage(self, model: bytes, extra: Mapping[str, Source]) -> Staged:
         """Write ``model`` as :data:`MODEL_FILE` and copy each ``extra`` source file to its relative
-        path beside it, durably, hashing the written bytes. Called *outside* any transaction.
+        path beside it, durably, hashing the written bytes. Called *outside* any transaction. A
+        callable source is called once and read through the fd it returns (no path is reopened).
 
         The digest of a single-file artifact is the file's sha256; with extra files, it is the sha256
         of the manifest ``"<sha256>  <relpath>\\n"`` over all files sorted by relpath (``sha256sum`` format).
