@@ -1,4 +1,4 @@
-"""zoo.onnx_info: signature, opset, initializer count, MACs and metadata, read from the graph.
+"""zoo.onnx: signature, opset, initializer count, MACs and metadata, read from the graph.
 
 Every expected value is computed from the model the test builds (layer shapes -> MACs), and the
 full-size ResNets are checked against torchvision's published GMACs and parameter counts.
