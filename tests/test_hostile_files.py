@@ -87,7 +87,7 @@ def test_devices_and_folders_as_input_are_clear_errors(store: Path, path: str):
 
 def test_a_model_truncated_while_it_is_read_is_an_error_not_sigbus(tmp_path: Path):
     """register used to mmap the source: truncating it meanwhile killed zoo with SIGBUS."""
-    from zoo import onnx_info
+    from zoo.onnx import _files as onnx_info
 
     src = tiny_cnn(tmp_path / "m.onnx", size=SIZE)
     size = src.stat().st_size

@@ -15,7 +15,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from zoo.errors import InvalidModelFile
-from zoo.onnx_info import check_model_file
+from zoo.onnx import check_model_file
 
 # ---------------------------------------------------------------------------------------------
 # Factories: a tiny valid model, with its weights inline or in external data
@@ -253,6 +253,54 @@ def empty_location(root: Path) -> Path:
     return write_external(root / "m", location="")
 
 
+def non_ascii_offset(root: Path) -> Path:
+    """'٠' (ARABIC-INDIC DIGIT ZERO): Python's int() reads 0, ONNX Runtime cannot parse it."""
+    return write_external(root / "m", offset="\u0660")
+
+
+def signed_length(root: Path) -> Path:
+    return write_external(root / "m", length="+432")
+
+
+def _with_training_info(root: Path, graph_field: str, location: str) -> Path:
+    """A valid model plus training_info whose ``graph_field`` graph holds an external tensor at ``location``."""
+    root.mkdir(parents=True, exist_ok=True)
+    model = tiny_model()
+    tensor = helper.make_tensor("lr", TensorProto.FLOAT, [1], [0.0])
+    tensor.ClearField("float_data")
+    tensor.data_location = TensorProto.EXTERNAL
+    for key, value in (("location", location), ("offset", "0"), ("length", "4")):
+        tensor.external_data.add(key=key, value=value)
+    graph = helper.make_graph([], graph_field, [], [helper.make_tensor_value_info("lr", TensorProto.FLOAT, [1])], [tensor])
+    info = model.training_info.add()
+    getattr(info, graph_field).CopyFrom(graph)
+    (root / "model.onnx").write_bytes(model.SerializeToString())
+    return root / "model.onnx"
+
+
+def training_info_dotdot(root: Path) -> Path:
+    return _with_training_info(root / "m", "initialization", "../../../../etc/passwd")
+
+
+def training_info_absolute(root: Path) -> Path:
+    return _with_training_info(root / "m", "algorithm", "/etc/passwd")
+
+
+def function_constant_dotdot(root: Path) -> Path:
+    """A tensor in a Constant node of a local function (ModelProto.functions)."""
+    root.mkdir(parents=True, exist_ok=True)
+    model = tiny_model()
+    tensor = helper.make_tensor("c", TensorProto.FLOAT, [1], [0.0])
+    tensor.ClearField("float_data")
+    tensor.data_location = TensorProto.EXTERNAL
+    tensor.external_data.add(key="location", value="../secret.bin")
+    model.functions.append(helper.make_function(
+        "local", "F", [], ["c"], [helper.make_node("Constant", [], ["c"], value=tensor)],
+        opset_imports=[helper.make_opsetid("", 18)]))
+    (root / "model.onnx").write_bytes(model.SerializeToString())
+    return root / "model.onnx"
+
+
 HOSTILE: dict[str, tuple[Callable[[Path], Path], str]] = {
     # the path itself
     "missing-path": (missing_path, r"No such file"),
@@ -288,6 +336,12 @@ HOSTILE: dict[str, tuple[Callable[[Path], Path], str]] = {
     "basepath": (basepath_key, r"sets 'basepath'"),
     "unknown-key": (unknown_key, r"unknown keys.*mmap_from"),
     "empty-location": (empty_location, r"empty location"),
+    "non-ascii-offset": (non_ascii_offset, r"offset that is not a non-negative integer in ASCII digits"),
+    "signed-length": (signed_length, r"length that is not a non-negative integer in ASCII digits"),
+    # every tensor the format can hold is walked, not only the graph's
+    "training-info-dotdot": (training_info_dotdot, r"tensor 'lr'.*escapes the model's folder.*etc/passwd"),
+    "training-info-absolute": (training_info_absolute, r"tensor 'lr'.*absolute path"),
+    "function-constant": (function_constant_dotdot, r"tensor 'c'.*escapes the model's folder"),
 }
 
 
@@ -329,3 +383,87 @@ def test_the_same_factories_without_the_attack_pass(tmp_path):
     assert inline.external_files == ()
     assert external.external_files == ("weights.bin",)
     assert nested.external_files == ("weights.bin",)
+
+
+# ---------------------------------------------------------------------------------------------
+# Check-then-copy races: the store copies the very file that was checked, or nothing.
+# Deterministic version of a rename loop: the folder is swapped right after the registry's checks
+# and inspection, before the store copies the data.
+
+
+def _data_in_sub(root: Path) -> tuple[Path, bytes]:
+    (root / "m" / "sub").mkdir(parents=True)
+    path = root / "m" / "model.onnx"
+    onnx.save_model(tiny_model(), str(path), save_as_external_data=True, all_tensors_to_one_file=True,
+                    location="sub/weights.bin", size_threshold=0)
+    data = (path.parent / "sub" / "weights.bin").read_bytes()
+    return path, bytes(reversed(data))  # same size, other bytes: what an attacker would plant
+
+
+def _swap_after_inspection(monkeypatch, swap: Callable[[], None]) -> None:
+    import zoo.onnx
+
+    inspect = zoo.onnx.inspect
+
+    def inspect_then_swap(*args, **kwargs):
+        facts = inspect(*args, **kwargs)
+        swap()
+        return facts
+
+    monkeypatch.setattr(zoo.onnx, "inspect", inspect_then_swap)
+
+
+def _stored_bytes(store: Path) -> list[bytes]:
+    return [p.read_bytes() for p in store.rglob("*") if p.is_file() and not p.is_symlink()]
+
+
+@pytest.mark.parametrize("target", ["outside", "inside"])
+def test_a_parent_folder_swapped_for_a_symlink_is_not_followed_by_the_copy(tmp_path, monkeypatch, target):
+    from zoo import open_registry
+
+    path, planted = _data_in_sub(tmp_path / "given")
+    decoy = tmp_path / "outside" if target == "outside" else path.parent / "decoy"
+    decoy.mkdir()
+    (decoy / "weights.bin").write_bytes(planted)
+
+    def swap() -> None:
+        (path.parent / "sub").rename(path.parent / "sub.checked")
+        _symlink(decoy, path.parent / "sub")
+
+    _swap_after_inspection(monkeypatch, swap)
+    registry = open_registry(tmp_path / "store")
+    with pytest.raises(InvalidModelFile, match=r"symlink \(its parent 'sub' is a symbolic link\)") as info:
+        registry.register(path, name="m")
+    assert str(path) in info.value.message and info.value.hint
+    assert registry.list() == []
+    assert planted not in _stored_bytes(tmp_path / "store")
+
+
+def test_a_data_file_replaced_after_the_check_is_not_copied(tmp_path, monkeypatch):
+    """A real folder (no link anywhere) with another file of the same size: the identity check refuses it."""
+    from zoo import open_registry
+
+    path, planted = _data_in_sub(tmp_path / "given")
+
+    def swap() -> None:
+        (path.parent / "sub").rename(path.parent / "sub.checked")
+        (path.parent / "sub").mkdir()
+        (path.parent / "sub" / "weights.bin").write_bytes(planted)
+
+    _swap_after_inspection(monkeypatch, swap)
+    registry = open_registry(tmp_path / "store")
+    with pytest.raises(InvalidModelFile, match=r"Expected external-data file 'sub/weights.bin' .* to be the file that "
+                                               r"was checked .*Received: device"):
+        registry.register(path, name="m")
+    assert registry.list() == []
+    assert planted not in _stored_bytes(tmp_path / "store")
+
+
+def test_data_in_a_subfolder_is_stored_when_nothing_moves(tmp_path):
+    from zoo import open_registry
+
+    path, _ = _data_in_sub(tmp_path / "given")
+    registry = open_registry(tmp_path / "store")
+    version = registry.register(path, name="m").version
+    stored = registry.path(version).parent / "sub" / "weights.bin"
+    assert stored.read_bytes() == (path.parent / "sub" / "weights.bin").read_bytes()

@@ -1,4 +1,4 @@
-"""zoo.onnx_info: signature, opset, initializer count, MACs and metadata, read from the graph.
+"""zoo.onnx: signature, opset, initializer count, MACs and metadata, read from the graph.
 
 Every expected value is computed from the model the test builds (layer shapes -> MACs), and the
 full-size ResNets are checked against torchvision's published GMACs and parameter counts.
@@ -16,7 +16,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from zoo import onnx_info
+from zoo import onnx as onnx_info
 from zoo.errors import InvalidInput
 from zoo.records import Signature, TensorSpec
 from zoo.reference import ARCHITECTURES, REFERENCE_GMACS, REFERENCE_PARAMS
@@ -211,7 +211,7 @@ class _ResNetBuilder:
 
 
 def test_import_does_not_import_onnx():
-    code = "import sys, zoo.onnx_info; assert 'onnx' not in sys.modules, 'onnx imported'"
+    code = "import sys, zoo.onnx; assert 'onnx' not in sys.modules, 'onnx imported'"
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parents[1])
 
 

@@ -45,7 +45,7 @@ def test_register_records_graph_facts_and_meta(store: Registry, tiny_onnx):
 
 
 def test_metadata_is_embedded_and_free_of_registry_facts(store: Registry, tiny_onnx):
-    from zoo.onnx_info import read_metadata
+    from zoo.onnx import read_metadata
 
     v = store.register(tiny_onnx(0), name="tiny", meta=TORCH).version
     props = read_metadata(store.path(v))
@@ -65,7 +65,7 @@ def test_source_file_is_not_modified(store: Registry, tiny_onnx):
 
 
 def test_stale_zoo_metadata_in_the_source_is_replaced(store: Registry, tiny_onnx):
-    from zoo.onnx_info import read_metadata
+    from zoo.onnx import read_metadata
 
     first = store.register(tiny_onnx(0), name="tiny", meta=TORCH).version
     # A file copied out of the store, registered elsewhere as external ONNX, must not keep claiming torch.

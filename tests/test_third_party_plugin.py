@@ -40,7 +40,8 @@ def toy_site(tmp_path_factory) -> Path:
 
 
 def zoo(*args: str, sites: list[Path], store: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(map(str, sites)), "ZOO_STORE": str(store)}
+    path = [*map(str, sites), *filter(None, [os.environ.get("PYTHONPATH")])]  # the zoo under test stays importable
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(path), "ZOO_STORE": str(store)}
     return subprocess.run([sys.executable, "-m", "zoo.cli", *args], capture_output=True, text=True, env=env)
 
 
@@ -63,7 +64,10 @@ def test_third_party_plugin_exports_registers_and_runs(toy_site, tmp_path):
     version = exported["version"]
     assert (version["framework"], version["arch"], version["num_classes"]) == ("toy", "toy-linear", 7)
     assert version["params"]["trainable"] == 7 * 3 + 7
-    assert [t["name"] for t in version["signature"]["inputs"]] == ["images"]
+    # the toy names its graph pixels -> scores with batch 'n': the core's contract pass renamed them
+    assert [(t["name"], t["shape"]) for t in version["signature"]["inputs"]] == [("images", ["batch", 3, 32, 32])]
+    assert [(t["name"], t["shape"]) for t in version["signature"]["outputs"]] == [("logits", ["batch", 7])]
+    assert "renamed graph value 'pixels' to 'images'" in version["provenance"]["export_notes"]
 
     batch = np.random.default_rng(1).standard_normal((2, 3, 32, 32), dtype=np.float32)
     np.save(tmp_path / "x.npy", batch)

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from zoo.errors import ExportError, InvalidInput
+from zoo.onnx.contract import enforce_io_contract
 from zoo.records import INPUT_NAME, ExportInfo
 
 from . import graph_passes as passes
@@ -143,7 +144,6 @@ def convert(model: Any, *, input_size: int, opset: int, nchw: bool = True) -> Co
     passes.fold_scale_shift_into_conv(constants)
     passes.fold_pad_into_maxpool(constants)
     passes.prune(constants)
-    passes.apply_contract(constants)
     passes.stable_names(constants)
     proto.graph.name = net.name
     proto.graph.doc_string = ""  # tf2onnx writes the traced function's process-unique name here
@@ -172,6 +172,9 @@ def export_onnx(model: Any, path: Path, *, opset: int = 18, input_size: int = 22
         raise ExportError(f"tf2onnx wrote an invalid ONNX graph for {model.name!r}: {exc}",
                           hint="report it with the --debug output") from exc
     converted.write(path)
+    # tf2onnx has no option to name the output or the batch dim: the one contract pass names them
+    # (reading the graph without its weights), so that this plugin's files are contract artifacts too.
+    enforce_io_contract(path, input_size=input_size)
     notes = ["weights converted as graph inputs, then written as initializers (bounded memory)",
              "NCHW input via tf2onnx inputs_as_nchw; layout transposes cancelled by its optimizer",
              "BatchNorm and conv biases folded into the convolutions"]

@@ -8,7 +8,8 @@ tf2onnx's shape tensors) are ordinary initializers, because tf2onnx's optimizers
 
 Each pass is one idea: fold weight-only nodes (layout transposes, BN arithmetic), fold a per-channel
 scale/shift into the preceding Conv (inference BatchNorm), fold a -inf Pad into MaxPool, prune,
-and apply the artifact contract's names.
+and number generated names stably. The artifact contract's names are not applied here: the written
+file goes through zoo's one I/O-contract pass (``zoo.onnx.contract``), as every export does.
 """
 from __future__ import annotations
 
@@ -17,9 +18,6 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
-
-from zoo.errors import ExportError
-from zoo.records import BATCH_DIM, INPUT_NAME, OUTPUT_NAME
 
 
 class Constants:
@@ -268,38 +266,6 @@ def prune(constants: Constants) -> None:
     for index in reversed([i for i, t in enumerate(graph.initializer) if t.name not in used]):
         del graph.initializer[index]
     constants.drop({name for name in constants.held if name not in used})
-
-
-def _rename(graph: Any, old: str, new: str) -> None:
-    for node in graph.node:
-        for i, name in enumerate(node.input):
-            if name == old:
-                node.input[i] = new
-        for i, name in enumerate(node.output):
-            if name == old:
-                node.output[i] = new
-    for vi in list(graph.input) + list(graph.output) + list(graph.value_info):
-        if vi.name == old:
-            vi.name = new
-
-
-def apply_contract(constants: Constants) -> None:
-    """Name the input ``images`` and output ``logits``; call the symbolic batch dimension ``batch``."""
-    graph = constants.graph
-    inputs = [i for i in graph.input if i.name not in constants.held]
-    if len(inputs) != 1 or len(graph.output) != 1:
-        raise ExportError(
-            f"Expected one graph input and one output after folding the weights. Received: "
-            f"inputs {[i.name for i in inputs]}, outputs {[o.name for o in graph.output]}",
-            hint="the model's inference graph must be images -> logits",
-        )
-    _rename(graph, inputs[0].name, INPUT_NAME)
-    _rename(graph, graph.output[0].name, OUTPUT_NAME)
-    symbols = {vi.type.tensor_type.shape.dim[0].dim_param for vi in (inputs[0], graph.output[0])}
-    for vi in list(graph.input) + list(graph.output) + list(graph.value_info):
-        for dim in vi.type.tensor_type.shape.dim:
-            if dim.dim_param in symbols:
-                dim.dim_param = BATCH_DIM
 
 
 def stable_names(constants: Constants) -> None:

@@ -3,8 +3,8 @@
 The dynamo exporter (``torch.export`` + onnxscript) is tried first; the TorchScript exporter is
 the fallback, and ``ExportInfo.exporter`` says which one wrote the file. The trace uses a batch of
 2 because a batch-1 example lets the tracer specialise the batch dim to the constant 1. After
-export the graph is checked (and repaired where it is only a naming matter): one input
-``images`` [batch, 3, H, W], one output ``logits`` [batch, classes], batch dim named ``batch``.
+export the file goes through zoo's I/O-contract pass (``zoo.onnx.contract``: one input ``images``
+[batch, 3, H, W], one output ``logits`` [batch, classes], batch dim ``batch``), as every export does.
 """
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from zoo.errors import ExportError, InvalidInput
+from zoo.onnx.contract import enforce_io_contract
 from zoo.records import BATCH_DIM, INPUT_NAME, OUTPUT_NAME, ExportInfo
 
 TRACE_BATCH = 2
@@ -67,68 +68,12 @@ def _nbytes(model: nn.Module) -> int:
     return sum(t.numel() * t.element_size() for t in tensors)
 
 
-def _rename_value(graph, old: str, new: str) -> None:
-    for node in graph.node:
-        node.input[:] = [new if n == old else n for n in node.input]
-        node.output[:] = [new if n == old else n for n in node.output]
-    for vi in [*graph.input, *graph.output, *graph.value_info]:
-        if vi.name == old:
-            vi.name = new
-
-
-def _rename_dim_param(graph, old: str, new: str) -> None:
-    for vi in [*graph.input, *graph.output, *graph.value_info]:
-        for dim in vi.type.tensor_type.shape.dim:
-            if dim.HasField("dim_param") and dim.dim_param == old:
-                dim.dim_param = new
-
-
-def _dims(vi) -> list[int | str | None]:
-    return [d.dim_param if d.HasField("dim_param") else (d.dim_value if d.HasField("dim_value") else None)
-            for d in vi.type.tensor_type.shape.dim]
-
-
-def enforce_contract(proto, *, num_classes: int, input_size: int) -> list[str]:
-    """Rename what is only misnamed; raise ExportError for what is wrong. Returns notes on repairs."""
-    from onnx import TensorProto
-
-    graph = proto.graph
-    notes: list[str] = []
-    initializers = {t.name for t in graph.initializer}
-    inputs = [vi for vi in graph.input if vi.name not in initializers]
-    if len(inputs) != 1 or len(graph.output) != 1:
-        raise ExportError(
-            f"Expected one graph input and one output. Received inputs {[i.name for i in inputs]}, "
-            f"outputs {[o.name for o in graph.output]}",
-            hint="the model's forward must take one image batch and return one logits tensor",
-        )
-    for vi, want in ((inputs[0], INPUT_NAME), (graph.output[0], OUTPUT_NAME)):
-        if vi.name != want:
-            notes.append(f"renamed graph value {vi.name!r} to {want!r}")
-            _rename_value(graph, vi.name, want)
-        if vi.type.tensor_type.elem_type != TensorProto.FLOAT:
-            raise ExportError(f"Expected {want!r} to be float32. Received ONNX elem_type {vi.type.tensor_type.elem_type}")
-    image_dims, logit_dims = _dims(inputs[0]), _dims(graph.output[0])
-    batch = image_dims[0] if image_dims else None
-    if not isinstance(batch, str) or not batch:
-        raise ExportError(
-            f"Expected a symbolic batch dim on {INPUT_NAME!r}. Received shape {image_dims}",
-            hint="the exporter specialised the batch size; export with a trace batch > 1",
-        )
-    if batch != BATCH_DIM:
-        notes.append(f"renamed batch dim {batch!r} to {BATCH_DIM!r}")
-        _rename_dim_param(graph, batch, BATCH_DIM)
-        image_dims, logit_dims = _dims(inputs[0]), _dims(graph.output[0])
-    if image_dims != [BATCH_DIM, 3, input_size, input_size]:
-        raise ExportError(f"Expected {INPUT_NAME!r} of shape {[BATCH_DIM, 3, input_size, input_size]}. "
-                          f"Received: {image_dims}")
-    if logit_dims != [BATCH_DIM, num_classes]:
-        raise ExportError(f"Expected {OUTPUT_NAME!r} of shape {[BATCH_DIM, num_classes]}. Received: {logit_dims}")
-    aux = sorted(t.name for t in graph.initializer if t.name.startswith(("aux1", "aux2")))
+def check_inference_graph(proto) -> None:
+    """GoogLeNet's training-only auxiliary heads must not reach the artifact."""
+    aux = sorted(t.name for t in proto.graph.initializer if t.name.startswith(("aux1", "aux2")))
     if aux:
         raise ExportError(f"The exported graph holds auxiliary-head tensors: {aux[:5]}",
                           hint="export the inference graph (GoogLeNet.without_aux())")
-    return notes
 
 
 def _dynamo_export(graph_model: nn.Module, example: torch.Tensor, opset: int, tmp: Path):
@@ -218,8 +163,12 @@ def export_onnx(model: nn.Module, path: Path, *, opset: int = 18, input_size: in
                         f"{str(exc2).strip()[:300]}",
                         hint="try another opset or input size; rerun with --debug for the tracebacks",
                     ) from exc2
-        notes += enforce_contract(proto, num_classes=num_classes, input_size=input_size)
+        check_inference_graph(proto)
         _save(proto, path, large=_nbytes(graph_model) >= SINGLE_FILE_LIMIT)
+        del proto
+        # The exporter already uses the contract's names; the one contract pass checks them (and the
+        # shapes) and renames what an exporter version named otherwise (e.g. a batch dim 's0').
+        notes += enforce_io_contract(path, input_size=input_size, num_classes=num_classes)
 
     if exporter == DYNAMO:
         with contextlib.suppress(metadata.PackageNotFoundError):

@@ -11,7 +11,7 @@ import os
 import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -87,6 +87,18 @@ def _file_opset(path: Path) -> int | None:
     return next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), None)
 
 
+def export_onnx(plugin: FrameworkPlugin, model: Any, path: Path, *, opset: int = DEFAULT_OPSET, input_size: int = 224,
+                num_classes: int | None = None) -> ExportInfo:
+    """``plugin.export_onnx``, then the I/O-contract pass (:mod:`zoo.onnx.contract`) every artifact goes
+    through, whichever plugin wrote it: the file at ``path`` honours the contract or ExportError is raised.
+    What the pass renamed is added to the notes."""
+    from .onnx.contract import enforce_io_contract
+
+    info = plugin.export_onnx(model, path, opset=opset, input_size=input_size)
+    notes = enforce_io_contract(path, input_size=input_size, num_classes=num_classes)
+    return replace(info, notes=(*info.notes, *notes)) if notes else info
+
+
 def export_and_register(
     registry: "Registry",
     plugin: FrameworkPlugin,
@@ -135,7 +147,7 @@ def export_and_register(
         step("export")
         with _exporter_logs() as logs:
             try:
-                info = plugin.export_onnx(model, path, opset=opset, input_size=input_size)
+                info = export_onnx(plugin, model, path, opset=opset, input_size=input_size, num_classes=num_classes)
             except (ExportError, InvalidInput):
                 raise
             except Exception as exc:

@@ -301,14 +301,15 @@ class Registry:
         _check_meta(meta)
         props = metadata_props(meta)
 
-        from . import onnx_info
+        from . import onnx as onnx_tools
 
-        checked = onnx_info.check_model_file(path)
-        facts = onnx_info.inspect(checked, input_size=input_size)
+        checked = onnx_tools.check_model_file(path)
+        facts = onnx_tools.inspect(checked, input_size=input_size)
         _strip_zoo_keys(checked.model)
-        onnx_info.embed_metadata(checked.model, props)
+        onnx_tools.embed_metadata(checked.model, props)
         data = checked.model.SerializeToString(deterministic=True)
-        extra = {rel: checked.path.parent / rel for rel in checked.external_files}
+        # Copied through fds of the very files checked (see zoo.onnx.ExternalFile), not by path.
+        extra = {f.relpath: f.open for f in checked.external}
         del checked
 
         self._prepare_write()

@@ -48,6 +48,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ._exporting import export_onnx
 from .errors import InvalidInput, InvalidWeights, ParityFailure
 from .plugins import DEFAULT_OPSET, FrameworkPlugin
 from .records import Record
@@ -408,7 +409,7 @@ def run_parity(
                 continue
             path = Path(tmp) / f"{plugin.name}.onnx"
             try:
-                info = timed(f"{plugin.name}: export", partial(plugin.export_onnx, model, path, opset=opset, input_size=input_size))
+                info = timed(f"{plugin.name}: export", partial(export_onnx, plugin, model, path, opset=opset, input_size=input_size))
             except Exception as exc:
                 errors[f"{plugin.name}-onnx"] = f"export failed: {type(exc).__name__}: {str(exc)[:300]}"
                 continue

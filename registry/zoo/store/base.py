@@ -20,7 +20,7 @@ user's folder) is opened with ``read_only`` set: it serves every read, and write
 """
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -54,6 +54,9 @@ class Orphan:
     size: int  # bytes, all files of the artifact
     age_s: float  # seconds since it was published
     location: str  # where it lives, for people
+
+# An external-data source to copy: a path, or a callable returning a read-only fd of it (stage closes it).
+Source = Path | Callable[[], int]
 
 
 class MetadataTxn(Protocol):
@@ -194,9 +197,10 @@ class BlobStore(Protocol):
         ``older_than_s`` seconds ago, oldest first. Lists only; deleting is the caller's decision
         (:meth:`delete`, under the metadata write lock)."""
 
-    def stage(self, model: bytes, extra: Mapping[str, Path]) -> Staged:
+    def stage(self, model: bytes, extra: Mapping[str, Source]) -> Staged:
         """Write ``model`` as :data:`MODEL_FILE` and copy each ``extra`` source file to its relative
-        path beside it, durably, hashing the written bytes. Called *outside* any transaction.
+        path beside it, durably, hashing the written bytes. Called *outside* any transaction. A
+        callable source is called once and read through the fd it returns (no path is reopened).
 
         The digest of a single-file artifact is the file's sha256; with extra files, it is the sha256
         of the manifest ``"<sha256>  <relpath>\\n"`` over all files sorted by relpath (``sha256sum`` format).

@@ -33,7 +33,7 @@ from pathlib import Path, PurePosixPath
 
 from ..errors import InvalidModelFile, StoreError
 from ..records import StoredFile
-from .base import MODEL_FILE, STORE_FORMAT_VERSION, Abandoned, Orphan, Staged, StoreIdentity
+from .base import MODEL_FILE, STORE_FORMAT_VERSION, Abandoned, Orphan, Source, Staged, StoreIdentity
 
 try:
     import fcntl
@@ -88,7 +88,7 @@ def _signature(st: os.stat_result) -> tuple[int, int, int, int]:
 
 
 def _safe_relpath(relpath: str) -> PurePosixPath:
-    """Relative, normalised, inside the artifact folder: a second wall behind onnx_info's checks."""
+    """Relative, normalised, inside the artifact folder: a second wall behind zoo.onnx's checks."""
     p = PurePosixPath(relpath)
     if (not relpath or "\\" in relpath or "\x00" in relpath or p.is_absolute() or ".." in p.parts
             or str(p) != relpath or relpath == MODEL_FILE):
@@ -209,7 +209,7 @@ class FileBlobStore:
                 return token
             os.close(fd)  # a cleaner took it for abandoned between open and flock: it removes it; start over
 
-    def stage(self, model: bytes, extra: Mapping[str, Path]) -> Staged:
+    def stage(self, model: bytes, extra: Mapping[str, Source]) -> Staged:
         self._need_writable()
         try:
             token = self._acquire_scratch()
@@ -244,18 +244,19 @@ class FileBlobStore:
             os.close(fd)
         return StoredFile(relpath=MODEL_FILE, sha256=hashlib.sha256(data).hexdigest(), size=len(data))
 
-    def _copy(self, source: Path, folder: Path, rel: PurePosixPath) -> StoredFile:
+    def _copy(self, source: Source, folder: Path, rel: PurePosixPath) -> StoredFile:
         """Copy one external-data file, refusing links, hashing the bytes as they are written."""
         flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0)
+        name = str(rel) if callable(source) else str(source)
         try:
-            src = os.open(source, flags)
+            src = source() if callable(source) else os.open(source, flags)
         except OSError as exc:
-            raise InvalidModelFile(f"Cannot read external-data file {str(source)!r}: {exc.strerror}",
+            raise InvalidModelFile(f"Cannot read external-data file {name!r}: {exc.strerror}",
                                    hint="external data must be a regular file beside the model, not a link") from exc
         try:
             st = os.fstat(src)
             if not stat.S_ISREG(st.st_mode) or st.st_nlink != 1:
-                raise InvalidModelFile(f"Expected a regular, singly-linked external-data file. Received: {str(source)!r}",
+                raise InvalidModelFile(f"Expected a regular, singly-linked external-data file. Received: {name!r}",
                                        hint="copy the file instead of linking it")
             dest = folder.joinpath(*rel.parts)
             dest.parent.mkdir(parents=True, exist_ok=True)
@@ -271,7 +272,7 @@ class FileBlobStore:
                 os.close(out)
             if size != st.st_size or os.fstat(src).st_size != st.st_size:
                 raise InvalidModelFile(
-                    f"External-data file {str(source)!r} changed size while it was being read "
+                    f"External-data file {name!r} changed size while it was being read "
                     f"({st.st_size} bytes when opened, {os.fstat(src).st_size} now)",
                     hint="wait until whatever writes the model has finished, then register it again")
         finally:
