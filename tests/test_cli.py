@@ -126,15 +126,20 @@ def test_errors_name_the_bad_value_without_traceback(zoo, args, code, needle):
     assert "Traceback" not in result.stderr and "hint:" in result.stderr
 
 
-def test_cold_commands_import_no_framework(tmp_path):
+def _run_cold(store, *args: str) -> subprocess.CompletedProcess:
+    """``zoo ARGS`` in a fresh interpreter that then fails if a framework (or onnx) was imported."""
     probe = (
         "import sys; from zoo.cli import main\n"
-        "try: main(['--store', sys.argv[1], 'list'])\n"
+        "try: main(['--store', *sys.argv[1:]])\n"
         "except SystemExit as e: assert e.code in (0, None), e.code\n"
         "heavy = sorted(m for m in ('torch', 'tensorflow', 'onnx', 'onnxruntime', 'keras') if m in sys.modules)\n"
         "assert not heavy, heavy"
     )
-    result = subprocess.run([sys.executable, "-c", probe, str(tmp_path / "s")], capture_output=True, text=True)
+    return subprocess.run([sys.executable, "-c", probe, str(store), *args], capture_output=True, text=True)
+
+
+def test_cold_commands_import_no_framework(tmp_path):
+    result = _run_cold(tmp_path / "s", "list")
     assert result.returncode == 0, result.stderr
 
 
@@ -143,13 +148,7 @@ def test_archs_counts_equal_the_reference_without_building(tmp_path):
     from zoo.architectures import ARCHITECTURES, REFERENCE_PARAMS
     from zoo.plugins import plugin_statuses
 
-    probe = (
-        "import sys; from zoo.cli import main\n"
-        "main(['--store', sys.argv[1], 'archs', '--json'], standalone_mode=False)\n"
-        "heavy = sorted(m for m in ('torch', 'tensorflow', 'onnx', 'onnxruntime', 'keras') if m in sys.modules)\n"
-        "assert not heavy, heavy"
-    )
-    result = subprocess.run([sys.executable, "-c", probe, str(tmp_path / "s")], capture_output=True, text=True)
+    result = _run_cold(tmp_path / "s", "archs", "--json")
     assert result.returncode == 0, result.stderr
     rows = json.loads(result.stdout)
     assert [r["arch"] for r in rows] == list(ARCHITECTURES)

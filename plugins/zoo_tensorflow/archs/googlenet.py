@@ -9,14 +9,7 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-from zoo.architectures import (
-    GOOGLENET_AUX,
-    GOOGLENET_AUX_HEAD,
-    GOOGLENET_BN_EPS,
-    GOOGLENET_STEM,
-    INCEPTION_5X5_KERNEL,
-    INCEPTION_WIDTHS,
-)
+from zoo import architectures as tables
 
 from .layers import AdaptiveAvgPool2D, Init, TorchMaxPool2D, batch_norm, conv2d, dense, flatten_chw, global_avg_pool
 
@@ -24,12 +17,12 @@ from .layers import AdaptiveAvgPool2D, Init, TorchMaxPool2D, batch_norm, conv2d,
 def _basic_conv(x, filters: int, kernel: int, *, name: str, init: Init, stride: int = 1, padding: int = 0):
     """torchvision ``BasicConv2d``: ``<name>.conv`` (no bias), ``<name>.bn``, ReLU."""
     x = conv2d(x, filters, kernel, stride=stride, padding=padding, use_bias=False, name=f"{name}.conv", init=init)
-    x = batch_norm(x, eps=GOOGLENET_BN_EPS, name=f"{name}.bn")
+    x = batch_norm(x, eps=tables.GOOGLENET_BN_EPS, name=f"{name}.bn")
     return layers.ReLU(name=f"{name}.relu")(x)
 
 
 def _inception(x, name: str, init: Init):
-    w, k5 = INCEPTION_WIDTHS[name], INCEPTION_5X5_KERNEL
+    w, k5 = tables.INCEPTION_WIDTHS[name], tables.INCEPTION_5X5_KERNEL
     b1 = _basic_conv(x, w.ch1x1, 1, name=f"{name}.branch1", init=init)
     b2 = _basic_conv(x, w.ch3x3red, 1, name=f"{name}.branch2.0", init=init)
     b2 = _basic_conv(b2, w.ch3x3, 3, padding=1, name=f"{name}.branch2.1", init=init)
@@ -43,7 +36,7 @@ def _inception(x, name: str, init: Init):
 def _aux(x, name: str, num_classes: int, init: Init, dropout: float):
     """torchvision ``InceptionAux`` (:data:`zoo.architectures.GOOGLENET_AUX_HEAD`): adaptive pool, 1x1 conv,
     fc1, dropout, fc2."""
-    head = GOOGLENET_AUX_HEAD
+    head = tables.GOOGLENET_AUX_HEAD
     x = AdaptiveAvgPool2D((head.pool, head.pool), name=f"{name}.avgpool")(x)
     x = _basic_conv(x, head.conv, 1, name=f"{name}.conv", init=init)
     x = flatten_chw(x, name=f"{name}.flatten")
@@ -56,7 +49,7 @@ def googlenet(*, num_classes: int = 1000, aux_logits: bool = True, dropout: floa
               seed: int | None = None) -> keras.Model:
     init = Init(seed)
     images = keras.Input((None, None, 3), name="images")
-    stem1, stem2, stem3 = GOOGLENET_STEM
+    stem1, stem2, stem3 = tables.GOOGLENET_STEM
     x = _basic_conv(images, stem1, 7, stride=2, padding=3, name="conv1", init=init)
     x = TorchMaxPool2D(3, 2, ceil_mode=True, name="maxpool1")(x)
     x = _basic_conv(x, stem2, 1, name="conv2", init=init)
@@ -64,9 +57,9 @@ def googlenet(*, num_classes: int = 1000, aux_logits: bool = True, dropout: floa
     x = TorchMaxPool2D(3, 2, ceil_mode=True, name="maxpool2")(x)
     pools = {"inception3b": TorchMaxPool2D(3, 2, ceil_mode=True, name="maxpool3"),
              "inception4e": TorchMaxPool2D(2, 2, ceil_mode=True, name="maxpool4")}  # after these blocks
-    taps = {block: head for head, block in GOOGLENET_AUX.items()} if aux_logits else {}
+    taps = {block: head for head, block in tables.GOOGLENET_AUX.items()} if aux_logits else {}
     heads = {}
-    for name in INCEPTION_WIDTHS:
+    for name in tables.INCEPTION_WIDTHS:
         x = _inception(x, name, init)
         if name in taps:
             heads[taps[name]] = _aux(x, taps[name], num_classes, init, dropout_aux)
@@ -75,5 +68,5 @@ def googlenet(*, num_classes: int = 1000, aux_logits: bool = True, dropout: floa
     x = global_avg_pool(x, name="avgpool")
     x = layers.Dropout(dropout, name="dropout")(x)
     logits = dense(x, num_classes, name="fc", init=init)
-    outputs = [logits, *(heads[head] for head in GOOGLENET_AUX)] if aux_logits else logits
+    outputs = [logits, *(heads[head] for head in tables.GOOGLENET_AUX)] if aux_logits else logits
     return keras.Model(images, outputs, name="googlenet")

@@ -12,15 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from zoo.architectures import (
-    GOOGLENET_AUX,
-    GOOGLENET_AUX_HEAD,
-    GOOGLENET_BN_EPS,
-    GOOGLENET_STEM,
-    INCEPTION_5X5_KERNEL,
-    INCEPTION_WIDTHS,
-    InceptionWidths,
-)
+from zoo import architectures as tables
 
 
 class GoogLeNetOutputs(NamedTuple):
@@ -35,21 +27,21 @@ class BasicConv2d(nn.Module):
     def __init__(self, in_channels: int, out_channels: int, **kwargs: Any) -> None:
         super().__init__()
         self.conv = nn.Conv2d(in_channels, out_channels, bias=False, **kwargs)
-        self.bn = nn.BatchNorm2d(out_channels, eps=GOOGLENET_BN_EPS)
+        self.bn = nn.BatchNorm2d(out_channels, eps=tables.GOOGLENET_BN_EPS)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.relu(self.bn(self.conv(x)), inplace=True)
 
 
 class Inception(nn.Module):
-    def __init__(self, in_channels: int, w: InceptionWidths) -> None:
+    def __init__(self, in_channels: int, w: tables.InceptionWidths) -> None:
         super().__init__()
         self.branch1 = BasicConv2d(in_channels, w.ch1x1, kernel_size=1)
         self.branch2 = nn.Sequential(
             BasicConv2d(in_channels, w.ch3x3red, kernel_size=1),
             BasicConv2d(w.ch3x3red, w.ch3x3, kernel_size=3, padding=1),
         )
-        k5 = INCEPTION_5X5_KERNEL
+        k5 = tables.INCEPTION_5X5_KERNEL
         self.branch3 = nn.Sequential(
             BasicConv2d(in_channels, w.ch5x5red, kernel_size=1),
             BasicConv2d(w.ch5x5red, w.ch5x5, kernel_size=k5, padding=k5 // 2),
@@ -68,14 +60,15 @@ class InceptionAux(nn.Module):
 
     def __init__(self, in_channels: int, num_classes: int, *, dropout: float = 0.7) -> None:
         super().__init__()
-        head = GOOGLENET_AUX_HEAD
+        head = tables.GOOGLENET_AUX_HEAD
         self.conv = BasicConv2d(in_channels, head.conv, kernel_size=1)
         self.fc1 = nn.Linear(head.conv * head.pool ** 2, head.hidden)
         self.fc2 = nn.Linear(head.hidden, num_classes)
         self.dropout = nn.Dropout(p=dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = F.adaptive_avg_pool2d(x, (GOOGLENET_AUX_HEAD.pool, GOOGLENET_AUX_HEAD.pool))
+        pool = tables.GOOGLENET_AUX_HEAD.pool
+        x = F.adaptive_avg_pool2d(x, (pool, pool))
         x = self.conv(x)
         x = torch.flatten(x, 1)
         x = F.relu(self.fc1(x), inplace=True)
@@ -90,18 +83,18 @@ class GoogLeNet(nn.Module):
                  dropout_aux: float = 0.7) -> None:
         super().__init__()
         self.aux_logits = aux_logits
-        stem1, stem2, stem3 = GOOGLENET_STEM
+        stem1, stem2, stem3 = tables.GOOGLENET_STEM
         self.conv1 = BasicConv2d(3, stem1, kernel_size=7, stride=2, padding=3)
         self.maxpool1 = nn.MaxPool2d(3, stride=2, ceil_mode=True)
         self.conv2 = BasicConv2d(stem1, stem2, kernel_size=1)
         self.conv3 = BasicConv2d(stem2, stem3, kernel_size=3, padding=1)
         self.maxpool2 = nn.MaxPool2d(3, stride=2, ceil_mode=True)
         # Each block reads the previous one's output (the table is in execution order).
-        widths = list(INCEPTION_WIDTHS.values())
-        inputs = dict(zip(INCEPTION_WIDTHS, [stem3, *(w.out for w in widths[:-1])], strict=True))
+        widths = list(tables.INCEPTION_WIDTHS.values())
+        inputs = dict(zip(tables.INCEPTION_WIDTHS, [stem3, *(w.out for w in widths[:-1])], strict=True))
 
         def inception(name: str) -> Inception:
-            return Inception(inputs[name], INCEPTION_WIDTHS[name])
+            return Inception(inputs[name], tables.INCEPTION_WIDTHS[name])
 
         self.inception3a = inception("inception3a")
         self.inception3b = inception("inception3b")
@@ -118,7 +111,8 @@ class GoogLeNet(nn.Module):
         self.inception5b = inception("inception5b")
 
         def aux(head: str) -> InceptionAux | None:
-            return InceptionAux(INCEPTION_WIDTHS[GOOGLENET_AUX[head]].out, num_classes, dropout=dropout_aux) if aux_logits else None
+            reads = tables.INCEPTION_WIDTHS[tables.GOOGLENET_AUX[head]]  # the block whose output the head reads
+            return InceptionAux(reads.out, num_classes, dropout=dropout_aux) if aux_logits else None
 
         self.aux1: InceptionAux | None = aux("aux1")
         self.aux2: InceptionAux | None = aux("aux2")
