@@ -13,7 +13,8 @@ from ._render import fmt_size, parse_tags
 
 @main.command("export")
 @click.argument("arch")
-@click.option("--framework", "-f", default="torch", show_default=True, help="Plugin name(s), comma-separated, or 'all'.")
+@click.option("--framework", "-f", default=None,
+              help="Plugin name(s), comma-separated, or 'all' (default: the first plugin by priority, torch when installed).")
 @click.option("--opset", type=int, default=None, help="ONNX opset (default: 18).")
 @click.option("--num-classes", type=int, default=1000, show_default=True)
 @click.option("--input-size", type=int, default=224, show_default=True, help="Square input size used to export and verify.")
@@ -40,7 +41,7 @@ def export_cmd(ctx, arch, framework, opset, num_classes, input_size, name, seed,
     from ..plugins import DEFAULT_OPSET, resolve_frameworks
 
     check_options(num_classes, input_size, opset or DEFAULT_OPSET)
-    plugins = resolve_frameworks(framework, arch=arch)
+    plugins = resolve_frameworks(framework, arch=arch) if framework else resolve_frameworks("all", arch=arch)[:1]
     registry = ctx.registry()
     tag_map = parse_tags(tags)
     state, weights_sha = None, None
