@@ -41,7 +41,10 @@ def export_cmd(ctx, arch, framework, opset, num_classes, input_size, name, seed,
     from ..plugins import DEFAULT_OPSET, resolve_frameworks
 
     check_options(num_classes, input_size, opset or DEFAULT_OPSET)
-    plugins = resolve_frameworks(framework, arch=arch) if framework else resolve_frameworks("all", arch=arch)[:1]
+    if framework is None:  # the first plugin by priority that builds ARCH (else the first: its error lists what it builds)
+        candidates = resolve_frameworks("all")
+        framework = next((p.name for p in candidates if arch in p.architectures()), candidates[0].name)
+    plugins = resolve_frameworks(framework, arch=arch)
     registry = ctx.registry()
     tag_map = parse_tags(tags)
     state, weights_sha = None, None
