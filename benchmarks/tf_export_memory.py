@@ -56,7 +56,7 @@ def measure(arch: str) -> dict:
 
 
 def main() -> None:
-    from zoo.reference import ARCHITECTURES
+    from zoo.architectures import ARCHITECTURES
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--archs", default=",".join(ARCHITECTURES))

@@ -126,28 +126,48 @@ def test_errors_name_the_bad_value_without_traceback(zoo, args, code, needle):
     assert "Traceback" not in result.stderr and "hint:" in result.stderr
 
 
-def test_cold_commands_import_no_framework(tmp_path):
-    from zoo._registry import Registry
-
-    Registry.open(tmp_path / "s", create=True)  # an empty store (`list` on no store is exit 3)
+def _run_cold(store, *args: str) -> subprocess.CompletedProcess:
+    """``zoo ARGS`` in a fresh interpreter that then fails if a framework (or onnx) was imported."""
     probe = (
         "import sys; from zoo.cli import main\n"
-        "try: main(['--store', sys.argv[1], 'list'])\n"
+        "try: main(['--store', *sys.argv[1:]])\n"
         "except SystemExit as e: assert e.code in (0, None), e.code\n"
         "heavy = sorted(m for m in ('torch', 'tensorflow', 'onnx', 'onnxruntime', 'keras') if m in sys.modules)\n"
         "assert not heavy, heavy"
     )
-    result = subprocess.run([sys.executable, "-c", probe, str(tmp_path / "s")], capture_output=True, text=True)
+    return subprocess.run([sys.executable, "-c", probe, str(store), *args], capture_output=True, text=True)
+
+
+def test_cold_commands_import_no_framework(tmp_path):
+    (tmp_path / "s").mkdir()  # an empty folder lists as an empty registry (a missing one is exit 3)
+    result = _run_cold(tmp_path / "s", "list")
     assert result.returncode == 0, result.stderr
 
 
-def test_archs_counts_equal_the_reference(zoo):
-    from zoo.reference import REFERENCE_PARAMS
+def test_archs_counts_equal_the_reference_without_building(tmp_path):
+    """`zoo archs` counts from the architecture tables: no framework is imported, nothing is built."""
+    from zoo.architectures import ARCHITECTURES, REFERENCE_PARAMS
+    from zoo.plugins import plugin_statuses
 
-    rows = json.loads(zoo("archs", "--framework", "torch", "--json").stdout)
-    assert [r["arch"] for r in rows] == ["alexnet", "vgg16", "vgg19", "googlenet", "resnet18", "resnet34",
-                                         "resnet50", "resnet101", "resnet152"]
+    result = _run_cold(tmp_path / "s", "archs", "--json")
+    assert result.returncode == 0, result.stderr
+    rows = json.loads(result.stdout)
+    assert [r["arch"] for r in rows] == list(ARCHITECTURES)
+    available = {s.name for s in plugin_statuses() if s.available}
     for row in rows:
-        counts = row["frameworks"]["torch"]
-        assert counts["trainable"] == REFERENCE_PARAMS[row["arch"]] == row["reference"]
-        assert counts["matches_reference"] is True
+        assert set(row["frameworks"]) == available
+        for counts in row["frameworks"].values():
+            assert counts["trainable"] == REFERENCE_PARAMS[row["arch"]] == row["reference"]
+            assert counts["matches_reference"] is True and counts["source"] == "tables"
+
+
+def test_archs_build_counts_the_built_models_and_compares_them(zoo):
+    args = ("archs", "--framework", "torch", "--num-classes", "10", "--json")
+    tables = json.loads(zoo(*args).stdout)
+    built = json.loads(zoo(*args, "--build").stdout)
+    assert [r["arch"] for r in built] == [r["arch"] for r in tables]
+    for fast, slow in zip(tables, built, strict=True):
+        f, b = fast["frameworks"]["torch"], slow["frameworks"]["torch"]
+        assert (b["source"], b["matches_tables"]) == ("built", True)
+        assert (b["trainable"], b["non_trainable"]) == (f["trainable"], f["non_trainable"])
+        assert fast["reference"] is None, "the published counts are for 1000 classes"

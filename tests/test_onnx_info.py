@@ -17,9 +17,17 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from zoo import onnx as onnx_info
+from zoo.architectures import (
+    ARCHITECTURES,
+    BLOCK_EXPANSION,
+    REFERENCE_GMACS,
+    REFERENCE_PARAMS,
+    RESNET_PLANS,
+    RESNET_STEM,
+    RESNET_WIDTHS,
+)
 from zoo.errors import InvalidInput
 from zoo.records import Signature, TensorSpec
-from zoo.reference import ARCHITECTURES, REFERENCE_GMACS, REFERENCE_PARAMS
 
 OPSET = 18
 RNG = np.random.default_rng(0)
@@ -123,15 +131,8 @@ def save_external(model: onnx.ModelProto, folder: Path, *, location: str = "weig
 
 # ---------------------------------------------------------------------------------------------
 # Hand-made full-size ResNets: initializers are external-data stubs (dims only, no bytes), which is
-# exactly what inspect() must cope with; torchvision's layer plan (v1.5, no conv bias).
-
-RESNET_PLANS = {
-    "resnet18": ("basic", (2, 2, 2, 2)),
-    "resnet34": ("basic", (3, 4, 6, 3)),
-    "resnet50": ("bottleneck", (3, 4, 6, 3)),
-    "resnet101": ("bottleneck", (3, 4, 23, 3)),
-    "resnet152": ("bottleneck", (3, 8, 36, 3)),
-}
+# exactly what inspect() must cope with; torchvision's layer plan (v1.5, no conv bias) from
+# zoo.architectures.RESNET_PLANS.
 
 
 class _ResNetBuilder:
@@ -171,7 +172,7 @@ class _ResNetBuilder:
         return r
 
     def block(self, x: str, kind: str, cin: int, planes: int, stride: int) -> tuple[str, int]:
-        cout = planes * (4 if kind == "bottleneck" else 1)
+        cout = planes * BLOCK_EXPANSION[kind]
         if kind == "basic":
             y = self.conv_bn(x, cin, planes, 3, stride, relu=True)
             y = self.conv_bn(y, planes, planes, 3, 1, relu=False)
@@ -186,10 +187,10 @@ class _ResNetBuilder:
 
     def build(self, arch: str, classes: int = 1000) -> onnx.ModelProto:
         kind, counts = RESNET_PLANS[arch]
-        x = self.conv_bn("images", 3, 64, 7, 2, relu=True)
+        x = self.conv_bn("images", 3, RESNET_STEM, 7, 2, relu=True)
         self.nodes.append(helper.make_node("MaxPool", [x], ["pool"], kernel_shape=[3, 3], strides=[2, 2], pads=[1] * 4))
-        x, cin = "pool", 64
-        for stage, (planes, count) in enumerate(zip((64, 128, 256, 512), counts, strict=True)):
+        x, cin = "pool", RESNET_STEM
+        for stage, (planes, count) in enumerate(zip(RESNET_WIDTHS, counts, strict=True)):
             for i in range(count):
                 x, cin = self.block(x, kind, cin, planes, 2 if stage > 0 and i == 0 else 1)
         fc_w, fc_b = self.stub("fc.weight", (classes, cin)), self.stub("fc.bias", (classes,))

@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from zoo.architectures import ARCHITECTURES
 from zoo.errors import InvalidWeights, ParityFailure
 from zoo.parity import (
     DEFAULT_RTOL,
@@ -33,7 +34,6 @@ from zoo.parity import (
 )
 from zoo.plugins import get_plugin
 from zoo.records import ExportInfo, ParamCounts
-from zoo.reference import ARCHITECTURES
 from zoo.weights import random_canonical_weights, state_sha256
 
 # --------------------------------------------------------------------------- a numpy framework
@@ -352,6 +352,30 @@ def _assert_tight(report: ParityReport) -> None:
         assert p.max_rel_error <= DEFAULT_RTOL and p.top1_agreement == 1.0 and p.cosine_min > 0.99999, p
     assert not report.roundtrip_mismatches, "canonical weights survive load -> state_dict exactly"
     assert 0.1 < report.logit_std < 20, "the random canonical weights keep the logits O(1)"
+
+
+@needs_both
+@pytest.mark.torch
+@pytest.mark.tensorflow
+def test_strict_fp32_turns_tf32_off_in_every_framework_and_restores_it():
+    import tensorflow as tf
+    import torch
+
+    from zoo.parity import strict_fp32
+
+    def tf32() -> tuple[bool, bool, bool]:
+        return (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32,
+                tf.config.experimental.tensor_float_32_execution_enabled())
+
+    before = tf32()
+    torch.backends.cuda.matmul.allow_tf32 = True
+    try:
+        with strict_fp32(_real_plugins()) as notes:
+            assert tf32() == (False, False, False)
+            assert [n.split(" (")[0] for n in notes] == ["TF32 off in torch", "TF32 off in tensorflow", "TF32 off in ONNX Runtime CUDA"]
+        assert tf32() == (True, *before[1:]), "the previous settings come back"
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = before[0]
 
 
 @pytest.fixture(scope="module")

@@ -1,15 +1,17 @@
 """Every installed plugin x every architecture it declares: one parametrized test per promise.
 
 A new architecture or a new plugin is tested here without new test code (torchvision's
-test_models.py habit). Full-size models are built and counted; exports run at a small
-configuration (10 classes, 64 px) and must honour the I/O contract of every artifact.
+test_models.py habit). Models are built and counted (full size and 10 classes) against the
+architecture tables and the published counts; exports run at a small configuration (10 classes,
+64 px) and must honour the I/O contract of every artifact.
 """
 from __future__ import annotations
 
 import pytest
 
+from zoo import plugins
+from zoo.architectures import ARCHITECTURES, REFERENCE_PARAMS, TRAINING_HEADS, param_counts
 from zoo.plugins import FrameworkPlugin, get_plugin, plugin_statuses
-from zoo.reference import REFERENCE_PARAMS
 
 STATUSES = plugin_statuses()
 AVAILABLE = [s.name for s in STATUSES if s.available]
@@ -39,23 +41,36 @@ def test_builtin_plugins_are_installed():
     assert {"torch", "tensorflow"} <= {s.name for s in STATUSES}
 
 
-@pytest.mark.parametrize("name,arch", _params((p, a) for p, a in PAIRS if a in REFERENCE_PARAMS))
-def test_full_size_trainable_params_equal_reference(name, arch):
+@pytest.mark.parametrize("num_classes", [1000, 10])
+@pytest.mark.parametrize("name,arch", _params((p, a) for p, a in PAIRS if a in ARCHITECTURES))
+def test_built_counts_equal_the_tables_and_the_reference(name, arch, num_classes):
+    """What `zoo archs` shows without building (zoo.architectures.param_counts) is what the plugin builds."""
     plugin = get_plugin(name)
-    options = {"aux_logits": False} if arch == "googlenet" else {}
-    counts = plugin.count_params(plugin.build(arch, num_classes=1000, **options))
-    assert counts.trainable == REFERENCE_PARAMS[arch]
-    if arch.startswith("resnet") or arch == "googlenet":
-        assert counts.non_trainable > 0, "BatchNorm running statistics are counted as non-trainable"
-    else:
-        assert counts.non_trainable == 0
+    model = plugin.build(arch, num_classes=num_classes, **plugins.inference_options(plugin, arch))
+    counts = plugin.count_params(model)
+    assert counts == param_counts(arch, num_classes=num_classes)
+    if num_classes == 1000:
+        assert counts.trainable == REFERENCE_PARAMS[arch]
 
 
-@pytest.mark.parametrize("name,arch", _params((p, a) for p, a in PAIRS if a == "googlenet"))
-def test_googlenet_training_graph_has_aux_heads(name, arch):
+@pytest.mark.parametrize("name,arch", _params((p, a) for p, a in PAIRS if a in TRAINING_HEADS))
+def test_training_graph_keeps_the_training_heads(name, arch):
     plugin = get_plugin(name)
-    counts = plugin.count_params(plugin.build(arch, num_classes=1000, aux_logits=True))
-    assert counts.trainable == REFERENCE_PARAMS["googlenet+aux"]
+    model = plugin.build(arch, num_classes=1000)  # the default is the training graph
+    counts = plugin.count_params(model)
+    assert counts == param_counts(arch, training_graph=True)
+    assert counts.trainable == REFERENCE_PARAMS[f"{arch}+aux"]
+    assert plugins.inference_options(plugin, arch) == {TRAINING_HEADS[arch].option: False}
+    state = plugin.state_dict(model)
+    assert plugins.inference_options(plugin, arch, state=state) == {}, "weights with the heads build the graph that loads them"
+
+
+@pytest.mark.parametrize("name", AVAILABLE)
+def test_strict_fp32_says_what_it_did(name):
+    plugin = get_plugin(name)
+    with plugins.strict_fp32([plugin]) as notes:
+        assert bool(notes) == callable(getattr(plugin, "strict_fp32", None)), "a plugin with the hook says what it turned off"
+        assert all(isinstance(n, str) for n in notes)
 
 
 @pytest.mark.parametrize("name,arch", _params(PAIRS))

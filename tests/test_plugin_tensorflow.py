@@ -17,12 +17,12 @@ import onnxruntime as ort
 import pytest
 import torch
 
+from zoo.architectures import ARCHITECTURES, REFERENCE_PARAMS
 from zoo.errors import InvalidInput, InvalidWeights, NotFound
 from zoo.plugins import (
     FrameworkPlugin,
     install_command,
 )
-from zoo.reference import ARCHITECTURES, REFERENCE_PARAMS
 from zoo_tensorflow import TensorFlowPlugin
 from zoo_torch import TorchPlugin
 

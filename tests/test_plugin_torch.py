@@ -16,13 +16,13 @@ import onnxruntime as ort
 import pytest
 import torch
 
+from zoo.architectures import ARCHITECTURES, REFERENCE_PARAMS
 from zoo.errors import InvalidInput, InvalidWeights, NotFound
 from zoo.plugins import (
     FrameworkPlugin,
     install_command,
 )
 from zoo.records import BATCH_DIM, INPUT_NAME, OUTPUT_NAME
-from zoo.reference import ARCHITECTURES, REFERENCE_PARAMS
 from zoo_torch import TorchPlugin
 
 pytestmark = pytest.mark.torch

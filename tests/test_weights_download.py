@@ -26,9 +26,9 @@ import pytest
 from click.testing import CliRunner
 
 from zoo import weights as W
+from zoo.architectures import ARCHITECTURES, REFERENCE_PARAMS
 from zoo.cli import main
 from zoo.errors import DownloadError, InvalidInput, InvalidWeights, NotFound
-from zoo.reference import ARCHITECTURES, REFERENCE_PARAMS
 
 needs_torch = pytest.mark.torch
 needs_tf = pytest.mark.tensorflow
@@ -345,9 +345,9 @@ def test_pretrained_googlenet_applies_transform_input_and_drops_aux_heads(server
     """torchvision's GoogLeNet weights expect transform_input=True and carry aux heads: the import
     reproduces the first exactly in both frameworks and registers the inference graph."""
     from zoo import open_registry
+    from zoo.architectures import TRANSFORM_INPUT_OFFSET, TRANSFORM_INPUT_SCALE
     from zoo.metrics import verification_batch
     from zoo.plugins import get_plugin
-    from zoo.reference import TRANSFORM_INPUT_OFFSET, TRANSFORM_INPUT_SCALE
 
     name, data, state = _torchvision_file("googlenet")  # the training graph's state: aux1.*, aux2.* included
     assert any(k.startswith("aux1.") for k in state)

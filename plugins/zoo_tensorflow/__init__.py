@@ -7,14 +7,16 @@ from __future__ import annotations
 
 import math
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from zoo import architectures
+from zoo.architectures import ARCHITECTURES
 from zoo.plugins import install_command
 from zoo.records import ExportInfo, ParamCounts
-from zoo.reference import ARCHITECTURES
 
 if TYPE_CHECKING:
     import numpy as np
@@ -130,6 +132,25 @@ class TensorFlowPlugin:
         from .weights import read_keras
 
         return read_keras(path)
+
+    # Optional hooks (zoo.plugins.OptionalHooks)
+
+    def inference_options(self, arch: str, *, state: "Mapping[str, np.ndarray] | None" = None) -> dict[str, Any]:
+        """The inference graph of the architecture tables (GoogLeNet without its auxiliary heads)."""
+        return architectures.inference_options(arch, state=state)
+
+    @contextmanager
+    def strict_fp32(self) -> Iterator[list[str]]:
+        """TensorFloat-32 execution off while active; the previous setting comes back on exit."""
+        _import_tensorflow_quietly()
+        import tensorflow as tf
+
+        was = tf.config.experimental.tensor_float_32_execution_enabled()
+        tf.config.experimental.enable_tensor_float_32_execution(False)
+        try:
+            yield ["TF32 off in tensorflow (enable_tensor_float_32_execution(False))"]
+        finally:
+            tf.config.experimental.enable_tensor_float_32_execution(was)
 
 
 __all__ = ["TensorFlowPlugin"]

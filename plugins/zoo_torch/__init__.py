@@ -6,17 +6,19 @@ imports it: ``archs``, ``export``, ``weights``) is imported inside the methods t
 from __future__ import annotations
 
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from zoo import architectures
+from zoo.architectures import ARCHITECTURES
 from zoo.errors import InvalidInput
 from zoo.plugins import DEFAULT_OPSET, install_command
 from zoo.records import ExportInfo, ParamCounts
-from zoo.reference import ARCHITECTURES
 
 if TYPE_CHECKING:
     from torch import nn
@@ -120,3 +122,21 @@ class TorchPlugin:
         from .weights import read_weights
 
         return read_weights(path)
+
+    # Optional hooks (zoo.plugins.OptionalHooks)
+
+    def inference_options(self, arch: str, *, state: Mapping[str, np.ndarray] | None = None) -> dict[str, Any]:
+        """The inference graph of the architecture tables (GoogLeNet without its auxiliary heads)."""
+        return architectures.inference_options(arch, state=state)
+
+    @contextmanager
+    def strict_fp32(self) -> Iterator[list[str]]:
+        """TF32 matmuls and cuDNN convs off while active; the previous settings come back on exit."""
+        import torch
+
+        old = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+        try:
+            yield ["TF32 off in torch (cuda.matmul.allow_tf32 = cudnn.allow_tf32 = False)"]
+        finally:
+            torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = old

@@ -19,7 +19,7 @@ import numpy as np
 
 from .errors import ExportError, InvalidInput
 from .metrics import VERIFY_BATCH, relative_error, verification_batch
-from .plugins import DEFAULT_OPSET, FrameworkPlugin
+from .plugins import DEFAULT_OPSET, FrameworkPlugin, inference_options
 from .records import ExportInfo, ModelVersion, ParamCounts, Preprocessing, VersionMeta
 
 if TYPE_CHECKING:
@@ -37,17 +37,6 @@ class ExportResult:
     version: ModelVersion
     created: bool  # False: identical bytes were already registered under this name
     verify_error: float  # max |onnx - native| / max |native| on the verification batch
-
-
-def inference_build_options(arch: str, state: Mapping[str, np.ndarray] | None) -> dict[str, Any]:
-    """Build the inference graph (what the artifact holds, and what its params should count),
-    unless the given weights carry training-only heads that must load."""
-    from .reference import INFERENCE_BUILD_OPTIONS
-
-    options = dict(INFERENCE_BUILD_OPTIONS.get(arch, {}))
-    if state is not None and options.get("aux_logits") is False and any(k.startswith("aux") for k in state):
-        options.pop("aux_logits")
-    return options
 
 
 def check_options(num_classes: int, input_size: int, opset: int) -> None:
@@ -119,8 +108,8 @@ def export_and_register(
 ) -> ExportResult:
     """Build ``arch`` with ``plugin`` (loading canonical ``state`` if given), export, verify, register.
 
-    ``build_options`` go to ``plugin.build`` (e.g. ``{"aux_logits": False}`` to load GoogLeNet
-    weights saved without auxiliary heads).
+    ``build_options`` go to ``plugin.build``; by default the plugin's ``inference_options`` hook
+    chooses them (the inference graph, unless ``state`` carries training-only tensors).
     """
     check_options(num_classes, input_size, opset)
     from ._names import validate_name, validate_tags
@@ -133,7 +122,7 @@ def export_and_register(
 
     step("build")
     if build_options is None:
-        build_options = inference_build_options(arch, state)
+        build_options = inference_options(plugin, arch, state=state)
     options: dict[str, Any] = {"num_classes": num_classes, **build_options}
     if seed is not None:
         options["seed"] = seed

@@ -12,6 +12,7 @@ from typing import Any
 
 import keras
 
+from zoo.architectures import RESNET_PLANS, VGG
 from zoo.errors import InvalidInput, NotFound
 
 from .alexnet import alexnet
@@ -21,14 +22,9 @@ from .vgg import vgg
 
 BUILDERS: dict[str, Callable[..., keras.Model]] = {
     "alexnet": alexnet,
-    "vgg16": partial(vgg, "vgg16"),
-    "vgg19": partial(vgg, "vgg19"),
+    **{name: partial(vgg, name) for name in VGG},
     "googlenet": googlenet,
-    "resnet18": partial(resnet, "resnet18"),
-    "resnet34": partial(resnet, "resnet34"),
-    "resnet50": partial(resnet, "resnet50"),
-    "resnet101": partial(resnet, "resnet101"),
-    "resnet152": partial(resnet, "resnet152"),
+    **{name: partial(resnet, name) for name in RESNET_PLANS},
 }
 # Options beyond num_classes that each builder accepts (``input_size`` is accepted everywhere
 # and ignored: the models take any spatial size).

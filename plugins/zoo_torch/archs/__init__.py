@@ -8,17 +8,17 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import torch
 from torch import nn
 
+from zoo.architectures import ARCHITECTURES, RESNET_PLANS, VGG
 from zoo.errors import InvalidInput, NotFound
-from zoo.reference import ARCHITECTURES
 
 from .alexnet import AlexNet
 from .googlenet import GoogLeNet
-from .resnet import LAYERS as RESNET_LAYERS
 from .resnet import resnet
 from .vgg import vgg
 
@@ -32,12 +32,11 @@ class Builder:
 _DROPOUT = {"dropout": float}
 BUILDERS: dict[str, Builder] = {
     "alexnet": Builder(AlexNet, _DROPOUT),
-    "vgg16": Builder(lambda **kw: vgg("vgg16", **kw), _DROPOUT),
-    "vgg19": Builder(lambda **kw: vgg("vgg19", **kw), _DROPOUT),
+    **{name: Builder(partial(vgg, name), _DROPOUT) for name in VGG},
     "googlenet": Builder(GoogLeNet, {"aux_logits": bool, "dropout": float, "dropout_aux": float, "transform_input": bool}),
-    **{name: Builder(lambda _n=name, **kw: resnet(_n, **kw), {}) for name in RESNET_LAYERS},
+    **{name: Builder(partial(resnet, name), {}) for name in RESNET_PLANS},
 }
-assert tuple(BUILDERS) == ARCHITECTURES, "BUILDERS must list zoo.reference.ARCHITECTURES, in order"
+assert tuple(BUILDERS) == ARCHITECTURES, "BUILDERS must list zoo.architectures.ARCHITECTURES, in order"
 
 COMMON_OPTIONS = ("seed", "device")
 

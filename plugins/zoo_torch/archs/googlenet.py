@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from zoo.reference import TRANSFORM_INPUT_OFFSET, TRANSFORM_INPUT_SCALE
+from zoo import architectures as tables
 
 
 class GoogLeNetOutputs(NamedTuple):
@@ -27,28 +27,28 @@ class BasicConv2d(nn.Module):
     def __init__(self, in_channels: int, out_channels: int, **kwargs: Any) -> None:
         super().__init__()
         self.conv = nn.Conv2d(in_channels, out_channels, bias=False, **kwargs)
-        self.bn = nn.BatchNorm2d(out_channels, eps=0.001)
+        self.bn = nn.BatchNorm2d(out_channels, eps=tables.GOOGLENET_BN_EPS)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.relu(self.bn(self.conv(x)), inplace=True)
 
 
 class Inception(nn.Module):
-    def __init__(self, in_channels: int, ch1x1: int, ch3x3red: int, ch3x3: int, ch5x5red: int, ch5x5: int,
-                 pool_proj: int) -> None:
+    def __init__(self, in_channels: int, w: tables.InceptionWidths) -> None:
         super().__init__()
-        self.branch1 = BasicConv2d(in_channels, ch1x1, kernel_size=1)
+        self.branch1 = BasicConv2d(in_channels, w.ch1x1, kernel_size=1)
         self.branch2 = nn.Sequential(
-            BasicConv2d(in_channels, ch3x3red, kernel_size=1),
-            BasicConv2d(ch3x3red, ch3x3, kernel_size=3, padding=1),
+            BasicConv2d(in_channels, w.ch3x3red, kernel_size=1),
+            BasicConv2d(w.ch3x3red, w.ch3x3, kernel_size=3, padding=1),
         )
+        k5 = tables.INCEPTION_5X5_KERNEL
         self.branch3 = nn.Sequential(
-            BasicConv2d(in_channels, ch5x5red, kernel_size=1),
-            BasicConv2d(ch5x5red, ch5x5, kernel_size=3, padding=1),  # 3x3, not 5x5: torchvision's known quirk
+            BasicConv2d(in_channels, w.ch5x5red, kernel_size=1),
+            BasicConv2d(w.ch5x5red, w.ch5x5, kernel_size=k5, padding=k5 // 2),
         )
         self.branch4 = nn.Sequential(
             nn.MaxPool2d(kernel_size=3, stride=1, padding=1, ceil_mode=True),
-            BasicConv2d(in_channels, pool_proj, kernel_size=1),
+            BasicConv2d(in_channels, w.pool_proj, kernel_size=1),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -60,13 +60,15 @@ class InceptionAux(nn.Module):
 
     def __init__(self, in_channels: int, num_classes: int, *, dropout: float = 0.7) -> None:
         super().__init__()
-        self.conv = BasicConv2d(in_channels, 128, kernel_size=1)
-        self.fc1 = nn.Linear(2048, 1024)
-        self.fc2 = nn.Linear(1024, num_classes)
+        head = tables.GOOGLENET_AUX_HEAD
+        self.conv = BasicConv2d(in_channels, head.conv, kernel_size=1)
+        self.fc1 = nn.Linear(head.conv * head.pool ** 2, head.hidden)
+        self.fc2 = nn.Linear(head.hidden, num_classes)
         self.dropout = nn.Dropout(p=dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = F.adaptive_avg_pool2d(x, (4, 4))
+        pool = tables.GOOGLENET_AUX_HEAD.pool
+        x = F.adaptive_avg_pool2d(x, (pool, pool))
         x = self.conv(x)
         x = torch.flatten(x, 1)
         x = F.relu(self.fc1(x), inplace=True)
@@ -81,33 +83,44 @@ class GoogLeNet(nn.Module):
                  dropout_aux: float = 0.7, transform_input: bool = False) -> None:
         super().__init__()
         self.aux_logits = aux_logits
-        self.transform_input = transform_input  # torchvision's pretrained weights expect it (zoo.reference)
-        self.conv1 = BasicConv2d(3, 64, kernel_size=7, stride=2, padding=3)
+        self.transform_input = transform_input  # torchvision's pretrained weights expect it (zoo.architectures)
+        stem1, stem2, stem3 = tables.GOOGLENET_STEM
+        self.conv1 = BasicConv2d(3, stem1, kernel_size=7, stride=2, padding=3)
         self.maxpool1 = nn.MaxPool2d(3, stride=2, ceil_mode=True)
-        self.conv2 = BasicConv2d(64, 64, kernel_size=1)
-        self.conv3 = BasicConv2d(64, 192, kernel_size=3, padding=1)
+        self.conv2 = BasicConv2d(stem1, stem2, kernel_size=1)
+        self.conv3 = BasicConv2d(stem2, stem3, kernel_size=3, padding=1)
         self.maxpool2 = nn.MaxPool2d(3, stride=2, ceil_mode=True)
+        # Each block reads the previous one's output (the table is in execution order).
+        widths = list(tables.INCEPTION_WIDTHS.values())
+        inputs = dict(zip(tables.INCEPTION_WIDTHS, [stem3, *(w.out for w in widths[:-1])], strict=True))
 
-        self.inception3a = Inception(192, 64, 96, 128, 16, 32, 32)
-        self.inception3b = Inception(256, 128, 128, 192, 32, 96, 64)
+        def inception(name: str) -> Inception:
+            return Inception(inputs[name], tables.INCEPTION_WIDTHS[name])
+
+        self.inception3a = inception("inception3a")
+        self.inception3b = inception("inception3b")
         self.maxpool3 = nn.MaxPool2d(3, stride=2, ceil_mode=True)
 
-        self.inception4a = Inception(480, 192, 96, 208, 16, 48, 64)
-        self.inception4b = Inception(512, 160, 112, 224, 24, 64, 64)
-        self.inception4c = Inception(512, 128, 128, 256, 24, 64, 64)
-        self.inception4d = Inception(512, 112, 144, 288, 32, 64, 64)
-        self.inception4e = Inception(528, 256, 160, 320, 32, 128, 128)
+        self.inception4a = inception("inception4a")
+        self.inception4b = inception("inception4b")
+        self.inception4c = inception("inception4c")
+        self.inception4d = inception("inception4d")
+        self.inception4e = inception("inception4e")
         self.maxpool4 = nn.MaxPool2d(2, stride=2, ceil_mode=True)
 
-        self.inception5a = Inception(832, 256, 160, 320, 32, 128, 128)
-        self.inception5b = Inception(832, 384, 192, 384, 48, 128, 128)
+        self.inception5a = inception("inception5a")
+        self.inception5b = inception("inception5b")
 
-        self.aux1: InceptionAux | None = InceptionAux(512, num_classes, dropout=dropout_aux) if aux_logits else None
-        self.aux2: InceptionAux | None = InceptionAux(528, num_classes, dropout=dropout_aux) if aux_logits else None
+        def aux(head: str) -> InceptionAux | None:
+            reads = tables.INCEPTION_WIDTHS[tables.GOOGLENET_AUX[head]]  # the block whose output the head reads
+            return InceptionAux(reads.out, num_classes, dropout=dropout_aux) if aux_logits else None
+
+        self.aux1: InceptionAux | None = aux("aux1")
+        self.aux2: InceptionAux | None = aux("aux2")
 
         self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
         self.dropout = nn.Dropout(p=dropout)
-        self.fc = nn.Linear(1024, num_classes)
+        self.fc = nn.Linear(widths[-1].out, num_classes)
 
         for m in self.modules():
             # torchvision draws convs and linears from N(0, 0.01) truncated at +-2: with BN in eval mode
@@ -133,8 +146,8 @@ class GoogLeNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> GoogLeNetOutputs | torch.Tensor:
         if self.transform_input:  # constants, not buffers: nothing enters the state dict or the parameter count
-            scale = torch.tensor(TRANSFORM_INPUT_SCALE, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
-            offset = torch.tensor(TRANSFORM_INPUT_OFFSET, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
+            scale = torch.tensor(tables.TRANSFORM_INPUT_SCALE, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
+            offset = torch.tensor(tables.TRANSFORM_INPUT_OFFSET, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
             x = x * scale + offset
         x = self.conv1(x)
         x = self.maxpool1(x)

@@ -7,14 +7,11 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-# arch -> (block, blocks per stage)
-LAYERS: dict[str, tuple[str, tuple[int, int, int, int]]] = {
-    "resnet18": ("basic", (2, 2, 2, 2)),
-    "resnet34": ("basic", (3, 4, 6, 3)),
-    "resnet50": ("bottleneck", (3, 4, 6, 3)),
-    "resnet101": ("bottleneck", (3, 4, 23, 3)),
-    "resnet152": ("bottleneck", (3, 8, 36, 3)),
-}
+from zoo.architectures import BLOCK_EXPANSION, RESNET_BN_EPS, RESNET_PLANS, RESNET_STEM, RESNET_WIDTHS
+
+
+def _bn(channels: int) -> nn.BatchNorm2d:
+    return nn.BatchNorm2d(channels, eps=RESNET_BN_EPS)
 
 
 def conv3x3(in_planes: int, out_planes: int, stride: int = 1) -> nn.Conv2d:
@@ -26,15 +23,15 @@ def conv1x1(in_planes: int, out_planes: int, stride: int = 1) -> nn.Conv2d:
 
 
 class BasicBlock(nn.Module):
-    expansion = 1
+    expansion = BLOCK_EXPANSION["basic"]
 
     def __init__(self, inplanes: int, planes: int, stride: int = 1, downsample: nn.Module | None = None) -> None:
         super().__init__()
         self.conv1 = conv3x3(inplanes, planes, stride)
-        self.bn1 = nn.BatchNorm2d(planes)
+        self.bn1 = _bn(planes)
         self.relu = nn.ReLU(inplace=True)
         self.conv2 = conv3x3(planes, planes)
-        self.bn2 = nn.BatchNorm2d(planes)
+        self.bn2 = _bn(planes)
         self.downsample = downsample
         self.stride = stride
 
@@ -46,16 +43,16 @@ class BasicBlock(nn.Module):
 
 
 class Bottleneck(nn.Module):
-    expansion = 4
+    expansion = BLOCK_EXPANSION["bottleneck"]
 
     def __init__(self, inplanes: int, planes: int, stride: int = 1, downsample: nn.Module | None = None) -> None:
         super().__init__()
         self.conv1 = conv1x1(inplanes, planes)
-        self.bn1 = nn.BatchNorm2d(planes)
+        self.bn1 = _bn(planes)
         self.conv2 = conv3x3(planes, planes, stride)  # the v1.5 stride
-        self.bn2 = nn.BatchNorm2d(planes)
+        self.bn2 = _bn(planes)
         self.conv3 = conv1x1(planes, planes * self.expansion)
-        self.bn3 = nn.BatchNorm2d(planes * self.expansion)
+        self.bn3 = _bn(planes * self.expansion)
         self.relu = nn.ReLU(inplace=True)
         self.downsample = downsample
         self.stride = stride
@@ -72,17 +69,18 @@ class ResNet(nn.Module):
     def __init__(self, block: type[BasicBlock] | type[Bottleneck], layers: tuple[int, int, int, int], *,
                  num_classes: int = 1000) -> None:
         super().__init__()
-        self.inplanes = 64
-        self.conv1 = nn.Conv2d(3, 64, kernel_size=7, stride=2, padding=3, bias=False)
-        self.bn1 = nn.BatchNorm2d(64)
+        self.inplanes = RESNET_STEM
+        self.conv1 = nn.Conv2d(3, RESNET_STEM, kernel_size=7, stride=2, padding=3, bias=False)
+        self.bn1 = _bn(RESNET_STEM)
         self.relu = nn.ReLU(inplace=True)
         self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
-        self.layer1 = self._make_layer(block, 64, layers[0])
-        self.layer2 = self._make_layer(block, 128, layers[1], stride=2)
-        self.layer3 = self._make_layer(block, 256, layers[2], stride=2)
-        self.layer4 = self._make_layer(block, 512, layers[3], stride=2)
+        w1, w2, w3, w4 = RESNET_WIDTHS
+        self.layer1 = self._make_layer(block, w1, layers[0])
+        self.layer2 = self._make_layer(block, w2, layers[1], stride=2)
+        self.layer3 = self._make_layer(block, w3, layers[2], stride=2)
+        self.layer4 = self._make_layer(block, w4, layers[3], stride=2)
         self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
-        self.fc = nn.Linear(512 * block.expansion, num_classes)
+        self.fc = nn.Linear(w4 * block.expansion, num_classes)
 
         # Init (not part of any checkpoint, so free to differ from torchvision's): kaiming fan_in keeps each
         # branch's activations O(1), and the last BN of each residual branch starts at 1/sqrt(blocks), so
@@ -106,7 +104,7 @@ class ResNet(nn.Module):
         if stride != 1 or self.inplanes != planes * block.expansion:
             downsample = nn.Sequential(
                 conv1x1(self.inplanes, planes * block.expansion, stride),
-                nn.BatchNorm2d(planes * block.expansion),
+                _bn(planes * block.expansion),
             )
         layers = [block(self.inplanes, planes, stride, downsample)]
         self.inplanes = planes * block.expansion
@@ -121,5 +119,5 @@ class ResNet(nn.Module):
 
 
 def resnet(arch: str, *, num_classes: int = 1000) -> ResNet:
-    kind, layers = LAYERS[arch]
-    return ResNet(BasicBlock if kind == "basic" else Bottleneck, layers, num_classes=num_classes)
+    plan = RESNET_PLANS[arch]
+    return ResNet(BasicBlock if plan.block == "basic" else Bottleneck, plan.layers, num_classes=num_classes)

@@ -13,7 +13,8 @@ from ._render import fmt_size, parse_tags
 
 @main.command("export")
 @click.argument("arch")
-@click.option("--framework", "-f", default="torch", show_default=True, help="Plugin name(s), comma-separated, or 'all'.")
+@click.option("--framework", "-f", default=None,
+              help="Plugin name(s), comma-separated, or 'all' (default: the first plugin by priority, torch when installed).")
 @click.option("--opset", type=int, default=None, help="ONNX opset (default: 18).")
 @click.option("--num-classes", type=int, default=1000, show_default=True)
 @click.option("--input-size", type=int, default=224, show_default=True, help="Square input size used to export and verify.")
@@ -44,9 +45,12 @@ def export_cmd(ctx, arch, framework, opset, num_classes, input_size, name, seed,
     if name is not None:
         validate_name(name)  # before any plugin is imported or anything built
     tag_map = validate_tags(parse_tags(tags))
+    if framework is None:  # the first plugin by priority that builds ARCH (else the first: its error lists what it builds)
+        candidates = resolve_frameworks("all")
+        framework = next((p.name for p in candidates if arch in p.architectures()), candidates[0].name)
+    plugins = resolve_frameworks(framework, arch=arch)
     registry = ctx.registry()
     registry.ensure_writable()
-    plugins = resolve_frameworks(framework, arch=arch)
     state, weights_sha = None, None
     if weights is not None:
         from ..weights import load_weights

@@ -5,7 +5,7 @@ from typing import Any
 
 import click
 
-from . import Styled, emit_json, json_option, main, progress, table
+from . import Styled, emit_json, info, json_option, main, progress, table
 from ._render import fmt_int
 
 
@@ -40,66 +40,62 @@ def plugins_cmd(as_json: bool) -> None:
 
 @main.command("archs")
 @click.option("--framework", "-f", default="all", show_default=True, help="Plugin name(s), comma-separated, or 'all'.")
+@click.option("--num-classes", type=click.IntRange(min=1), default=1000, show_default=True,
+              help="Classifier width (the published reference counts are for 1000).")
+@click.option("--build", "build", is_flag=True,
+              help="Build every model and count it, compared with the tables (tens of seconds).")
 @json_option
-def archs_cmd(framework: str, as_json: bool) -> None:
+def archs_cmd(framework: str, num_classes: int, build: bool, as_json: bool) -> None:
     """Architectures per plugin, with parameter counts.
 
-    Full-size (1000-class) counts, side by side per framework.
-
-    Counts are computed by building each model, and compared with the published reference.
+    Counts per framework, side by side, compared with the published reference. They come from
+    the architecture tables (zoo.architectures: instant, and the plugin contract tests check
+    every build against them); --build builds each model and counts it instead. Exits 1 if a
+    count differs from the reference or, with --build, from the tables.
     """
+    from ..architectures import inference_graph_note
+    from ..inventory import count_architectures
     from ..plugins import resolve_frameworks
-    from ..reference import INFERENCE_BUILD_OPTIONS, REFERENCE_PARAMS
 
     plugins = resolve_frameworks(framework)
-    archs = sorted({a for p in plugins for a in p.architectures()}, key=_arch_order)
-    results: list[dict[str, Any]] = []
-    with progress() as bar:
-        task = bar.add_task("counting parameters", total=sum(len(p.architectures()) for p in plugins))
-        for arch in archs:
-            row: dict[str, Any] = {"arch": arch, "reference": REFERENCE_PARAMS.get(arch), "frameworks": {}}
-            for plugin in plugins:
-                if arch not in plugin.architectures():
-                    continue
-                bar.update(task, description=f"{plugin.name}: {arch}")
-                counts = plugin.count_params(plugin.build(arch, num_classes=1000, **INFERENCE_BUILD_OPTIONS.get(arch, {})))
-                row["frameworks"][plugin.name] = {
-                    "trainable": counts.trainable,
-                    "non_trainable": counts.non_trainable,
-                    "matches_reference": row["reference"] is None or counts.trainable == row["reference"],
-                }
-                bar.advance(task)
-            results.append(row)
+    if build:
+        with progress() as bar:
+            task = bar.add_task("counting parameters", total=sum(len(p.architectures()) for p in plugins))
+
+            def step(label: str) -> None:
+                bar.update(task, description=label, advance=1)
+
+            rows = count_architectures(plugins, build=True, num_classes=num_classes, progress=step)
+            bar.update(task, description="counted")
+    else:
+        rows = count_architectures(plugins, num_classes=num_classes,
+                                   progress=lambda label: info(f"building {label}: not in the architecture tables"))
     if as_json:
-        emit_json(results)
-        return
+        emit_json(rows)
+    else:
+        _render(rows, plugins, num_classes=num_classes, caption=inference_graph_note(r.arch for r in rows))
+    bad = sum(not r.ok for r in rows)
+    if bad:
+        raise click.ClickException(f"{bad} architecture(s) do not match the reference or table parameter counts")
+
+
+def _render(rows: list[Any], plugins: list[Any], *, num_classes: int, caption: str | None) -> None:
     columns = ["arch", "reference params"]
     for p in plugins:
         columns += [f"{p.name} params", f"{p.name} non-trainable"]
     columns.append("match")
-    rows = []
-    mismatches = 0
-    for r in results:
-        cells: list[Any] = [r["arch"], fmt_int(r["reference"])]
-        ok = True
+    cells_rows = []
+    for r in rows:
+        cells: list[Any] = [r.arch, fmt_int(r.reference)]
         for p in plugins:
-            c = r["frameworks"].get(p.name)
+            c = r.frameworks.get(p.name)
             if c is None:
                 cells += [None, None]
                 continue
-            ok &= c["matches_reference"]
-            mark = "" if c["matches_reference"] else " ✗"
-            cells += [f"{c['trainable']:,}{mark}", fmt_int(c["non_trainable"])]
-        mismatches += not ok
-        cells.append(Styled("[green]yes[/]" if ok else "[bold red]MISMATCH[/]"))
-        rows.append(cells)
-    caption = "googlenet: inference graph (the auxiliary heads add 6,379,984 in the training graph)"
-    table("architectures (1000 classes)", columns, rows, caption=caption)
-    if mismatches:
-        raise click.ClickException(f"{mismatches} architecture(s) do not match the reference parameter counts")
-
-
-def _arch_order(arch: str) -> int:
-    from ..reference import ARCHITECTURES
-
-    return ARCHITECTURES.index(arch) if arch in ARCHITECTURES else len(ARCHITECTURES)
+            mark = "" if c.ok else " ✗"
+            cells += [f"{c.trainable:,}{mark}", fmt_int(c.non_trainable)]
+        cells.append(Styled("[green]yes[/]" if r.ok else "[bold red]MISMATCH[/]"))
+        cells_rows.append(cells)
+    sources = sorted({c.source for r in rows for c in r.frameworks.values()})
+    how = "counted from " + " and ".join("the architecture tables" if s == "tables" else "built models" for s in sources)
+    table(f"architectures ({num_classes} classes)", columns, cells_rows, caption="\n".join(filter(None, [caption, how])))

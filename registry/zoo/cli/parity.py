@@ -49,7 +49,7 @@ def parity_cmd(ctx, arch, all_archs, frameworks, input_size, batch, seed, num_cl
       zoo parity --all --input-size 64 --num-classes 10 --no-register --junit parity.xml
       zoo parity vgg16 --rtol 1e-3 --json
     """
-    from ..parity import DEFAULT_RTOL, DEFAULT_TOP1, Tolerances, parity_archs, raise_for_failures, run_parity, to_junit
+    from ..parity import DEFAULT_RTOL, DEFAULT_TOP1, Tolerances, parity_jobs, raise_for_failures, run_parity, to_junit
     from ..plugins import DEFAULT_OPSET, resolve_frameworks
     from ._render import parse_tags
 
@@ -60,13 +60,13 @@ def parity_cmd(ctx, arch, all_archs, frameworks, input_size, batch, seed, num_cl
     tolerances = Tolerances(rtol=DEFAULT_RTOL if rtol is None else rtol, top1=DEFAULT_TOP1 if top1 is None else top1)
     tag_map = parse_tags(tags)
     if all_archs:
-        chosen = _reference_first(resolve_frameworks(frameworks))
-        jobs = [(a, [p for p in chosen if a in p.architectures()]) for a in parity_archs(chosen)]
+        chosen = resolve_frameworks(frameworks)
+        jobs = parity_jobs(chosen)
         if not jobs:
             raise InvalidInput(f"No architecture is built by two or more of: {', '.join(p.name for p in chosen)}",
                                hint="`zoo plugins` shows what is installed")
     else:
-        jobs = [(arch, _reference_first(resolve_frameworks(frameworks, arch=arch)))]
+        jobs = parity_jobs(resolve_frameworks(frameworks, arch=arch), arch)
     for a, plugins in jobs:
         if len(plugins) < 2:
             info(f"note: only {plugins[0].name} builds {a}: checking its export only (no cross-framework pairs)")
@@ -103,11 +103,6 @@ def parity_cmd(ctx, arch, all_archs, frameworks, input_size, batch, seed, num_cl
         if junit is not None:
             info(f"wrote JUnit XML to {junit}")
     raise_for_failures(reports)
-
-
-def _reference_first(plugins: list) -> list:
-    """torch first: its build *is* torchvision's definition, so it is the natural reference of every pair."""
-    return sorted(plugins, key=lambda p: p.name != "torch")
 
 
 def _render(r) -> None:

@@ -59,9 +59,9 @@ def plan_import(plugin: FrameworkPlugin, arch: str, state: Mapping[str, np.ndarr
     ``num_classes=None`` reads the class count from the classifier's shape. ``build_options`` (e.g.
     GoogLeNet's ``transform_input`` for torchvision's weights) are added to the inference options.
     """
-    from .._exporting import inference_build_options
+    from ..plugins import inference_options
 
-    options = {**inference_build_options(arch, None), **dict(build_options or {})}
+    options = {**inference_options(plugin, arch), **dict(build_options or {})}
     assumed = num_classes or 1000
     expected = expected_shapes(plugin, arch, num_classes=assumed, **options)
     notes: list[str] = []

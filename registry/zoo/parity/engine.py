@@ -1,0 +1,231 @@
+"""Running parity: build every plugin's model of one architecture, load the same canonical weights,
+run the same batch natively and through each ONNX export, compare every pair, register on a pass."""
+from __future__ import annotations
+
+import contextlib
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import replace
+from functools import partial
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .. import plugins as _plugins
+from ..errors import InvalidInput, InvalidWeights, ParityFailure
+from ..plugins import DEFAULT_OPSET, FrameworkPlugin
+from .comparison import compare_all, diagnose, first_divergence
+from .report import DEFAULT_BATCH, DEFAULT_SEED, DEFAULT_TOLERANCES, ParityReport, Progress, Tolerances
+
+if TYPE_CHECKING:
+    from .._registry import Registry
+
+__all__ = ["parity_archs", "parity_jobs", "raise_for_failures", "run_parity", "strict_fp32"]
+
+CANONICAL_INIT = "zoo-random-canonical"  # the weights recipe a parity run records as provenance
+
+
+@contextlib.contextmanager
+def strict_fp32(plugins: Sequence[FrameworkPlugin], *, onnx: bool = True) -> Iterator[list[str]]:
+    """Reduced-precision shortcuts (TF32) off in every plugin and in ONNX Runtime; yields notes.
+
+    TF32 matmuls/convs (Ampere+) keep a 10-bit mantissa: ~1e-3 relative error, 10x over the fp32
+    tolerance. Each plugin turns its framework's off through its ``strict_fp32`` hook
+    (:func:`zoo.plugins.strict_fp32`); ORT's CUDA provider is told separately (``use_tf32=False``
+    on the session). The previous settings are restored on exit.
+    """
+    with _plugins.strict_fp32(plugins) as notes:
+        if onnx:
+            notes.append("TF32 off in ONNX Runtime CUDA (use_tf32=0; no effect on CPU)")
+        yield notes
+
+
+def run_parity(
+    arch: str,
+    plugins: Sequence[FrameworkPlugin],
+    *,
+    num_classes: int = 1000,
+    input_size: int = 224,
+    batch: int = DEFAULT_BATCH,
+    seed: int = DEFAULT_SEED,
+    opset: int = DEFAULT_OPSET,
+    tolerances: Tolerances = DEFAULT_TOLERANCES,
+    provider: str | None = None,
+    export: bool = True,
+    registry: "Registry | None" = None,
+    name: str | None = None,
+    tags: Mapping[str, str] | None = None,
+    progress: Progress | None = None,
+) -> ParityReport:
+    """Run parity for ``arch`` across ``plugins`` (the first is the reference of every pair); return
+    the report (never raises ParityFailure).
+
+    ``export=False`` compares the native models only (seconds instead of minutes: the exports
+    dominate the cost). With a ``registry``, the exported artifacts are registered under ``name``
+    (default ``arch``) with the weights' recipe and sha256 as provenance and the report attached,
+    only when every pair passed: an artifact that failed parity never enters the registry.
+    """
+    from .._exporting import check_options, export_onnx
+    from ..metrics import verification_batch
+    from ..weights import random_canonical_weights, shapes_of, state_sha256, weight_mismatches
+
+    plugins = list(plugins)
+    if len(plugins) < 1:
+        raise InvalidInput("Parity needs at least one plugin. Received: none", hint="--frameworks torch,tensorflow")
+    if len({p.name for p in plugins}) != len(plugins):
+        raise InvalidInput(f"Expected distinct frameworks. Received: {[p.name for p in plugins]}")
+    check_options(num_classes, input_size, opset)
+    if batch < 1:
+        raise InvalidInput(f"Expected --batch >= 1. Received: {batch}")
+    step = progress or (lambda _msg: None)
+    timings: dict[str, float] = {}
+    names = [p.name for p in plugins]
+
+    def timed(label: str, fn: Callable[[], Any]) -> Any:
+        step(label)
+        t0 = time.perf_counter()
+        try:
+            return fn()
+        finally:
+            timings[label] = round(time.perf_counter() - t0, 3)
+
+    errors: dict[str, str] = {}
+    native: dict[str, np.ndarray] = {}
+    onnx_out: dict[str, np.ndarray] = {}
+    roundtrip: dict[str, list[str]] = {}
+    hooks: dict[str, dict[str, np.ndarray]] = {}
+    exported: dict[str, tuple[Path, Any, Any]] = {}  # plugin -> (path, ExportInfo, ParamCounts)
+    images = verification_batch(input_size, batch=batch, seed=seed)
+    weights_init = {"kind": CANONICAL_INIT, "arch": arch, "num_classes": num_classes, "seed": seed}
+    used_provider = "none"  # no ONNX run (export=False, or every export failed)
+
+    with strict_fp32(plugins, onnx=export) as notes, tempfile.TemporaryDirectory(prefix="zoo-parity-") as tmp:
+        state: dict[str, np.ndarray] | None = None
+        sha = ""
+        for plugin in plugins:
+            model = timed(f"{plugin.name}: build", partial(plugin.build, arch, num_classes=num_classes, seed=seed))
+            if state is None:  # the first plugin's layout defines the shapes; the others must match it
+                state = random_canonical_weights(shapes_of(plugin.state_dict(model)), seed=seed)
+                sha = state_sha256(state, metadata=weights_init)
+            try:
+                timed(f"{plugin.name}: load weights", partial(plugin.load_state_dict, model, state))
+            except InvalidWeights as exc:
+                missing, unexpected, misshaped = weight_mismatches(plugin.state_dict(model), shapes_of(state))
+                errors[plugin.name] = (f"cannot load {names[0]}'s canonical layout ({exc.message}); "
+                                       f"its own layout lacks {missing[:5]}, adds {unexpected[:5]}, reshapes {misshaped[:5]}")
+                continue
+            back = plugin.state_dict(model)
+            roundtrip[plugin.name] = sorted(k for k in state if k not in back or not np.array_equal(back[k], state[k]))
+            native[plugin.name] = timed(f"{plugin.name}: native", partial(_native_logits, plugin, model, images))
+            try:
+                groups = _plugins.intermediates(plugin, model, images)
+            except Exception as exc:  # an optional diagnostic must not break the run
+                notes.append(f"{plugin.name}.intermediates failed: {type(exc).__name__}: {exc}")
+            else:
+                if groups is not None:
+                    hooks[plugin.name] = groups
+            if not export:
+                continue
+            path = Path(tmp) / f"{plugin.name}.onnx"
+            try:
+                info = timed(f"{plugin.name}: export", partial(export_onnx, plugin, model, path, opset=opset, input_size=input_size))
+            except Exception as exc:
+                errors[f"{plugin.name}-onnx"] = f"export failed: {type(exc).__name__}: {str(exc)[:300]}"
+                continue
+            exported[plugin.name] = (path, info, plugin.count_params(model))
+            del model  # VGG19 is 0.5 GB per framework: free it before ORT loads the copy
+            onnx_out[plugin.name], used_provider = timed(f"{plugin.name}: onnx", partial(_run_onnx, path, images, provider=provider))
+
+        pairs = compare_all(native, onnx_out, tolerances=tolerances)
+        divergence = first_divergence(hooks, names, tolerances) if any(
+            not p.passed for p in pairs if p.kind == "native-native") else None
+        reference = next(iter(native.values()), None)
+        report = ParityReport(
+            arch=arch, frameworks=tuple(names), num_classes=num_classes, input_size=input_size, batch=batch,
+            seed=seed, opset=opset, weights_sha256=sha, tolerances=tolerances, provider=used_provider,
+            pairs=tuple(pairs), logit_std=float(np.std(reference)) if reference is not None else float("nan"),
+            diagnosis=tuple(diagnose(pairs, roundtrip=roundtrip, divergence=divergence)),
+            roundtrip_mismatches={k: v for k, v in roundtrip.items() if v}, divergence=divergence, errors=errors,
+            notes=tuple(notes), timings_s=timings,
+        )
+        if registry is not None and report.passed:
+            step("register")
+            report = _register(registry, plugins, arch, exported, report, name=name or arch, tags=tags,
+                               weights_init=weights_init)
+    return report
+
+
+def _native_logits(plugin: FrameworkPlugin, model: Any, images: np.ndarray) -> np.ndarray:
+    return np.asarray(plugin.predict(model, images), dtype=np.float32)
+
+
+def _run_onnx(path: Path, images: np.ndarray, *, provider: str | None) -> tuple[np.ndarray, str]:
+    """Run an ONNX file through the zoo executor with TF32 off; returns (logits, provider used)."""
+    from ..runtime import InferenceModel
+
+    model = InferenceModel(path, provider=provider, use_tf32=False, cache=False)  # temp files: never cache
+    logits = np.asarray(model.predict(images), dtype=np.float32)
+    return logits, model.provider.name
+
+
+def _register(registry: "Registry", plugins: Sequence[FrameworkPlugin], arch: str,
+              exported: Mapping[str, tuple[Path, Any, Any]], report: ParityReport, *, name: str,
+              tags: Mapping[str, str] | None, weights_init: Mapping[str, Any]) -> ParityReport:
+    """Register every export that passed through the export pipeline's own registration
+    (:func:`zoo._exporting.register_export`), the weights' recipe as provenance, the report attached."""
+    from .._exporting import register_export
+
+    by_name = {p.name: p for p in plugins}
+    refs = {}
+    for fw, (path, info, params) in exported.items():
+        export_pair = next((p for p in report.pairs if p.kind == "export" and p.b == fw), None)
+        provenance: dict[str, Any] = {
+            "weights_sha256": report.weights_sha256,
+            "weights_init": dict(weights_init),
+            "verify": {"rtol": report.tolerances.rtol, "max_rel_error": export_pair.max_rel_error if export_pair else None,
+                       "batch": report.batch, "provider": report.provider},
+        }
+        version, _ = register_export(registry, by_name[fw], arch, path, info, params, name=name,
+                                     num_classes=report.num_classes, input_size=report.input_size,
+                                     provenance=provenance, tags={"parity": "pass", **(tags or {})})
+        refs[fw] = version.ref
+    report = replace(report, versions=refs)
+    for ref in refs.values():
+        registry.attach(ref, "parity", report.payload())
+    return report
+
+
+def raise_for_failures(reports: Sequence[ParityReport]) -> None:
+    """ParityFailure naming every failing pair of every report; nothing when all passed."""
+    failed = [r for r in reports if not r.passed]
+    if not failed:
+        return
+    first = failed[0]
+    worst = first.failures[0].label if first.failures else next(iter(first.errors), "?")
+    raise ParityFailure(
+        f"parity failed for {len(failed)} architecture(s):\n" + "\n".join(r.summary() for r in failed),
+        hint=f"the pair kind says whose fault it is ({worst}: see the diagnosis); "
+        "--rtol/--top1 loosen the tolerances if the difference is expected",
+    )
+
+
+def parity_archs(plugins: Sequence[FrameworkPlugin]) -> list[str]:
+    """Architectures that two or more of ``plugins`` build, reference architectures first, in their order."""
+    from ..architectures import ARCHITECTURES
+
+    counts: dict[str, int] = {}
+    for p in plugins:
+        for a in p.architectures():
+            counts[a] = counts.get(a, 0) + 1
+    archs = [a for a, c in counts.items() if c >= 2]
+    return sorted(archs, key=lambda a: (ARCHITECTURES.index(a) if a in ARCHITECTURES else len(ARCHITECTURES), a))
+
+
+def parity_jobs(plugins: Sequence[FrameworkPlugin], arch: str | None = None) -> list[tuple[str, list[FrameworkPlugin]]]:
+    """(architecture, the plugins that build it, reference first) for ``arch``, or for every
+    architecture two or more of ``plugins`` build when ``arch`` is None."""
+    ordered = _plugins.by_priority(plugins)
+    archs = [arch] if arch is not None else parity_archs(ordered)
+    return [(a, [p for p in ordered if a in p.architectures()]) for a in archs]
