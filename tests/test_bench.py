@@ -63,8 +63,8 @@ def test_bad_settings_are_refused(tmp_path, kwargs):
 def test_memory_window_sees_a_transient_peak():
     """In a fresh process: memory freed earlier by other tests' frameworks would hide the peak here."""
     probe = (
-        "import numpy as np; from zoo import bench\n"
-        "if not bench._reset_peak(): print('skip'); raise SystemExit\n"
+        "import numpy as np; from zoo import bench; from zoo.bench import _memory\n"
+        "if not _memory._reset_peak(): print('skip'); raise SystemExit\n"
         "with bench.memory_window() as mem:\n"
         "    block = np.ones(64 * 1024 * 1024 // 8); del block\n"
         "print(mem.peak_delta_mb, mem.delta_mb)"
