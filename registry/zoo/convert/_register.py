@@ -83,7 +83,8 @@ def convert_version(registry: Any, ref: str | ModelVersion, *, precision: str, n
         report = conversion_report(src_path, dst, input_size=size)
         meta = VersionMeta(
             arch=src.arch, framework=src.framework, framework_version=src.framework_version,
-            plugin_version=src.plugin_version, exporter=f"{src.exporter} + {precision}" if src.exporter else precision, exporter_version=src.exporter_version,
+            plugin_version=src.plugin_version, exporter_version=src.exporter_version,
+            exporter=f"{src.exporter} + {precision}" if src.exporter else precision,
             params=src.params, num_classes=src.num_classes, preprocessing=src.preprocessing, provenance=provenance,
         )
         step("registering")
