@@ -6,7 +6,7 @@ modules (``archs``, ``export``, ``weights``, ``inference``) load inside the meth
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -101,6 +101,19 @@ class TensorFlowPlugin:
         from .export import export_onnx
 
         return export_onnx(model, Path(path), opset=opset, input_size=input_size)
+
+    def devices(self) -> tuple[str, ...]:
+        """Optional hook: "cpu", plus "cuda" when TensorFlow sees a GPU (imports TensorFlow)."""
+        from .native import devices
+
+        return devices()
+
+    def native_runner(self, model: Any, *, device: str, precision: str) -> "Callable[[np.ndarray], np.ndarray]":
+        """Optional hook: ``model``'s inference graph as one tf.function on ``device`` at ``precision``
+        (fp32 | fp16, a float16 copy), NCHW in, float32 logits out (see ``zoo_tensorflow.native``)."""
+        from .native import native_runner
+
+        return native_runner(model, device=device, precision=precision)
 
     def state_dict(self, model: Any) -> "dict[str, np.ndarray]":
         from .weights import state_dict
