@@ -63,8 +63,8 @@ def test_bad_settings_are_refused(tmp_path, kwargs):
 def test_memory_window_sees_a_transient_peak():
     """In a fresh process: memory freed earlier by other tests' frameworks would hide the peak here."""
     probe = (
-        "import numpy as np; from zoo import bench\n"
-        "if not bench._reset_peak(): print('skip'); raise SystemExit\n"
+        "import numpy as np; from zoo import bench; from zoo.bench import _memory\n"
+        "if not _memory._reset_peak(): print('skip'); raise SystemExit\n"
         "with bench.memory_window() as mem:\n"
         "    block = np.ones(64 * 1024 * 1024 // 8); del block\n"
         "print(mem.peak_delta_mb, mem.delta_mb)"
@@ -218,3 +218,92 @@ def test_native_bench_through_the_torch_plugin(tmp_path):
     assert_consistent(row["native"], batch=2, macs=version.macs)
     assert row["speedup"] == pytest.approx(row["native"]["p50_ms"] / row["onnxruntime"]["p50_ms"])
     assert payload["machine"]["versions"]["torch"] == get_plugin("torch").framework_version()
+    assert (row["native"]["device"], row["native"]["precision"]) == ("cpu", "fp32")
+    assert payload["engines"] == [{"name": "onnxruntime", "device": "cpu", "precision": "fp32", "io": "device"},
+                                  {"name": "torch", "device": "cpu", "precision": "fp32", "io": "device"}]
+
+
+# --------------------------------------------------------------------------- native engines: device and precision
+
+
+class FakeFramework:
+    """A plugin seen only through zoo.plugins' hooks: records what the bench asked its native runner for."""
+
+    name = "fake"
+    display_name = "FakeFramework"
+
+    def __init__(self, devices=("cpu",)):
+        self._devices = devices
+        self.calls: list[tuple[str, str]] = []
+
+    def devices(self):
+        return self._devices
+
+    def framework_version(self):
+        return "1.0"
+
+    def inference_options(self, arch, *, state=None):
+        return {"aux_logits": False}
+
+    def build(self, arch, *, num_classes=1000, **options):
+        assert options == {"aux_logits": False}  # the core asks the plugin, not an arch special case
+        return {"arch": arch, "classes": num_classes}
+
+    def native_runner(self, model, *, device, precision):
+        self.calls.append((device, precision))
+        return lambda images: np.zeros((len(images), model["classes"]), np.float32)
+
+
+@pytest.fixture
+def fake(monkeypatch, tmp_path):
+    from zoo import open_registry
+    from zoo.records import Preprocessing, VersionMeta
+
+    framework = FakeFramework()
+    monkeypatch.setattr("zoo.plugins.get_plugin", lambda name: framework)
+    registry = open_registry(tmp_path / "fake-store")
+    meta = VersionMeta(framework="fake", arch="tiny", num_classes=10, preprocessing=Preprocessing(input_size=(SIZE, SIZE)))
+    versions = {p: registry.register(tiny_cnn(tmp_path / f"{p}.onnx", size=SIZE), name=f"tiny-{p}", meta=meta,
+                                     tags={} if p == "fp32" else {"precision": p}).version
+                for p in ("fp32", "fp16", "int8")}
+    return framework, registry, versions
+
+
+@pytest.mark.parametrize("precision,native", [("fp32", "fp32"), ("fp16", "fp16"), ("int8", "fp32")])
+def test_native_runs_on_orts_device_at_the_artifacts_precision(fake, precision, native):
+    framework, registry, versions = fake
+    version = versions[precision]
+    payload = bench.bench_artifact(registry.path(version), version=version, batches=[2], native=True, **QUICK)
+    assert framework.calls == [("cpu", native)]
+    (row,) = payload["results"]
+    assert (row["native"]["device"], row["native"]["precision"]) == ("cpu", native)
+    ort_facts, native_facts = payload["engines"]
+    assert (ort_facts["device"], ort_facts["precision"]) == ("cpu", precision) and payload["precision"] == precision
+    assert native_facts["io"] == "host"  # the runner offers no bind(): numpy in, numpy out
+    assert ("note" in native_facts) == (precision == "int8")
+
+
+def test_a_cross_device_comparison_is_refused_before_anything_runs(fake, monkeypatch):
+    from zoo.errors import PluginUnavailable
+    from zoo.runtime import ProviderChoice
+
+    framework, registry, versions = fake
+    cuda = ProviderChoice("cuda", ("CUDAExecutionProvider", "CPUExecutionProvider"), "provider: cuda (simulated)")
+    monkeypatch.setattr("zoo.runtime.choose_provider", lambda provider=None: cuda)
+    version = versions["fp32"]
+    with pytest.raises(PluginUnavailable) as err:
+        bench.bench_artifact(registry.path(version), version=version, batches=[1], native=True, **QUICK)
+    assert "Expected FakeFramework to run on cuda, where ONNX Runtime runs" in err.value.message
+    assert "runs on cpu only here" in err.value.message and "--provider cpu" in err.value.hint
+    assert err.value.exit_code == 4 and framework.calls == []
+    framework._devices = ("cpu", "cuda")
+    bench.check_native_device(version, "cuda")  # a framework that has the GPU is let through
+
+
+def test_compare_shows_each_precision(zoo, store):
+    zoo("convert", "tiny@1", "--fp16")
+    zoo("convert", "tiny@1", "--int8")
+    payloads = json.loads(zoo("bench", "--compare", "tiny@1", "tiny@3", "tiny@4", *FAST, "--no-save", "--json").stdout)
+    assert [p["precision"] for p in payloads] == ["fp32", "fp16", "int8"]
+    table = zoo("bench", "--compare", "tiny@1", "tiny@3", "tiny@4", *FAST, "--no-save").stdout
+    assert "precision" in table and "fp16" in table and "int8" in table

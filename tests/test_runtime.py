@@ -1,8 +1,11 @@
 """The ONNX Runtime executor: provider choice, session cache, session settings, I/O binding, fp16.
 
-Runs on the CPU build of onnxruntime. The onnxruntime-gpu situation (CUDA listed, but its
-libraries or the GPU missing) is reproduced by making ORT *list* CUDA and TensorRT: a session
-asked for them then really falls back to the CPU, exactly as onnxruntime-gpu does on such a machine.
+Passes on the CPU build and on onnxruntime-gpu. The onnxruntime-gpu situation (CUDA listed, but
+its libraries or the GPU missing) is *simulated* on any build: ORT is made to list CUDA and
+TensorRT, and a session asked for them raises the loader error ORT raises on such a machine
+(``gpu_listed``). On the CPU build, ``cpu_only`` tests also exercise ORT's own fallback for a
+provider that is listed but not built in. Provider options, skip reasons and ORT's log routing
+are pure functions or callbacks, tested with simulated inputs.
 """
 from __future__ import annotations
 
@@ -18,7 +21,7 @@ import pytest
 from onnx_models import reference_logits, tiny_cnn
 from zoo import runtime
 from zoo.errors import InvalidInput, InvalidModelFile, NotFound, ProviderUnavailable
-from zoo.runtime import InferenceModel, ProviderChoice, choose_provider, physical_cores
+from zoo.runtime import InferenceModel, ProviderChoice, _libraries, choose_provider, physical_cores
 
 CPU_ONLY = not ({"CUDAExecutionProvider", "TensorrtExecutionProvider"} & set(ort.get_available_providers()))
 cpu_only = pytest.mark.skipif(not CPU_ONLY, reason="needs the CPU-only onnxruntime build")
@@ -43,12 +46,33 @@ def batch():
     return np.random.default_rng(1).standard_normal((4, 3, 16, 16), dtype=np.float32)
 
 
+GPU_EPS = ("TensorrtExecutionProvider", "CUDAExecutionProvider")
+# What onnxruntime-gpu 1.31 (a CUDA 13 build) said on an H200 without the TensorRT libraries.
+TRT_ERROR = ("/onnxruntime_src/onnxruntime/python/onnxruntime_pybind_state.cc:729 void onnxruntime::python::"
+             "RegisterTensorRTPluginsAsCustomOps(PySessionOptions&, const onnxruntime::ProviderOptions&) Please install "
+             "TensorRT libraries as mentioned in the GPU requirements page, make sure they're in the PATH or "
+             "LD_LIBRARY_PATH, and that your GPU is supported.")
+CUDNN_ERROR = "libcudnn.so.9: cannot open shared object file: No such file or directory"
+
+
 @pytest.fixture
 def gpu_listed(monkeypatch):
-    """onnxruntime-gpu on a machine without usable CUDA: both GPU providers listed, neither loads."""
-    real = ort.get_available_providers()
-    monkeypatch.setattr(ort, "get_available_providers",
-                        lambda: ["TensorrtExecutionProvider", "CUDAExecutionProvider", *real])
+    """onnxruntime-gpu on a machine without usable CUDA: both GPU providers listed, neither loads (any build)."""
+    real = [p for p in ort.get_available_providers() if p not in GPU_EPS]
+    monkeypatch.setattr(ort, "get_available_providers", lambda: [*GPU_EPS, *real])
+    real_session = ort.InferenceSession
+
+    def session(model, options=None, providers=None, **kw):
+        names = [p[0] if isinstance(p, tuple) else p for p in providers or ()]
+        if "TensorrtExecutionProvider" in names:
+            raise RuntimeError(TRT_ERROR)
+        if "CUDAExecutionProvider" in names:
+            raise RuntimeError(CUDNN_ERROR + "\nmore")
+        return real_session(model, options, providers=providers, **kw)
+
+    monkeypatch.setattr(ort, "InferenceSession", session)
+    monkeypatch.setattr(_libraries, "loadable", lambda soname: False)
+    monkeypatch.setattr(_libraries, "ort_cuda_major", lambda: 13)
     runtime.reset_probes()
 
 
@@ -90,9 +114,11 @@ def test_forced_cpu_says_forced(model_path):
 def test_listed_but_unloadable_gpu_falls_back_to_cpu_quietly(gpu_listed, model_path, batch, capfd, caplog):
     caplog.set_level(logging.INFO, logger="zoo.runtime")
     model = InferenceModel(model_path)
-    assert model.provider.name == "cpu"
-    assert model.provider.reason.startswith("provider: cpu (tensorrt: listed by onnxruntime but failed to load")
-    assert "; cuda: listed by onnxruntime but failed to load" in model.provider.reason
+    assert model.provider.name == "cpu" and model.device == "cpu"
+    assert model.provider.reason == (
+        "provider: cpu (tensorrt: listed by onnxruntime but failed to load: libnvinfer.so.10 not found "
+        "(pip install 'tensorrt-cu13-libs==10.*'); cuda: listed by onnxruntime but failed to load: "
+        "libcudnn.so.9 not found (pip install 'nvidia-cudnn-cu13'))")
     np.testing.assert_allclose(model.predict(batch), reference_logits(batch), rtol=1e-4, atol=1e-4)
     out, err = capfd.readouterr()
     assert out == "" and "EP Error" not in err and "Specified provider" not in err  # no wall of ORT errors
@@ -102,29 +128,47 @@ def test_listed_but_unloadable_gpu_falls_back_to_cpu_quietly(gpu_listed, model_p
     assert [(r.levelno, r.getMessage()) for r in records] == [(logging.WARNING, model.provider.reason)]
 
 
+@cpu_only
+def test_listed_but_not_built_gpu_uses_orts_own_fallback_quietly(monkeypatch, model_path, capfd):
+    """The CPU build asked for CUDA: ORT itself falls back; the reason names the first library the loader lacks."""
+    real = ort.get_available_providers()
+    monkeypatch.setattr(ort, "get_available_providers", lambda: [*GPU_EPS, *real])
+    monkeypatch.setattr(_libraries, "loadable", lambda soname: not soname.startswith("libcublasLt"))
+    monkeypatch.setattr(_libraries, "ort_cuda_major", lambda: 12)
+    runtime.reset_probes()
+    model = InferenceModel(model_path)
+    assert model.provider.name == "cpu"
+    assert ("cuda: listed by onnxruntime but failed to load: libcublasLt.so.12 not found "
+            "(pip install 'nvidia-cublas-cu12')") in model.provider.reason
+    out, err = capfd.readouterr()
+    assert out == "" and "Specified provider" not in err
+
+
 def test_forcing_a_listed_but_unloadable_cuda_names_the_failure(gpu_listed, model_path):
     with pytest.raises(ProviderUnavailable) as err:
         InferenceModel(model_path, provider="cuda")
-    assert "'cuda' cannot run here: listed by onnxruntime but failed to load" in err.value.message
+    assert "'cuda' cannot run here: listed by onnxruntime but failed to load: libcudnn.so.9" in err.value.message
+    assert err.value.hint.startswith("pip install 'nvidia-cudnn-cu13'")
     assert "nvidia-smi" in err.value.hint and "cudnn" in err.value.hint.lower()
 
 
 def test_probe_reports_the_loader_error(monkeypatch):
-    """When creating the CUDA session raises (missing cuDNN), the reason quotes the first line of the error."""
-    real = ort.get_available_providers()
+    """When creating the CUDA session raises (missing cuDNN), the reason names the library and its package."""
+    real = [p for p in ort.get_available_providers() if p not in GPU_EPS]
     monkeypatch.setattr(ort, "get_available_providers", lambda: ["CUDAExecutionProvider", *real])
     real_session = ort.InferenceSession
 
     def session(model, options=None, providers=None, **kw):
         names = [p[0] if isinstance(p, tuple) else p for p in providers or ()]
         if "CUDAExecutionProvider" in names:
-            raise RuntimeError("libcudnn.so.9: cannot open shared object file: No such file or directory\nmore")
+            raise RuntimeError(CUDNN_ERROR + "\nmore")
         return real_session(model, options, providers=providers, **kw)
 
     monkeypatch.setattr(ort, "InferenceSession", session)
+    monkeypatch.setattr(_libraries, "ort_cuda_major", lambda: 12)
     runtime.reset_probes()
-    assert runtime.probe("cuda") == ("listed by onnxruntime but failed to load "
-                                     "(libcudnn.so.9: cannot open shared object file: No such file or directory)")
+    assert runtime.probe("cuda") == ("listed by onnxruntime but failed to load: "
+                                     "libcudnn.so.9 not found (pip install 'nvidia-cudnn-cu12')")
     assert choose_provider().name == "cpu"
 
 
@@ -251,7 +295,7 @@ def test_bound_runs_match_predict_and_never_touch_the_callers_array(model_path, 
 
 
 def test_fp16_keeps_float32_io_and_small_error(model_path, tmp_path):
-    from zoo._fp16 import convert_to_fp16, fp16_parity
+    from zoo.convert import conversion_report, convert_to_fp16
 
     half = convert_to_fp16(model_path, tmp_path / "half.onnx")
     onnx.checker.check_model(str(half))  # what `zoo register` requires; the converter leaves nodes unsorted
@@ -261,7 +305,7 @@ def test_fp16_keeps_float32_io_and_small_error(model_path, tmp_path):
     assert [o.type.tensor_type.elem_type for o in graph.output] == [f32]
     assert {t.data_type for t in graph.initializer} == {onnx.TensorProto.FLOAT16}
     assert half.stat().st_size < model_path.stat().st_size
-    parity = fp16_parity(model_path, half, batch=8, seed=3)
+    parity = conversion_report(model_path, half, batch=8, seed=3)
     assert parity["input_size"] == 16 and parity["provider"] == "cpu" and parity["batch"] == 8
     assert 0 < parity["max_rel_error"] < 5e-3  # fp16 has ~3 decimal digits: nonzero, small
     assert parity["max_abs_error"] > 0
@@ -269,7 +313,7 @@ def test_fp16_keeps_float32_io_and_small_error(model_path, tmp_path):
 
 
 def test_fp16_io_when_asked_and_float32_input_is_cast(model_path, tmp_path, batch):
-    from zoo._fp16 import convert_to_fp16
+    from zoo.convert import convert_to_fp16
 
     half = InferenceModel(convert_to_fp16(model_path, tmp_path / "half16.onnx", keep_io_types=False))
     assert half.signature.inputs[0].dtype == "float16"
@@ -283,7 +327,7 @@ def test_fp16_io_when_asked_and_float32_input_is_cast(model_path, tmp_path, batc
 
 
 def test_importing_the_executor_and_bench_imports_no_framework():
-    probe = ("import sys, zoo.runtime, zoo.bench, zoo._fp16, zoo.cli.bench\n"
+    probe = ("import sys, zoo.runtime, zoo.bench, zoo.convert, zoo.cli.bench, zoo.cli.export\n"
              "heavy = sorted(m for m in ('torch', 'tensorflow', 'onnx', 'onnxruntime', 'psutil') if m in sys.modules)\n"
              "assert not heavy, heavy")
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 import sys
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from importlib import metadata
 from pathlib import Path
@@ -115,6 +115,19 @@ class TensorFlowPlugin:
         from .export import export_onnx
 
         return export_onnx(model, Path(path), opset=opset, input_size=input_size)
+
+    def devices(self) -> tuple[str, ...]:
+        """Optional hook: "cpu", plus "cuda" when TensorFlow sees a GPU (imports TensorFlow)."""
+        from .native import devices
+
+        return devices()
+
+    def native_runner(self, model: Any, *, device: str, precision: str) -> "Callable[[np.ndarray], np.ndarray]":
+        """Optional hook: ``model``'s inference graph as one tf.function on ``device`` at ``precision``
+        (fp32 | fp16, a float16 copy), NCHW in, float32 logits out (see ``zoo_tensorflow.native``)."""
+        from .native import native_runner
+
+        return native_runner(model, device=device, precision=precision)
 
     def state_dict(self, model: Any) -> "dict[str, np.ndarray]":
         from .weights import state_dict

@@ -6,7 +6,7 @@ imports it: ``archs``, ``export``, ``weights``) is imported inside the methods t
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from importlib import metadata
 from pathlib import Path
@@ -106,6 +106,19 @@ class TorchPlugin:
         if isinstance(out, tuple):  # defensive: a training-graph output tuple starts with the logits
             out = out[0]
         return out.detach().to("cpu", torch.float32).numpy()
+
+    def devices(self) -> tuple[str, ...]:
+        """Optional hook: "cpu", plus "cuda" when torch sees a CUDA GPU (imports torch)."""
+        from .native import devices
+
+        return devices()
+
+    def native_runner(self, model: "nn.Module", *, device: str, precision: str) -> Callable[[np.ndarray], np.ndarray]:
+        """Optional hook: a copy of ``model`` on ``device`` at ``precision`` (fp32 | fp16), called with
+        NCHW float batches; CUDA in channels_last with TF32 off for fp32 (see ``zoo_torch.native``)."""
+        from .native import native_runner
+
+        return native_runner(model, device=device, precision=precision)
 
     def state_dict(self, model: "nn.Module") -> dict[str, np.ndarray]:
         from .weights import state_dict

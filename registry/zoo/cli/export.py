@@ -125,39 +125,44 @@ def register_cmd(ctx, file, name, arch, input_size, tags, as_json) -> None:
 
 @main.command("convert")
 @click.argument("ref")
-@click.option("--fp16", is_flag=True, required=True, help="Register a float16 variant (I/O stays float32).")
+@click.option("--fp16", is_flag=True, help="Register a float16 variant (I/O stays float32).")
+@click.option("--int8", is_flag=True,
+              help="Register a statically quantized INT8 variant (QDQ, per-channel weights; I/O stays float32).")
+@click.option("--calibration", type=click.Path(path_type=Path), metavar="FILE.npy|FOLDER",
+              help="INT8 calibration images: NCHW float32, normalised ([N,3,H,W] arrays; a folder of .npy files). "
+                   "Default: 16 seeded random images (fine for random weights; give real images for trained ones).")
 @click.option("--name", help="Name of the new model (default: the same model, as a new version).")
 @json_option
 @pass_ctx
-def convert_cmd(ctx, ref, fp16, name, as_json) -> None:
-    """Register a float16 variant of REF.
+def convert_cmd(ctx, ref, fp16, int8, calibration, name, as_json) -> None:
+    """Register an fp16 or INT8 variant of the fp32 version REF.
 
-    The fp16 artifact becomes its own version; its error against the fp32
-    version is attached to it.
+    The converted artifact becomes its own version, tagged precision=fp16|int8;
+    its error against REF (max relative error, top-1 and top-5 agreement on a
+    seeded batch) is attached to it (`zoo show` lists it).
+
+    \b
+    Examples:
+      zoo convert resnet50 --fp16
+      zoo convert resnet50 --int8                       # seeded calibration set
+      zoo convert resnet50 --int8 --calibration calib/  # a folder of .npy batches
+      zoo bench --compare resnet50@1 resnet50@2 resnet50@3 --batch 1,8
     """
-    import tempfile
+    from ..convert import convert_version
+    from ..errors import InvalidInput
 
-    from .._fp16 import convert_to_fp16, fp16_parity
-    from ..records import VersionMeta
-
+    if fp16 == int8:
+        raise InvalidInput(f"Expected exactly one of --fp16 and --int8. Received: {'both' if fp16 else 'neither'}",
+                           hint=f"zoo convert {ref} --fp16, or zoo convert {ref} --int8")
+    precision = "fp16" if fp16 else "int8"
     registry = ctx.registry()
-    src = registry.resolve(ref)
-    src_path = registry.path(src)
-    with tempfile.TemporaryDirectory(prefix="zoo-fp16-") as tmp:
-        dst = Path(tmp) / "model.onnx"
-        convert_to_fp16(src_path, dst)
-        size = (src.preprocessing.input_size[0] if src.preprocessing else 224)
-        parity = fp16_parity(src_path, dst, batch=2, seed=0, input_size=size)
-        meta = VersionMeta(
-            arch=src.arch, framework=src.framework, framework_version=src.framework_version,
-            plugin_version=src.plugin_version, exporter=f"{src.exporter} + fp16", exporter_version=src.exporter_version,
-            params=src.params, num_classes=src.num_classes, preprocessing=src.preprocessing,
-            provenance={**src.provenance, "converted_from": {"ref": src.ref, "sha256": src.sha256}, "precision": "fp16"},
-        )
-        result = registry.register(dst, name=name or src.name, meta=meta, tags={"precision": "fp16"}, input_size=size)
-    registry.attach(result.version, "fp16-parity", {"reference": src.ref, **parity})
+    result = convert_version(registry, ref, precision=precision, name=name, calibration=calibration,
+                             progress=lambda message: info(f"  {message}"))
     if as_json:
-        emit_json({"created": result.created, "version": result.version, "parity": parity})
+        emit_json(result.to_dict())
         return
-    info(f"registered {result.version.ref} (fp16 of {src.ref}); vs fp32: max rel. error "
-         f"{parity['max_rel_error']:.2e}, top-1 agreement {parity['top1_agreement']:.1%}")
+    r = result.report
+    verb = "registered" if result.created else "already registered as"
+    info(f"{verb} {result.version.ref} ({precision} of {result.source.ref}, {fmt_size(result.version.size_bytes)}); "
+         f"vs fp32: max rel. error {r['max_rel_error']:.2e}, top-1 agreement {r['top1_agreement']:.1%}, "
+         f"top-5 {r['top5_agreement']:.1%} ({r['batch']} seeded images, {r['provider']})")
