@@ -9,7 +9,7 @@ from __future__ import annotations
 import itertools
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -19,6 +19,10 @@ from ._inputs import check_input
 from ._options import RuntimeOptions
 from ._providers import EXECUTION_PROVIDERS, ProviderChoice, announce, choose_provider, hint
 from ._sessions import session_for, signature_of
+
+if TYPE_CHECKING:
+    from ..labels import Prediction
+    from ..transforms import Transform
 
 
 class InferenceModel:
@@ -98,6 +102,32 @@ class InferenceModel:
         """Logits for an NCHW float32 batch (the ``logits`` output, or the only output)."""
         x = self.check(images)
         return self.session.run([self.output_name], {self.input_spec.name: x}, self._run_options)[0]
+
+    def transform(self) -> Transform:
+        """The eval transform recorded on the version (older versions: derived from their preprocessing)."""
+        from ..transforms import Transform
+
+        if self.version is not None and self.version.transform is not None:
+            return self.version.transform
+        if self.version is not None and self.version.preprocessing is not None:
+            return Transform.from_preprocessing(self.version.preprocessing)
+        raise InvalidInput(f"Expected a model with a recorded transform. Received: {os.fspath(self.path)!r}, which has none",
+                           hint="load it from a registry (zoo.load), or preprocess images yourself with zoo.transforms")
+
+    def preprocess(self, images: Any, *, max_pixels: int | None = None) -> np.ndarray:
+        """Decode ``images`` (paths, PIL images, uint8 arrays: see :mod:`zoo.images`) and apply the
+        recorded transform: the NCHW float32 batch :meth:`predict` takes."""
+        from ..transforms import preprocess
+
+        return preprocess(images, self.transform(), max_pixels=max_pixels)
+
+    def classify(self, images: Any, *, top_k: int = 5, max_pixels: int | None = None) -> list[list[Prediction]]:
+        """The ``top_k`` classes of each image, most probable first, with the recorded label names
+        (None where the version has no labels) and softmax probabilities."""
+        from ..labels import top_k as best
+
+        logits = self.predict(self.preprocess(images, max_pixels=max_pixels))
+        return best(logits, self.version.labels if self.version is not None else None, top_k)
 
     def bind(self, images: np.ndarray) -> BoundRun:
         """Pin ``images`` (and the outputs) on the provider's device for repeated runs: see :class:`BoundRun`."""
