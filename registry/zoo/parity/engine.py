@@ -100,6 +100,7 @@ def run_parity(
     images = verification_batch(input_size, batch=batch, seed=seed)
     weights_init = {"kind": CANONICAL_INIT, "arch": arch, "num_classes": num_classes, "seed": seed}
     used_provider = "none"  # no ONNX run (export=False, or every export failed)
+    ort_device = _ort_device(provider) if export else "cpu"
 
     with strict_fp32(plugins, onnx=export) as notes, tempfile.TemporaryDirectory(prefix="zoo-parity-") as tmp:
         state: dict[str, np.ndarray] | None = None
@@ -118,7 +119,10 @@ def run_parity(
                 continue
             back = plugin.state_dict(model)
             roundtrip[plugin.name] = sorted(k for k in state if k not in back or not np.array_equal(back[k], state[k]))
-            native[plugin.name] = timed(f"{plugin.name}: native", partial(_native_logits, plugin, model, images))
+            device = ort_device if ort_device in _plugins.devices(plugin) else "cpu"
+            if device != "cpu":
+                notes.append(f"{plugin.name} runs natively on {device}, the device ONNX Runtime runs on")
+            native[plugin.name] = timed(f"{plugin.name}: native", partial(_native_logits, plugin, model, images, device=device))
             try:
                 groups = _plugins.intermediates(plugin, model, images)
             except Exception as exc:  # an optional diagnostic must not break the run
@@ -157,8 +161,19 @@ def run_parity(
     return report
 
 
-def _native_logits(plugin: FrameworkPlugin, model: Any, images: np.ndarray) -> np.ndarray:
-    return np.asarray(plugin.predict(model, images), dtype=np.float32)
+def _ort_device(provider: str | None) -> str:
+    """The device ONNX Runtime will run on for ``provider``: the native side runs there too."""
+    from ..runtime import choose_provider
+
+    return "cpu" if choose_provider(provider).name == "cpu" else "cuda"
+
+
+def _native_logits(plugin: FrameworkPlugin, model: Any, images: np.ndarray, *, device: str = "cpu") -> np.ndarray:
+    """fp32 logits of the native model on ``device`` (TF32 is off: :func:`strict_fp32` is active)."""
+    if device == "cpu":
+        return np.asarray(plugin.predict(model, images), dtype=np.float32)
+    run = _plugins.native_runner(plugin, model, device=device, precision="fp32")
+    return np.asarray(run(images), dtype=np.float32)
 
 
 def _run_onnx(path: Path, images: np.ndarray, *, provider: str | None) -> tuple[np.ndarray, str]:
