@@ -128,8 +128,9 @@ def _strip_zoo_keys(model: Any) -> None:
 class Registry:
     """A model registry over a :class:`MetadataStore` and a :class:`BlobStore` (see :mod:`zoo.store`)."""
 
-    def __init__(self, root: Path, *, metadata: MetadataStore, blobs: BlobStore):
+    def __init__(self, root: Path, *, metadata: MetadataStore, blobs: BlobStore, location: str | None = None):
         self.root = Path(root)
+        self.location = location or str(self.root)  # how messages name the store (a redacted URL for a shared one)
         self._meta = metadata
         self._blobs = blobs
 
@@ -153,7 +154,7 @@ class Registry:
         return cls(root, metadata=metadata, blobs=blobs)
 
     def __repr__(self) -> str:
-        return f"Registry({str(self.root)!r})"
+        return f"Registry({self.location!r})"
 
     def close(self) -> None:
         self._meta.close()
@@ -320,7 +321,7 @@ class Registry:
     def _no_model(self, txn: MetadataTxn, name: str) -> NotFound:
         close = difflib.get_close_matches(name, txn.models(), n=3)
         hint = ("did you mean " + " or ".join(repr(c) for c in close) + "?") if close else "`zoo list` shows the registered models"
-        return NotFound(f"No model named {name!r} in the registry at {str(self.root)!r}", hint=hint)
+        return NotFound(f"No model named {name!r} in the registry at {self.location!r}", hint=hint)
 
     def path(self, ref: str | ModelVersion, *, verify: bool = True) -> Path:
         """The model file inside the store, its sha256 (and its external data's) checked unless ``verify=False``."""

@@ -1,0 +1,429 @@
+"""Artifacts in an S3 bucket (AWS, MinIO, Ceph, any S3-compatible service), read through a local cache.
+
+Keys under ``s3://bucket/prefix/``::
+
+    zoo-store.json                      the store's identity (its id also sits in the metadata store)
+    objects/<digest>/<file sha256>      one object per artifact file: keys derive from digests alone
+    objects/<digest>/MANIFEST           JSON list of (relpath, sha256, size); written last
+    staging/<token>.json                a writer's intent: which digest it is uploading (crash recovery)
+
+- *Never modified*: every object is written with ``If-None-Match: *``; an existing key is kept
+  (412), never overwritten. Files over 64 MiB go up in multipart uploads, a few parts in memory at a time.
+- *Uploaded before referenced*: :meth:`S3BlobStore.stage` copies the bytes to a local scratch folder
+  (hashing them), records the intent, and uploads them under their digest, all before the write
+  transaction; :meth:`~S3BlobStore.publish`, inside it, checks every key and re-uploads anything a
+  concurrent collector removed, so the commit never references missing bytes.
+- *Orphans*: an intent older than the crash window (``ZOO_CRASH_WINDOW`` seconds, default 3600)
+  belongs to a dead writer; the registry deletes its digest under the write lock only if no
+  version references it. A live writer slower than the window is still safe (publish re-uploads).
+- *Reads* go through :class:`~zoo.store.cache.ArtifactCache`: a path handed to ONNX Runtime is
+  always a verified local copy.
+
+boto3 is imported on first use, never when a store is opened for ``zoo list``.
+"""
+from __future__ import annotations
+
+import json
+import os
+import socket
+import threading
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from ..errors import StoreError
+from ..records import StoredFile
+from .base import MODEL_FILE, Abandoned, Staged
+from .cache import ArtifactCache, FillMismatch
+from .files import FileBlobStore, manifest_digest
+from .location import ArtifactsURL
+
+__all__ = ["CRASH_WINDOW_ENV", "IDENTITY_KEY", "S3BlobStore", "crash_window"]
+
+CRASH_WINDOW_ENV = "ZOO_CRASH_WINDOW"
+IDENTITY_KEY = "zoo-store.json"
+MANIFEST = "MANIFEST"
+MULTIPART_THRESHOLD = 64 << 20
+MIN_PART = 16 << 20
+MAX_PARTS = 10_000
+PARALLEL_PARTS = 4  # bounded memory: at most this many parts in RAM per upload
+_PERMISSION = {  # S3 operation -> the IAM action a denied request lacked
+    "PutObject": "s3:PutObject", "CreateMultipartUpload": "s3:PutObject", "UploadPart": "s3:PutObject",
+    "CompleteMultipartUpload": "s3:PutObject", "GetObject": "s3:GetObject", "HeadObject": "s3:GetObject",
+    "ListObjectsV2": "s3:ListBucket", "DeleteObject": "s3:DeleteObject", "DeleteObjects": "s3:DeleteObject",
+}
+
+
+def crash_window() -> float:
+    try:
+        return max(0.0, float(os.environ.get(CRASH_WINDOW_ENV, "3600")))
+    except ValueError:
+        return 3600.0
+
+
+def _make_client() -> Any:
+    import boto3
+    from botocore.config import Config
+
+    endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+    session = boto3.session.Session()
+    config = Config(retries={"max_attempts": 5, "mode": "standard"}, max_pool_connections=16,
+                    s3={"addressing_style": "path"} if endpoint else {})
+    return session.client("s3", region_name=session.region_name or "us-east-1", config=config)
+
+
+class S3BlobStore:
+    """:class:`~zoo.store.base.BlobStore` on an S3 bucket, with a local read-through :class:`ArtifactCache`."""
+
+    def __init__(self, url: ArtifactsURL, *, cache: ArtifactCache, store_id: str | None):
+        assert url.bucket is not None
+        self.url, self.bucket, self.cache = url, url.bucket, cache
+        self.location = url.shown
+        self.store_id = store_id
+        self._prefix = url.prefix + "/" if url.prefix else ""
+        self._client_pid: int | None = None
+        self._client_obj: Any = None
+        self._lock = threading.Lock()
+        self._checked = store_id is None
+        self._scratch: FileBlobStore | None = None
+        self._local_taken: dict[str, Abandoned] = {}
+
+    # ------------------------------------------------------------------ plumbing
+
+    @property
+    def _client(self) -> Any:
+        with self._lock:
+            if self._client_obj is None or self._client_pid != os.getpid():
+                self._client_obj, self._client_pid = _make_client(), os.getpid()
+            client = self._client_obj
+        if not self._checked:
+            self._checked = True
+            try:
+                self.check_identity()
+            except BaseException:
+                self._checked = False
+                raise
+        return client
+
+    def _key(self, *parts: str) -> str:
+        return self._prefix + "/".join(parts)
+
+    def _shown(self, key: str) -> str:
+        return f"s3://{self.bucket}/{key}"
+
+    def _error(self, exc: BaseException, op: str, key: str = "") -> StoreError:
+        where = self._shown(key) if key else self.location
+        code = getattr(exc, "response", {}).get("Error", {}).get("Code", "")
+        if code in ("AccessDenied", "403", "Forbidden", "AllAccessDisabled"):
+            permission = _PERMISSION.get(op, op)
+            return StoreError(f"The S3 credentials may not {op} on {where}: they lack the {permission} permission",
+                              hint="reading needs s3:GetObject and s3:ListBucket; registering also s3:PutObject and s3:DeleteObject")
+        if code == "NoSuchBucket":
+            return StoreError(f"The bucket {self.bucket!r} of {self.location} does not exist",
+                              hint="create it (aws s3 mb s3://BUCKET), or fix --artifacts / ZOO_ARTIFACTS")
+        name = type(exc).__name__
+        if name in ("NoCredentialsError", "PartialCredentialsError"):
+            return StoreError(f"No S3 credentials found for {self.location}",
+                              hint="set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE)")
+        if name in ("EndpointConnectionError", "ConnectTimeoutError", "ConnectionClosedError", "ReadTimeoutError"):
+            return StoreError(f"Cannot reach the S3 endpoint for {self.location}: {exc}",
+                              hint="check AWS_ENDPOINT_URL and the network")
+        return StoreError(f"S3 {op} failed on {where}: {exc}", hint="check the bucket, the endpoint and the credentials")
+
+    def _call(self, op: str, key: str = "", **kwargs: Any) -> Any:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        method = getattr(self._client, "".join("_" + c.lower() if c.isupper() else c for c in op).lstrip("_"))
+        try:
+            return method(Bucket=self.bucket, **({"Key": key} if key else {}), **kwargs)
+        except (ClientError, BotoCoreError) as exc:
+            raise self._error(exc, op, key) from None
+
+    def _status(self, exc: BaseException) -> int:
+        return int(getattr(exc, "response", {}).get("ResponseMetadata", {}).get("HTTPStatusCode", 0))
+
+    def _exists(self, key: str) -> int | None:
+        """The object's size, or None if there is no such key."""
+        from botocore.exceptions import ClientError
+
+        try:
+            return int(self._client.head_object(Bucket=self.bucket, Key=key)["ContentLength"])
+        except ClientError as exc:
+            if self._status(exc) == 404:
+                return None
+            raise self._error(exc, "HeadObject", key) from None
+
+    # ------------------------------------------------------------------ identity
+
+    def check_identity(self) -> None:
+        """The bucket prefix must carry this store's id: artifacts of another store are never mixed in."""
+        from botocore.exceptions import ClientError
+
+        key = self._key(IDENTITY_KEY)
+        try:
+            body = self._client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
+        except ClientError as exc:
+            if self._status(exc) == 404 and getattr(exc, "response", {}).get("Error", {}).get("Code") != "NoSuchBucket":
+                raise StoreError(f"{self.location} holds no zoo store ({IDENTITY_KEY} is missing)",
+                                 hint="point --artifacts at the store's artifacts, or run `zoo store init` once") from None
+            raise self._error(exc, "GetObject", key) from None
+        found = _identity(body)
+        if found != self.store_id:
+            raise StoreError(f"The artifacts at {self.location} belong to another store (id {found}, expected {self.store_id})",
+                             hint="use the artifacts location given to `zoo store init` for this database")
+
+    def write_identity(self, store_id: str) -> bool:
+        """Mark an empty prefix as this store's (idempotent); False if it already was."""
+        from botocore.exceptions import ClientError
+
+        self._checked = True
+        key = self._key(IDENTITY_KEY)
+        body = json.dumps({"store_id": store_id, "kind": "zoo artifacts"}).encode()
+        try:
+            self._client.put_object(Bucket=self.bucket, Key=key, Body=body, IfNoneMatch="*")
+            return True
+        except ClientError as exc:
+            if self._status(exc) not in (409, 412):
+                raise self._error(exc, "PutObject", key) from None
+        self.store_id = store_id
+        self.check_identity()
+        return False
+
+    # ------------------------------------------------------------------ writing
+
+    def _scratch_store(self) -> FileBlobStore:
+        """Local scratch space (the embedded store's staging, with its checks and crash locks) in the cache folder."""
+        if self._scratch is None:
+            self.cache._ready()
+            self._scratch = FileBlobStore(self.cache.root / "staging")
+        return self._scratch
+
+    def _scratch_path(self, staged: Staged, f: StoredFile) -> Path:
+        return self._scratch_store().tmp.joinpath(staged.token, *PurePosixPath(f.relpath).parts)
+
+    def stage(self, model: bytes, extra: Mapping[str, Path]) -> Staged:
+        staged = self._scratch_store().stage(model, extra)
+        try:
+            intent = json.dumps({"digest": staged.digest, "host": socket.gethostname(), "pid": os.getpid()}).encode()
+            self._call("PutObject", self._key("staging", staged.token + ".json"), Body=intent)
+            self._upload_all(staged)
+        except BaseException:
+            self.discard(staged)
+            raise
+        return staged
+
+    def _upload_all(self, staged: Staged, *, check: bool = False) -> None:
+        for f in staged.files:
+            key = self._key("objects", staged.digest, f.sha256)
+            size = self._exists(key) if check else None
+            if size is not None and size != f.size:
+                self._call("DeleteObject", key)  # a damaged copy (not a zoo write): heal it, as the file store does
+                size = None
+            if size is None:
+                self._upload(self._scratch_path(staged, f), key, f.size)
+        manifest = self._key("objects", staged.digest, MANIFEST)
+        if not check or self._exists(manifest) is None:
+            self._put(manifest, _manifest(staged.files))
+
+    def _put(self, key: str, body: Any) -> None:
+        from botocore.exceptions import ClientError
+
+        try:
+            self._client.put_object(Bucket=self.bucket, Key=key, Body=body, IfNoneMatch="*")
+        except ClientError as exc:
+            if self._status(exc) not in (409, 412):  # 412: already there (immutable: keep it)
+                raise self._error(exc, "PutObject", key) from None
+
+    def _upload(self, path: Path, key: str, size: int) -> None:
+        if size <= MULTIPART_THRESHOLD:
+            with open(path, "rb") as fh:
+                self._put(key, fh)
+            return
+        from botocore.exceptions import ClientError
+
+        part = max(MIN_PART, -(-size // MAX_PARTS))
+        upload = self._call("CreateMultipartUpload", key)["UploadId"]
+        fd = os.open(path, os.O_RDONLY)
+
+        def send(number: int) -> dict[str, Any]:
+            data = os.pread(fd, part, (number - 1) * part)
+            etag = self._call("UploadPart", key, UploadId=upload, PartNumber=number, Body=data)["ETag"]
+            return {"ETag": etag, "PartNumber": number}
+
+        try:
+            with ThreadPoolExecutor(PARALLEL_PARTS) as pool:  # map() keeps at most a pool's worth of parts in flight
+                parts = list(pool.map(send, range(1, -(-size // part) + 1)))
+            try:
+                self._client.complete_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload,
+                                                       MultipartUpload={"Parts": parts}, IfNoneMatch="*")
+                upload = ""
+            except ClientError as exc:
+                if self._status(exc) not in (409, 412):
+                    raise self._error(exc, "CompleteMultipartUpload", key) from None
+        finally:
+            os.close(fd)
+            if upload:
+                try:
+                    self._client.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload)
+                except Exception:  # (best effort; the bucket's lifecycle rule cleans the rest)
+                    pass
+
+    def publish(self, staged: Staged) -> None:
+        """Inside the write transaction: every key present (re-uploaded if a collector removed it)."""
+        self._upload_all(staged, check=True)
+
+    def discard(self, staged: Staged) -> None:
+        """Withdraw the intent; keep the verified local copy as a cache entry; release the scratch space."""
+        try:
+            self._client.delete_object(Bucket=self.bucket, Key=self._key("staging", staged.token + ".json"))
+        except Exception:  # (a leftover intent only makes a later writer check this digest)
+            pass
+        folder = self._scratch_store().tmp / staged.token
+        try:
+            self.cache.adopt(staged.digest, folder, staged.files, verified=True)
+        except OSError:
+            pass
+        self._scratch_store().discard(staged)
+
+    # ------------------------------------------------------------------ crash recovery
+
+    def abandoned(self) -> Iterator[Abandoned]:
+        for item in self._scratch_store().abandoned():  # local scratch of a dead process on this machine
+            token = "local:" + item.token
+            self._local_taken[token] = item
+            yield Abandoned(token=token, digest=None)
+        cutoff = time.time() - crash_window()
+        for obj in self._list(self._key("staging") + "/"):
+            if obj["LastModified"].timestamp() > cutoff:
+                continue
+            key = obj["Key"]
+            try:
+                digest = json.loads(self._call("GetObject", key)["Body"].read()).get("digest")
+            except (StoreError, ValueError, AttributeError):
+                digest = None
+            yield Abandoned(token=key, digest=digest if _is_digest(digest) else None)
+
+    def clear(self, item: Abandoned) -> None:
+        local = self._local_taken.pop(item.token, None)
+        if local is not None:
+            self._scratch_store().clear(local)
+        else:
+            self._call("DeleteObject", item.token)
+
+    def _list(self, prefix: str, *, delimiter: str | None = None) -> Iterator[dict[str, Any]]:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        paginator = self._client.get_paginator("list_objects_v2")
+        extra = {"Delimiter": delimiter} if delimiter else {}
+        try:
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix, **extra):
+                yield from page.get("CommonPrefixes", []) if delimiter else page.get("Contents", [])
+        except (ClientError, BotoCoreError) as exc:
+            raise self._error(exc, "ListObjectsV2", prefix) from None
+
+    def digests(self) -> Iterator[str]:
+        base = self._key("objects") + "/"
+        for entry in self._list(base, delimiter="/"):
+            digest = entry["Prefix"][len(base):].rstrip("/")
+            if _is_digest(digest):
+                yield digest
+
+    def delete(self, digest: str) -> None:
+        """Manifest first (the artifact stops being complete), then its files."""
+        _check_digest(digest)
+        keys = [o["Key"] for o in self._list(self._key("objects", digest) + "/")]
+        for key in sorted(keys, key=lambda k: not k.endswith("/" + MANIFEST)):
+            self._call("DeleteObject", key)
+        self.cache.drop(digest)
+
+    # ------------------------------------------------------------------ reading
+
+    def _fetch(self, digest: str) -> Any:
+        from botocore.exceptions import ClientError
+
+        def fetch(f: StoredFile, out: Any) -> None:
+            key = self._key("objects", digest, f.sha256)
+            try:
+                body = self._client.get_object(Bucket=self.bucket, Key=key)["Body"]
+            except ClientError as exc:
+                if self._status(exc) == 404:
+                    raise _Missing() from None
+                raise self._error(exc, "GetObject", key) from None
+            for chunk in body.iter_chunks(1 << 20):
+                out.write(chunk)
+
+        return fetch
+
+    def _files(self, digest: str) -> tuple[StoredFile, ...]:
+        """The artifact's file list from its manifest (checked against the digest)."""
+        from botocore.exceptions import ClientError
+
+        key = self._key("objects", digest, MANIFEST)
+        try:
+            body = self._client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
+        except ClientError as exc:
+            if self._status(exc) == 404:
+                return ()
+            raise self._error(exc, "GetObject", key) from None
+        try:
+            files = tuple(StoredFile.from_dict(d) for d in json.loads(body)["files"])
+        except (ValueError, KeyError, TypeError):
+            return ()
+        return files if files and manifest_digest(files) == digest else ()
+
+    def locate(self, digest: str, relpath: str = MODEL_FILE) -> Path:
+        _check_digest(digest)
+        folder = self.cache.entry(digest)
+        if not folder.is_dir():
+            files = self._files(digest)
+            if files:
+                try:
+                    self.cache.fill(digest, files, self._fetch(digest))
+                except (FillMismatch, _Missing, StoreError):
+                    pass  # the path is returned unchecked (as asked); problems() says what is wrong
+        return folder.joinpath(*PurePosixPath(relpath).parts)
+
+    def problems(self, digest: str, files: Sequence[StoredFile], *, use_cache: bool = True) -> list[str]:
+        """Fill the cache from S3 (verifying every byte) unless a verified copy is there; ``use_cache=False``
+        always downloads and hashes the remote bytes again."""
+        _check_digest(digest)
+        if files and manifest_digest(files) != digest:
+            return [f"the recorded file list of {self._shown(self._key('objects', digest))} does not add up to its digest {digest}"]
+        if not use_cache:
+            self.cache.drop(digest)
+        try:
+            self.cache.fill(digest, files, self._fetch(digest))
+        except FillMismatch as exc:
+            return [f"{self._shown(self._key('objects', digest, f.sha256))} ({f.relpath}): sha256 mismatch: expected "
+                    f"{f.sha256}, actual {actual} ({size} bytes, expected {f.size})" for f, actual, size in exc.bad]
+        except _Missing:
+            return [f"{self._shown(self._key('objects', digest, f.sha256))} ({f.relpath}): missing (expected sha256 "
+                    f"{f.sha256}, {f.size} bytes)" for f in files if self._exists(self._key("objects", digest, f.sha256)) is None]
+        return []
+
+
+class _Missing(Exception):
+    """An artifact file's key is not in the bucket."""
+
+
+def _manifest(files: Sequence[StoredFile]) -> bytes:
+    return json.dumps({"files": [f.to_dict() for f in files]}, sort_keys=True).encode()
+
+
+def _identity(body: bytes) -> str | None:
+    try:
+        found = json.loads(body).get("store_id")
+    except (ValueError, AttributeError):
+        return None
+    return found if isinstance(found, str) else None
+
+
+def _is_digest(value: object) -> bool:
+    return isinstance(value, str) and len(value) == 64 and all(c in "0123456789abcdef" for c in value)
+
+
+def _check_digest(digest: str) -> None:
+    if not _is_digest(digest):
+        raise StoreError(f"Expected a sha256 hex digest. Received: {digest!r}")
