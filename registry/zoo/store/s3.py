@@ -89,6 +89,7 @@ class S3BlobStore:
         self._checked = store_id is None
         self._scratch: FileBlobStore | None = None
         self._local_taken: dict[str, Abandoned] = {}
+        self._own: set[str] = set()  # intent keys of this process's writes in progress: never abandoned
 
     # ------------------------------------------------------------------ plumbing
 
@@ -206,15 +207,25 @@ class S3BlobStore:
     def stage(self, model: bytes, extra: Mapping[str, Path]) -> Staged:
         staged = self._scratch_store().stage(model, extra)
         try:
-            intent = json.dumps({"digest": staged.digest, "host": socket.gethostname(), "pid": os.getpid()}).encode()
-            self._call("PutObject", self._key("staging", staged.token + ".json"), Body=intent)
+            self._own.add(self._intent_key(staged))
+            self._write_intent(staged)
             self._upload_all(staged)
         except BaseException:
             self.discard(staged)
             raise
         return staged
 
+    def _intent_key(self, staged: Staged) -> str:
+        return self._key("staging", staged.token + ".json")
+
+    def _write_intent(self, staged: Staged) -> None:
+        intent = json.dumps({"digest": staged.digest, "host": socket.gethostname(), "pid": os.getpid()}).encode()
+        self._call("PutObject", self._intent_key(staged), Body=intent)
+
     def _upload_all(self, staged: Staged, *, check: bool = False) -> None:
+        """Upload every missing file, then the manifest. With ``check`` (in publish), an object another
+        process collected is uploaded again, after renewing the intent that makes it collectable on a crash."""
+        renewed = not check
         for f in staged.files:
             key = self._key("objects", staged.digest, f.sha256)
             size = self._exists(key) if check else None
@@ -222,9 +233,14 @@ class S3BlobStore:
                 self._call("DeleteObject", key)  # a damaged copy (not a zoo write): heal it, as the file store does
                 size = None
             if size is None:
+                if not renewed:
+                    self._write_intent(staged)
+                    renewed = True
                 self._upload(self._scratch_path(staged, f), key, f.size)
         manifest = self._key("objects", staged.digest, MANIFEST)
         if not check or self._exists(manifest) is None:
+            if not renewed:
+                self._write_intent(staged)
             self._put(manifest, _manifest(staged.files))
 
     def _put(self, key: str, body: Any) -> None:
@@ -277,9 +293,10 @@ class S3BlobStore:
     def discard(self, staged: Staged) -> None:
         """Withdraw the intent; keep the verified local copy as a cache entry; release the scratch space."""
         try:
-            self._client.delete_object(Bucket=self.bucket, Key=self._key("staging", staged.token + ".json"))
+            self._client.delete_object(Bucket=self.bucket, Key=self._intent_key(staged))
         except Exception:  # (a leftover intent only makes a later writer check this digest)
             pass
+        self._own.discard(self._intent_key(staged))
         folder = self._scratch_store().tmp / staged.token
         try:
             self.cache.adopt(staged.digest, folder, staged.files, verified=True)
@@ -296,9 +313,9 @@ class S3BlobStore:
             yield Abandoned(token=token, digest=None)
         cutoff = time.time() - crash_window()
         for obj in self._list(self._key("staging") + "/"):
-            if obj["LastModified"].timestamp() > cutoff:
-                continue
             key = obj["Key"]
+            if obj["LastModified"].timestamp() > cutoff or key in self._own:
+                continue
             try:
                 digest = json.loads(self._call("GetObject", key)["Body"].read()).get("digest")
             except (StoreError, ValueError, AttributeError):
