@@ -23,6 +23,7 @@ boto3 is imported on first use, never when a store is opened for ``zoo list``.
 """
 from __future__ import annotations
 
+import base64
 import json
 import os
 import socket
@@ -63,15 +64,25 @@ def crash_window() -> float:
         return 3600.0
 
 
+_clients: dict[tuple[Any, ...], Any] = {}
+_clients_lock = threading.Lock()
+
+
 def _make_client() -> Any:
+    """One client per process and AWS configuration (creating one costs a few hundred ms; they are thread-safe)."""
     import boto3
     from botocore.config import Config
 
     endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
-    session = boto3.session.Session()
-    config = Config(retries={"max_attempts": 5, "mode": "standard"}, max_pool_connections=16,
-                    s3={"addressing_style": "path"} if endpoint else {})
-    return session.client("s3", region_name=session.region_name or "us-east-1", config=config)
+    key = (os.getpid(), endpoint, *(os.environ.get(v) for v in (
+        "AWS_PROFILE", "AWS_REGION", "AWS_DEFAULT_REGION", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")))
+    with _clients_lock:
+        if key not in _clients:
+            session = boto3.session.Session()
+            config = Config(retries={"max_attempts": 5, "mode": "standard"}, max_pool_connections=16,
+                            s3={"addressing_style": "path"} if endpoint else {})
+            _clients[key] = session.client("s3", region_name=session.region_name or "us-east-1", config=config)
+        return _clients[key]
 
 
 class S3BlobStore:
@@ -145,16 +156,17 @@ class S3BlobStore:
     def _status(self, exc: BaseException) -> int:
         return int(getattr(exc, "response", {}).get("ResponseMetadata", {}).get("HTTPStatusCode", 0))
 
-    def _exists(self, key: str) -> int | None:
-        """The object's size, or None if there is no such key."""
+    def _exists(self, key: str) -> tuple[int, str | None] | None:
+        """The object's size and the sha256 it was uploaded as (its metadata), or None if there is no such key."""
         from botocore.exceptions import ClientError
 
         try:
-            return int(self._client.head_object(Bucket=self.bucket, Key=key)["ContentLength"])
+            head = self._client.head_object(Bucket=self.bucket, Key=key)
         except ClientError as exc:
             if self._status(exc) == 404:
                 return None
             raise self._error(exc, "HeadObject", key) from None
+        return int(head["ContentLength"]), head.get("Metadata", {}).get("sha256")
 
     # ------------------------------------------------------------------ identity
 
@@ -228,39 +240,41 @@ class S3BlobStore:
         renewed = not check
         for f in staged.files:
             key = self._key("objects", staged.digest, f.sha256)
-            size = self._exists(key) if check else None
-            if size is not None and size != f.size:
-                self._call("DeleteObject", key)  # a damaged copy (not a zoo write): heal it, as the file store does
-                size = None
-            if size is None:
+            found = self._exists(key) if check else None
+            if found is not None and found != (f.size, f.sha256):
+                self._call("DeleteObject", key)  # not what zoo uploaded: heal it, as the file store does
+                found = None
+            if found is None:
                 if not renewed:
                     self._write_intent(staged)
                     renewed = True
-                self._upload(self._scratch_path(staged, f), key, f.size)
+                self._upload(self._scratch_path(staged, f), key, f.size, f.sha256)
         manifest = self._key("objects", staged.digest, MANIFEST)
         if not check or self._exists(manifest) is None:
             if not renewed:
                 self._write_intent(staged)
             self._put(manifest, _manifest(staged.files))
 
-    def _put(self, key: str, body: Any) -> None:
+    def _put(self, key: str, body: Any, sha256: str | None = None) -> None:
         from botocore.exceptions import ClientError
 
+        extra = {} if sha256 is None else {  # S3 checks the received bytes against ChecksumSHA256
+            "Metadata": {"sha256": sha256}, "ChecksumSHA256": base64.b64encode(bytes.fromhex(sha256)).decode()}
         try:
-            self._client.put_object(Bucket=self.bucket, Key=key, Body=body, IfNoneMatch="*")
+            self._client.put_object(Bucket=self.bucket, Key=key, Body=body, IfNoneMatch="*", **extra)
         except ClientError as exc:
             if self._status(exc) not in (409, 412):  # 412: already there (immutable: keep it)
                 raise self._error(exc, "PutObject", key) from None
 
-    def _upload(self, path: Path, key: str, size: int) -> None:
+    def _upload(self, path: Path, key: str, size: int, sha256: str) -> None:
         if size <= MULTIPART_THRESHOLD:
             with open(path, "rb") as fh:
-                self._put(key, fh)
+                self._put(key, fh, sha256)
             return
         from botocore.exceptions import ClientError
 
         part = max(MIN_PART, -(-size // MAX_PARTS))
-        upload = self._call("CreateMultipartUpload", key)["UploadId"]
+        upload = self._call("CreateMultipartUpload", key, Metadata={"sha256": sha256})["UploadId"]
         fd = os.open(path, os.O_RDONLY)
 
         def send(number: int) -> dict[str, Any]:
