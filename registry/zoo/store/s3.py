@@ -4,7 +4,8 @@ Keys under ``s3://bucket/prefix/``::
 
     zoo-store.json                      the store's identity (its id also sits in the metadata store)
     objects/<digest>/<file sha256>      one object per artifact file: keys derive from digests alone
-    objects/<digest>/MANIFEST           JSON list of (relpath, sha256, size); written last
+    objects/<digest>/MANIFEST           with external data: JSON list of (relpath, sha256, size), written last
+                                        (a single-file artifact's one key is objects/<digest>/<digest>)
     staging/<token>.json                a writer's intent: which digest it is uploading (crash recovery)
 
 - *Never modified*: every object is written with ``If-None-Match: *``; an existing key is kept
@@ -24,6 +25,7 @@ boto3 is imported on first use, never when a store is opened for ``zoo list``.
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import os
 import socket
@@ -101,6 +103,7 @@ class S3BlobStore:
         self._scratch: FileBlobStore | None = None
         self._local_taken: dict[str, Abandoned] = {}
         self._own: set[str] = set()  # intent keys of this process's writes in progress: never abandoned
+        self._scanned = -1e9  # monotonic time of the last scan for dead writers' intents
 
     # ------------------------------------------------------------------ plumbing
 
@@ -235,14 +238,16 @@ class S3BlobStore:
         self._call("PutObject", self._intent_key(staged), Body=intent)
 
     def _upload_all(self, staged: Staged, *, check: bool = False) -> None:
-        """Upload every missing file, then the manifest. With ``check`` (in publish), an object another
-        process collected is uploaded again, after renewing the intent that makes it collectable on a crash."""
+        """Upload every missing file, then the manifest. With ``check`` (in publish: one LIST request), an
+        object another process collected, or that is not what zoo uploaded, is uploaded again, after renewing
+        the intent that makes it collectable on a crash."""
+        listed = {o["Key"]: o for o in self._list(self._key("objects", staged.digest) + "/")} if check else {}
         renewed = not check
         for f in staged.files:
             key = self._key("objects", staged.digest, f.sha256)
-            found = self._exists(key) if check else None
-            if found is not None and found != (f.size, f.sha256):
-                self._call("DeleteObject", key)  # not what zoo uploaded: heal it, as the file store does
+            found = listed.get(key)
+            if found is not None and not self._intact(found, f, self._scratch_path(staged, f)):
+                self._call("DeleteObject", key)  # damaged by someone else: heal it, as the file store does
                 found = None
             if found is None:
                 if not renewed:
@@ -250,10 +255,21 @@ class S3BlobStore:
                     renewed = True
                 self._upload(self._scratch_path(staged, f), key, f.size, f.sha256)
         manifest = self._key("objects", staged.digest, MANIFEST)
-        if not check or self._exists(manifest) is None:
+        if len(staged.files) > 1 and (not check or manifest not in listed):
             if not renewed:
                 self._write_intent(staged)
             self._put(manifest, _manifest(staged.files))
+
+    def _intact(self, listed: dict[str, Any], f: StoredFile, local: Path) -> bool:
+        """Whether a listed object holds ``f``: its size, then its ETag (the MD5 of a single-part upload, checked
+        against our copy), else the sha256 it was uploaded with (multipart, or an encrypted bucket's ETag)."""
+        if int(listed["Size"]) != f.size:
+            return False
+        etag = str(listed.get("ETag", "")).strip('"')
+        if etag and "-" not in etag and f.size <= MULTIPART_THRESHOLD and _md5(local) == etag:
+            return True
+        found = self._exists(listed["Key"])
+        return found == (f.size, f.sha256)
 
     def _put(self, key: str, body: Any, sha256: str | None = None) -> None:
         from botocore.exceptions import ClientError
@@ -325,7 +341,12 @@ class S3BlobStore:
             token = "local:" + item.token
             self._local_taken[token] = item
             yield Abandoned(token=token, digest=None)
-        cutoff = time.time() - crash_window()
+        window = crash_window()
+        now = time.monotonic()
+        if window > 0 and now - self._scanned < min(60.0, window / 4):
+            return  # intents younger than the window are never collected: no need to look on every write
+        self._scanned = now
+        cutoff = time.time() - window
         for obj in self._list(self._key("staging") + "/"):
             key = obj["Key"]
             if obj["LastModified"].timestamp() > cutoff or key in self._own:
@@ -388,16 +409,17 @@ class S3BlobStore:
         return fetch
 
     def _files(self, digest: str) -> tuple[StoredFile, ...]:
-        """The artifact's file list from its manifest (checked against the digest)."""
+        """The artifact's file list: its manifest (checked against the digest), or its one model file."""
         from botocore.exceptions import ClientError
 
         key = self._key("objects", digest, MANIFEST)
         try:
             body = self._client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
         except ClientError as exc:
-            if self._status(exc) == 404:
-                return ()
-            raise self._error(exc, "GetObject", key) from None
+            if self._status(exc) != 404:
+                raise self._error(exc, "GetObject", key) from None
+            single = self._exists(self._key("objects", digest, digest))
+            return () if single is None else (StoredFile(relpath=MODEL_FILE, sha256=digest, size=single[0]),)
         try:
             files = tuple(StoredFile.from_dict(d) for d in json.loads(body)["files"])
         except (ValueError, KeyError, TypeError):
@@ -437,6 +459,14 @@ class S3BlobStore:
 
 class _Missing(Exception):
     """An artifact file's key is not in the bucket."""
+
+
+def _md5(path: Path) -> str:
+    h = hashlib.md5(usedforsecurity=False)
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
 
 
 def _manifest(files: Sequence[StoredFile]) -> bytes:
