@@ -93,6 +93,24 @@ class Backend:
             return open_shared(self.location, cache=cache)
         return zoo.open_registry(self.location)
 
+    def drop(self) -> None:
+        """Remove a shared store's schema and objects (the services may be external and long-lived)."""
+        if self.name != "shared":
+            return
+        import psycopg
+
+        from zoo.store.location import parse_artifacts, parse_database
+        from zoo.store.s3 import _make_client
+
+        with psycopg.connect(parse_database(self.location).conninfo, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA IF EXISTS "{self.schema}" CASCADE')
+        where = parse_artifacts(str(self.artifacts))
+        client = _make_client()
+        for page in client.get_paginator("list_objects_v2").paginate(Bucket=where.bucket, Prefix=where.prefix + "/"):
+            keys = [{"Key": o["Key"]} for o in page.get("Contents", [])]
+            if keys:
+                client.delete_objects(Bucket=where.bucket, Delete={"Objects": keys})
+
     # ------------------------------------------------------------------ views a contract test needs
 
     def objects(self, registry: Any) -> list[str]:

@@ -71,14 +71,15 @@ def shared_services():
 
 
 @pytest.fixture(params=BACKENDS)
-def backend(request, tmp_path: Path, monkeypatch) -> Backend:
+def backend(request, tmp_path: Path, monkeypatch):
     """A fresh, empty store on each backend (embedded: a folder; shared: PostgreSQL + S3 + a local cache).
     ``backend.open()`` opens a registry on it; ``backend.env`` points a child process at it."""
     services = request.getfixturevalue("shared_services") if request.param == "shared" else None
     made = Backend.create(request.param, tmp_path, services)
     for key, value in made.env.items():
         monkeypatch.setenv(key, value)
-    return made
+    yield made
+    made.drop()
 
 
 @pytest.fixture

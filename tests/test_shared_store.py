@@ -29,11 +29,12 @@ META = VersionMeta(arch="tiny", framework="torch", num_classes=10, preprocessing
 
 
 @pytest.fixture
-def shared(shared_services, tmp_path: Path, monkeypatch) -> Backend:
+def shared(shared_services, tmp_path: Path, monkeypatch):
     made = Backend.create("shared", tmp_path, shared_services)
     for key, value in made.env.items():
         monkeypatch.setenv(key, value)
-    return made
+    yield made
+    made.drop()
 
 
 def admin(backend: Backend):
