@@ -99,13 +99,13 @@ class Backend:
             return
         import psycopg
 
+        from zoo.store._s3io import make_client
         from zoo.store.location import parse_artifacts, parse_database
-        from zoo.store.s3 import _make_client
 
         with psycopg.connect(parse_database(self.location).conninfo, autocommit=True) as conn:
             conn.execute(f'DROP SCHEMA IF EXISTS "{self.schema}" CASCADE')
         where = parse_artifacts(str(self.artifacts))
-        client = _make_client()
+        client = make_client()
         for page in client.get_paginator("list_objects_v2").paginate(Bucket=where.bucket, Prefix=where.prefix + "/"):
             keys = [{"Key": o["Key"]} for o in page.get("Contents", [])]
             if keys:

@@ -276,10 +276,10 @@ def test_large_files_go_up_in_parts(shared: Backend, tmp_path: Path, monkeypatch
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
-    from zoo.store import s3
+    from zoo.store import _s3io
 
-    monkeypatch.setattr(s3, "MULTIPART_THRESHOLD", 1 << 20)
-    monkeypatch.setattr(s3, "MIN_PART", 5 << 20)  # S3's smallest part
+    monkeypatch.setattr(_s3io, "MULTIPART_THRESHOLD", 1 << 20)
+    monkeypatch.setattr(_s3io, "MIN_PART", 5 << 20)  # S3's smallest part
     weight = np.random.default_rng(0).standard_normal((3 * 8 * 8, 11 * 1024 * 1024 // (4 * 192))).astype(np.float32).T
     graph = helper.make_graph([helper.make_node("Flatten", ["images"], ["flat"], axis=1),
                                helper.make_node("Gemm", ["flat", "w"], ["logits"], transB=1)], "big",

@@ -25,19 +25,18 @@ boto3 is imported on first use, never when a store is opened for ``zoo list``.
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
 import os
 import socket
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from ..errors import StoreError
 from ..records import StoredFile
+from . import _s3io
 from .base import MODEL_FILE, Abandoned, Staged
 from .cache import ArtifactCache, FillMismatch
 from .files import FileBlobStore, manifest_digest
@@ -48,15 +47,6 @@ __all__ = ["CRASH_WINDOW_ENV", "IDENTITY_KEY", "S3BlobStore", "crash_window"]
 CRASH_WINDOW_ENV = "ZOO_CRASH_WINDOW"
 IDENTITY_KEY = "zoo-store.json"
 MANIFEST = "MANIFEST"
-MULTIPART_THRESHOLD = 64 << 20
-MIN_PART = 16 << 20
-MAX_PARTS = 10_000
-PARALLEL_PARTS = 4  # bounded memory: at most this many parts in RAM per upload
-_PERMISSION = {  # S3 operation -> the IAM action a denied request lacked
-    "PutObject": "s3:PutObject", "CreateMultipartUpload": "s3:PutObject", "UploadPart": "s3:PutObject",
-    "CompleteMultipartUpload": "s3:PutObject", "GetObject": "s3:GetObject", "HeadObject": "s3:GetObject",
-    "ListObjectsV2": "s3:ListBucket", "DeleteObject": "s3:DeleteObject", "DeleteObjects": "s3:DeleteObject",
-}
 
 
 def crash_window() -> float:
@@ -64,27 +54,6 @@ def crash_window() -> float:
         return max(0.0, float(os.environ.get(CRASH_WINDOW_ENV, "3600")))
     except ValueError:
         return 3600.0
-
-
-_clients: dict[tuple[Any, ...], Any] = {}
-_clients_lock = threading.Lock()
-
-
-def _make_client() -> Any:
-    """One client per process and AWS configuration (creating one costs a few hundred ms; they are thread-safe)."""
-    import boto3
-    from botocore.config import Config
-
-    endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
-    key = (os.getpid(), endpoint, *(os.environ.get(v) for v in (
-        "AWS_PROFILE", "AWS_REGION", "AWS_DEFAULT_REGION", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")))
-    with _clients_lock:
-        if key not in _clients:
-            session = boto3.session.Session()
-            config = Config(retries={"max_attempts": 5, "mode": "standard"}, max_pool_connections=16,
-                            s3={"addressing_style": "path"} if endpoint else {})
-            _clients[key] = session.client("s3", region_name=session.region_name or "us-east-1", config=config)
-        return _clients[key]
 
 
 class S3BlobStore:
@@ -111,7 +80,7 @@ class S3BlobStore:
     def _client(self) -> Any:
         with self._lock:
             if self._client_obj is None or self._client_pid != os.getpid():
-                self._client_obj, self._client_pid = _make_client(), os.getpid()
+                self._client_obj, self._client_pid = _s3io.make_client(), os.getpid()
             client = self._client_obj
         if not self._checked:
             self._checked = True
@@ -129,23 +98,10 @@ class S3BlobStore:
         return f"s3://{self.bucket}/{key}"
 
     def _error(self, exc: BaseException, op: str, key: str = "") -> StoreError:
-        where = self._shown(key) if key else self.location
-        code = getattr(exc, "response", {}).get("Error", {}).get("Code", "")
-        if code in ("AccessDenied", "403", "Forbidden", "AllAccessDisabled"):
-            permission = _PERMISSION.get(op, op)
-            return StoreError(f"The S3 credentials may not {op} on {where}: they lack the {permission} permission",
-                              hint="reading needs s3:GetObject and s3:ListBucket; registering also s3:PutObject and s3:DeleteObject")
-        if code == "NoSuchBucket":
-            return StoreError(f"The bucket {self.bucket!r} of {self.location} does not exist",
-                              hint="create it (aws s3 mb s3://BUCKET), or fix --artifacts / ZOO_ARTIFACTS")
-        name = type(exc).__name__
-        if name in ("NoCredentialsError", "PartialCredentialsError"):
-            return StoreError(f"No S3 credentials found for {self.location}",
-                              hint="set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE)")
-        if name in ("EndpointConnectionError", "ConnectTimeoutError", "ConnectionClosedError", "ReadTimeoutError"):
-            return StoreError(f"Cannot reach the S3 endpoint for {self.location}: {exc}",
-                              hint="check AWS_ENDPOINT_URL and the network")
-        return StoreError(f"S3 {op} failed on {where}: {exc}", hint="check the bucket, the endpoint and the credentials")
+        return _s3io.error(exc, op, self._shown(key) if key else self.location, bucket=self.bucket, location=self.location)
+
+    def _status(self, exc: BaseException) -> int:
+        return _s3io.status(exc)
 
     def _call(self, op: str, key: str = "", **kwargs: Any) -> Any:
         from botocore.exceptions import BotoCoreError, ClientError
@@ -155,9 +111,6 @@ class S3BlobStore:
             return method(Bucket=self.bucket, **({"Key": key} if key else {}), **kwargs)
         except (ClientError, BotoCoreError) as exc:
             raise self._error(exc, op, key) from None
-
-    def _status(self, exc: BaseException) -> int:
-        return int(getattr(exc, "response", {}).get("ResponseMetadata", {}).get("HTTPStatusCode", 0))
 
     def _exists(self, key: str) -> tuple[int, str | None] | None:
         """The object's size and the sha256 it was uploaded as (its metadata), or None if there is no such key."""
@@ -185,7 +138,7 @@ class S3BlobStore:
                 raise StoreError(f"{self.location} holds no zoo store ({IDENTITY_KEY} is missing)",
                                  hint="point --artifacts at the store's artifacts, or run `zoo store init` once") from None
             raise self._error(exc, "GetObject", key) from None
-        found = _identity(body)
+        found = _s3io.identity(body)
         if found != self.store_id:
             raise StoreError(f"The artifacts at {self.location} belong to another store (id {found}, expected {self.store_id})",
                              hint="use the artifacts location given to `zoo store init` for this database")
@@ -258,7 +211,7 @@ class S3BlobStore:
         if len(staged.files) > 1 and (not check or manifest not in listed):
             if not renewed:
                 self._write_intent(staged)
-            self._put(manifest, _manifest(staged.files))
+            self._put(manifest, _s3io.manifest(staged.files))
 
     def _intact(self, listed: dict[str, Any], f: StoredFile, local: Path) -> bool:
         """Whether a listed object holds ``f``: its size, then its ETag (the MD5 of a single-part upload, checked
@@ -266,7 +219,7 @@ class S3BlobStore:
         if int(listed["Size"]) != f.size:
             return False
         etag = str(listed.get("ETag", "")).strip('"')
-        if etag and "-" not in etag and f.size <= MULTIPART_THRESHOLD and _md5(local) == etag:
+        if etag and "-" not in etag and f.size <= _s3io.MULTIPART_THRESHOLD and _s3io.md5(local) == etag:
             return True
         found = self._exists(listed["Key"])
         return found == (f.size, f.sha256)
@@ -283,38 +236,11 @@ class S3BlobStore:
                 raise self._error(exc, "PutObject", key) from None
 
     def _upload(self, path: Path, key: str, size: int, sha256: str) -> None:
-        if size <= MULTIPART_THRESHOLD:
+        if size <= _s3io.MULTIPART_THRESHOLD:
             with open(path, "rb") as fh:
                 self._put(key, fh, sha256)
-            return
-        from botocore.exceptions import ClientError
-
-        part = max(MIN_PART, -(-size // MAX_PARTS))
-        upload = self._call("CreateMultipartUpload", key, Metadata={"sha256": sha256})["UploadId"]
-        fd = os.open(path, os.O_RDONLY)
-
-        def send(number: int) -> dict[str, Any]:
-            data = os.pread(fd, part, (number - 1) * part)
-            etag = self._call("UploadPart", key, UploadId=upload, PartNumber=number, Body=data)["ETag"]
-            return {"ETag": etag, "PartNumber": number}
-
-        try:
-            with ThreadPoolExecutor(PARALLEL_PARTS) as pool:  # map() keeps at most a pool's worth of parts in flight
-                parts = list(pool.map(send, range(1, -(-size // part) + 1)))
-            try:
-                self._client.complete_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload,
-                                                       MultipartUpload={"Parts": parts}, IfNoneMatch="*")
-                upload = ""
-            except ClientError as exc:
-                if self._status(exc) not in (409, 412):
-                    raise self._error(exc, "CompleteMultipartUpload", key) from None
-        finally:
-            os.close(fd)
-            if upload:
-                try:
-                    self._client.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload)
-                except Exception:  # (best effort; the bucket's lifecycle rule cleans the rest)
-                    pass
+        else:
+            _s3io.multipart(self._client, self.bucket, key, path, size, sha256, self._call, self._error)
 
     def publish(self, staged: Staged) -> None:
         """Inside the write transaction: every key present (re-uploaded if a collector removed it)."""
@@ -355,7 +281,7 @@ class S3BlobStore:
                 digest = json.loads(self._call("GetObject", key)["Body"].read()).get("digest")
             except (StoreError, ValueError, AttributeError):
                 digest = None
-            yield Abandoned(token=key, digest=digest if _is_digest(digest) else None)
+            yield Abandoned(token=key, digest=digest if _s3io.is_digest(digest) else None)
 
     def clear(self, item: Abandoned) -> None:
         local = self._local_taken.pop(item.token, None)
@@ -379,12 +305,12 @@ class S3BlobStore:
         base = self._key("objects") + "/"
         for entry in self._list(base, delimiter="/"):
             digest = entry["Prefix"][len(base):].rstrip("/")
-            if _is_digest(digest):
+            if _s3io.is_digest(digest):
                 yield digest
 
     def delete(self, digest: str) -> None:
         """Manifest first (the artifact stops being complete), then its files."""
-        _check_digest(digest)
+        _s3io.check_digest(digest)
         keys = [o["Key"] for o in self._list(self._key("objects", digest) + "/")]
         for key in sorted(keys, key=lambda k: not k.endswith("/" + MANIFEST)):
             self._call("DeleteObject", key)
@@ -401,7 +327,7 @@ class S3BlobStore:
                 body = self._client.get_object(Bucket=self.bucket, Key=key)["Body"]
             except ClientError as exc:
                 if self._status(exc) == 404:
-                    raise _Missing() from None
+                    raise _s3io.Missing() from None
                 raise self._error(exc, "GetObject", key) from None
             for chunk in body.iter_chunks(1 << 20):
                 out.write(chunk)
@@ -427,21 +353,21 @@ class S3BlobStore:
         return files if files and manifest_digest(files) == digest else ()
 
     def locate(self, digest: str, relpath: str = MODEL_FILE) -> Path:
-        _check_digest(digest)
+        _s3io.check_digest(digest)
         folder = self.cache.entry(digest)
         if not folder.is_dir():
             files = self._files(digest)
             if files:
                 try:
                     self.cache.fill(digest, files, self._fetch(digest))
-                except (FillMismatch, _Missing, StoreError):
+                except (FillMismatch, _s3io.Missing, StoreError):
                     pass  # the path is returned unchecked (as asked); problems() says what is wrong
         return folder.joinpath(*PurePosixPath(relpath).parts)
 
     def problems(self, digest: str, files: Sequence[StoredFile], *, use_cache: bool = True) -> list[str]:
         """Fill the cache from S3 (verifying every byte) unless a verified copy is there; ``use_cache=False``
         always downloads and hashes the remote bytes again."""
-        _check_digest(digest)
+        _s3io.check_digest(digest)
         if files and manifest_digest(files) != digest:
             return [f"the recorded file list of {self._shown(self._key('objects', digest))} does not add up to its digest {digest}"]
         if not use_cache:
@@ -451,40 +377,7 @@ class S3BlobStore:
         except FillMismatch as exc:
             return [f"{self._shown(self._key('objects', digest, f.sha256))} ({f.relpath}): sha256 mismatch: expected "
                     f"{f.sha256}, actual {actual} ({size} bytes, expected {f.size})" for f, actual, size in exc.bad]
-        except _Missing:
+        except _s3io.Missing:
             return [f"{self._shown(self._key('objects', digest, f.sha256))} ({f.relpath}): missing (expected sha256 "
                     f"{f.sha256}, {f.size} bytes)" for f in files if self._exists(self._key("objects", digest, f.sha256)) is None]
         return []
-
-
-class _Missing(Exception):
-    """An artifact file's key is not in the bucket."""
-
-
-def _md5(path: Path) -> str:
-    h = hashlib.md5(usedforsecurity=False)
-    with open(path, "rb") as fh:
-        while chunk := fh.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def _manifest(files: Sequence[StoredFile]) -> bytes:
-    return json.dumps({"files": [f.to_dict() for f in files]}, sort_keys=True).encode()
-
-
-def _identity(body: bytes) -> str | None:
-    try:
-        found = json.loads(body).get("store_id")
-    except (ValueError, AttributeError):
-        return None
-    return found if isinstance(found, str) else None
-
-
-def _is_digest(value: object) -> bool:
-    return isinstance(value, str) and len(value) == 64 and all(c in "0123456789abcdef" for c in value)
-
-
-def _check_digest(digest: str) -> None:
-    if not _is_digest(digest):
-        raise StoreError(f"Expected a sha256 hex digest. Received: {digest!r}")
