@@ -1,7 +1,11 @@
 """Stress the registry's write path: many processes registering into one model at once.
 
-    python benchmarks/stress_concurrent.py                      # 32 processes x 50 registrations
-    python benchmarks/stress_concurrent.py --processes 8 --per-process 20
+    python benchmarks/stress_concurrent.py                      # 32 processes x 50, embedded and shared store
+    python benchmarks/stress_concurrent.py --processes 8 --per-process 20 --backend embedded
+
+The shared store (PostgreSQL + S3) is the one of $ZOO_SERVICES_PG_URL / $ZOO_SERVICES_S3_URL (see
+``.ci/services``), started here if they are unset; its writers alternate between two cache folders,
+as two machines would. Both backends get the same jobs in the same run.
 
 Half of each process's registrations are bytes only it has; the other half come from a small pool
 that every process registers too (so most of those must dedupe). Prints the throughput and the
@@ -29,12 +33,12 @@ MODEL = "stress"
 def worker(store: str, go: str, paths: list[str]) -> None:
     import onnx  # noqa: F401  (imported before the start signal: measure registering, not importing)
 
-    from zoo._registry import Registry
+    from zoo import open_registry
 
     print("ready", flush=True)
     while not os.path.exists(go):
         time.sleep(0.001)
-    registry = Registry.open(Path(store))
+    registry = open_registry(store)
     out = []
     for p in paths:
         t0 = time.perf_counter()
@@ -48,6 +52,8 @@ def _test_helper(module: str, name: str):
     """``name`` from ``tests/<module>.py``, loaded by path (the tests folder is not a package)."""
     import importlib.util
 
+    if str(ROOT / "tests") not in sys.path:
+        sys.path.insert(0, str(ROOT / "tests"))  # conftest imports its sibling modules
     spec = importlib.util.spec_from_file_location(f"_zoo_tests_{module}", ROOT / "tests" / f"{module}.py")
     assert spec is not None and spec.loader is not None
     mod = importlib.util.module_from_spec(spec)
@@ -55,21 +61,80 @@ def _test_helper(module: str, name: str):
     return getattr(mod, name)
 
 
+def shared_store(tmp_path: Path) -> tuple[str, list[str]]:
+    """A fresh schema + prefix on the services of $ZOO_SERVICES_* (started if unset); returns (URL, stop command)."""
+    stop: list[str] = []
+    if not (os.environ.get("ZOO_SERVICES_PG_URL") and os.environ.get("ZOO_SERVICES_S3_URL")):
+        out = subprocess.run([str(ROOT / ".ci" / "services"), "start"], check=True, capture_output=True, text=True).stdout
+        for line in out.splitlines():
+            key, _, value = line.removeprefix("export ").partition("=")
+            os.environ[key] = value.strip("'")
+        stop = [str(ROOT / ".ci" / "services"), "stop", os.environ["ZOO_SERVICES_DIR"]]
+    from zoo.store.shared import init_shared
+
+    suffix = f"stress_{os.getpid()}_{int(time.time())}"
+    url = os.environ["ZOO_SERVICES_PG_URL"] + f"?schema={suffix}"
+    init_shared(url, artifacts=os.environ["ZOO_SERVICES_S3_URL"].rstrip("/") + "/" + suffix)
+    return url, stop
+
+
+def run(kind: str, store: str, jobs: list[list[str]], tmp_path: Path, expected_digests: int) -> dict:
+    go = tmp_path / f"go-{kind}"
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
+    machines = [dict(env, ZOO_CACHE=str(tmp_path / f"{kind}-machine-{m}")) for m in "ab"]
+    procs = [subprocess.Popen([sys.executable, __file__, "--worker", store, str(go), *job], env=machines[i % 2],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i, job in enumerate(jobs)]
+    for proc in procs:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+    t0 = time.perf_counter()
+    go.touch()
+    results, failures = [], []
+    for proc in procs:
+        out, err = proc.communicate()
+        if proc.returncode != 0:
+            failures.append(" | ".join(err.strip().splitlines()[-3:]) if err.strip() else f"exit {proc.returncode}")
+        else:
+            results.extend(json.loads(out))
+    wall = time.perf_counter() - t0
+
+    from zoo import open_registry
+
+    registry = open_registry(store)
+    versions = registry.list(MODEL)
+    stored = Counter(v.sha256 for v in versions)
+    returned = {(r["version"], r["sha256"]) for r in results}
+    present = {(v.version, v.sha256) for v in versions}
+    numbers = sorted(v.version for v in versions)
+    latency = sorted(r["seconds"] for r in results)
+    row = {
+        "backend": kind, "registrations": len(results), "created": sum(r["created"] for r in results),
+        "stored": len(versions), "expected": expected_digests, "wall_s": wall, "per_s": len(results) / wall,
+        "p50_ms": statistics.median(latency) * 1000 if latency else None,
+        "p95_ms": latency[int(0.95 * (len(latency) - 1))] * 1000 if latency else None,
+        "lost": len(returned - present), "duplicated": sum(n - 1 for n in stored.values() if n > 1),
+        "gaps": len(set(range(1, len(numbers) + 1)) ^ set(numbers)), "failures": failures,
+        "corrupt": sum(not r.ok for r in registry.verify()),
+    }
+    row["ok"] = not (row["lost"] or row["duplicated"] or row["gaps"] or failures or row["corrupt"]) \
+        and row["stored"] == expected_digests and row["registrations"] == sum(len(j) for j in jobs)
+    return row
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--processes", type=int, default=32)
     parser.add_argument("--per-process", type=int, default=50)
     parser.add_argument("--shared-pool", type=int, default=25, help="distinct artifacts every process also registers")
+    parser.add_argument("--backend", choices=["embedded", "shared", "both"], default="both")
     parser.add_argument("--worker", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         worker(args.worker[0], args.worker[1], args.worker[2:])
         return 0
 
-    from zoo._registry import Registry
-
     make_tiny_onnx = _test_helper("conftest", "make_tiny_onnx")  # the test suite's tiny-model factory
-
+    kinds = ["embedded", "shared"] if args.backend == "both" else [args.backend]
+    rows, stop = [], []
     with tempfile.TemporaryDirectory(prefix="zoo-stress-") as tmp:
         tmp_path = Path(tmp)
         shared = [make_tiny_onnx(tmp_path / "shared" / f"s{i}" / "model.onnx", seed=1_000_000 + i) for i in range(args.shared_pool)]
@@ -83,51 +148,26 @@ def main() -> int:
                     paths.append(shared[(p + j // 2) % args.shared_pool])
             jobs.append([str(x) for x in paths])
         expected_digests = len({Path(x).resolve() for job in jobs for x in job})
-        store, go = tmp_path / "store", tmp_path / "go"
-        env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
-        procs = [subprocess.Popen([sys.executable, __file__, "--worker", str(store), str(go), *job], env=env,
-                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for job in jobs]
-        for proc in procs:
-            assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
-        t0 = time.perf_counter()
-        go.touch()
-        results, failures = [], []
-        for proc in procs:
-            out, err = proc.communicate()
-            if proc.returncode != 0:
-                failures.append(" | ".join(err.strip().splitlines()[-3:]) if err.strip() else f"exit {proc.returncode}")
-            else:
-                results.extend(json.loads(out))
-        wall = time.perf_counter() - t0
+        try:
+            for kind in kinds:
+                if kind == "embedded":
+                    store = str(tmp_path / "store")
+                else:
+                    store, stop = shared_store(tmp_path)
+                rows.append(run(kind, store, jobs, tmp_path, expected_digests))
+        finally:
+            if stop:
+                subprocess.run(stop, check=False)
 
-        registry = Registry.open(store)
-        versions = registry.list(MODEL)
-        stored = Counter(v.sha256 for v in versions)
-        returned = {(r["version"], r["sha256"]) for r in results}
-        present = {(v.version, v.sha256) for v in versions}
-        lost = len(returned - present)
-        duplicated = sum(n - 1 for n in stored.values() if n > 1)
-        numbers = sorted(v.version for v in versions)
-        gaps = len(set(range(1, len(numbers) + 1)) ^ set(numbers))
-        created = sum(r["created"] for r in results)
-        verify_bad = sum(not r.ok for r in registry.verify())
-        latency = sorted(r["seconds"] for r in results)
-
-    total = args.processes * args.per_process
-    print(f"processes            {args.processes}")
-    print(f"registrations        {len(results)} of {total} ({created} created, {len(results) - created} deduplicated)")
-    print(f"distinct artifacts   {len(versions)} stored, {expected_digests} expected")
-    print(f"wall time            {wall:.2f} s")
-    print(f"throughput           {len(results) / wall:.1f} registrations/s")
-    if latency:
-        print(f"latency per call     p50 {statistics.median(latency) * 1000:.0f} ms, "
-              f"p95 {latency[int(0.95 * (len(latency) - 1))] * 1000:.0f} ms, max {latency[-1] * 1000:.0f} ms")
-    print(f"lost versions        {lost}")
-    print(f"duplicated versions  {duplicated}")
-    print(f"number gaps/repeats  {gaps}")
-    print(f"failed processes     {len(failures)}" + (f": {failures[:3]}" if failures else ""))
-    print(f"corrupt after verify {verify_bad}")
-    ok = not (lost or duplicated or gaps or failures or verify_bad) and len(versions) == expected_digests and len(results) == total
+    print(f"{args.processes} processes x {args.per_process} registrations into one model "
+          f"({expected_digests} distinct artifacts); shared-store writers alternate between two cache folders")
+    print(f"{'backend':10} {'regs':>5} {'created':>7} {'wall s':>7} {'regs/s':>7} {'p50 ms':>7} {'p95 ms':>7} "
+          f"{'lost':>5} {'dup':>4} {'gaps':>5} {'failed':>6} {'corrupt':>7}")
+    for r in rows:
+        print(f"{r['backend']:10} {r['registrations']:>5} {r['created']:>7} {r['wall_s']:>7.1f} {r['per_s']:>7.1f} "
+              f"{r['p50_ms']:>7.0f} {r['p95_ms']:>7.0f} {r['lost']:>5} {r['duplicated']:>4} {r['gaps']:>5} "
+              f"{len(r['failures']):>6} {r['corrupt']:>7}" + (f"  {r['failures'][:2]}" if r["failures"] else ""))
+    ok = all(r["ok"] for r in rows)
     print("OK" if ok else "FAILED")
     return 0 if ok else 1
 

@@ -1,4 +1,4 @@
-"""Shared fixtures: a temporary registry and a factory of tiny, valid ONNX models."""
+"""Shared fixtures: a temporary registry on each backend and a factory of tiny, valid ONNX models."""
 from __future__ import annotations
 
 import os
@@ -7,6 +7,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+
+from backends import BACKENDS, Backend, start_services
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -59,9 +61,38 @@ def tiny_onnx(tmp_path: Path) -> Callable[..., Path]:
     return make
 
 
+@pytest.fixture(scope="session")
+def shared_services():
+    """PostgreSQL + S3 for the shared backend: $ZOO_TEST_PG_URL / $ZOO_TEST_S3_URL, else started here (.ci/services).
+    If they cannot start, every shared-backend test fails (never skips)."""
+    services, stop = start_services()
+    yield services
+    stop()
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request, tmp_path: Path, monkeypatch):
+    """A fresh, empty store on each backend (embedded: a folder; shared: PostgreSQL + S3 + a local cache).
+    ``backend.open()`` opens a registry on it; ``backend.env`` points a child process at it."""
+    services = request.getfixturevalue("shared_services") if request.param == "shared" else None
+    made = Backend.create(request.param, tmp_path, services)
+    for key, value in made.env.items():
+        monkeypatch.setenv(key, value)
+    yield made
+    made.drop()
+
+
 @pytest.fixture
-def store(tmp_path: Path):
-    """An empty registry in a temporary folder (created now, so its folders exist)."""
+def store(backend: Backend):
+    """An empty registry, on each backend."""
+    registry = backend.open()
+    yield registry
+    registry.close()
+
+
+@pytest.fixture
+def embedded_store(tmp_path: Path):
+    """An empty embedded registry in a temporary folder (for tests about SQLite and files themselves)."""
     from zoo._registry import Registry
 
     registry = Registry.open(tmp_path / "store", create=True)

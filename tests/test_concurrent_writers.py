@@ -1,8 +1,9 @@
 """Concurrent writers: 8 processes register distinct and identical artifacts into one model at once.
 
 Distinct bytes -> exactly one version each; identical bytes -> one version; numbers unique and
-gapless 1..N; nobody sees "database is locked". The store does not exist before the processes start,
-so the race to create it is part of the test.
+gapless 1..N; nobody sees "database is locked". On the embedded backend the store does not exist before
+the processes start, so the race to create it is part of the test; on the shared one, half the writers
+use another cache folder (another "machine").
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from backends import Backend
 from conftest import PYTHON, make_tiny_onnx, subprocess_env
 from zoo._registry import Registry
 from zoo.errors import StoreError
@@ -28,10 +30,10 @@ WORKER = r"""
 import json, os, sys, time
 from pathlib import Path
 store, go, *paths = sys.argv[1:]
-from zoo._registry import Registry
+from zoo import open_registry
 while not os.path.exists(go):
     time.sleep(0.001)
-registry = Registry.open(Path(store))
+registry = open_registry(store)
 out = []
 for p in paths:
     r = registry.register(p, name="shared", tags={"source": Path(p).parent.name})
@@ -40,8 +42,7 @@ print(json.dumps(out))
 """
 
 
-def test_parallel_registrations_into_one_model(tmp_path: Path):
-    store_root = tmp_path / "store"
+def test_parallel_registrations_into_one_model(tmp_path: Path, backend: Backend):
     go = tmp_path / "go"
     jobs = []
     for w in range(WORKERS):
@@ -49,9 +50,10 @@ def test_parallel_registrations_into_one_model(tmp_path: Path):
         paths.append(make_tiny_onnx(tmp_path / f"w{w}-same" / "model.onnx", seed=7))  # same bytes, separate files
         jobs.append([str(p) for p in (paths[:1] + paths[2:] + paths[1:2])])  # identical one in the middle
     procs = [
-        subprocess.Popen([PYTHON, "-c", WORKER, str(store_root), str(go), *paths], env=subprocess_env(),
+        subprocess.Popen([PYTHON, "-c", WORKER, backend.location, str(go), *paths],
+                         env=subprocess_env(**{**backend.env, **({"ZOO_CACHE": str(tmp_path / "machine-b")} if w % 2 else {})}),
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        for paths in jobs
+        for w, paths in enumerate(jobs)
     ]
     time.sleep(0.5)  # let them import; then release all at once
     go.touch()
@@ -62,7 +64,7 @@ def test_parallel_registrations_into_one_model(tmp_path: Path):
         assert "locked" not in err.lower()
         results.extend(json.loads(out))
 
-    registry = Registry.open(store_root)
+    registry = backend.open()
     versions = registry.list("shared")
     expected_distinct = WORKERS * DISTINCT_PER_WORKER + 1
     assert len(versions) == expected_distinct
@@ -80,9 +82,8 @@ def test_parallel_registrations_into_one_model(tmp_path: Path):
         assert by_number[r["version"]].sha256 == r["sha256"]
 
     assert all(r.ok for r in registry.verify())
-    assert list((store_root / "tmp").iterdir()) == []
-    objects = [p.parent.name for p in (store_root / "objects").rglob("model.onnx")]
-    assert sorted(objects) == sorted(v.sha256 for v in versions)
+    assert backend.scratch(registry) == []
+    assert backend.objects(registry) == sorted(v.sha256 for v in versions)
 
 
 def test_threads_share_one_registry(store: Registry, tiny_onnx):
@@ -93,8 +94,10 @@ def test_threads_share_one_registry(store: Registry, tiny_onnx):
     assert [v.version for v in store.list("threads")] == list(range(1, 9))
 
 
-def test_a_busy_writer_is_waited_for_and_a_stuck_one_times_out_cleanly(store: Registry, tiny_onnx, monkeypatch):
-    """Another process holding the write lock: short waits succeed, long ones end in StoreError, never a driver error."""
+def test_a_busy_writer_is_waited_for_and_a_stuck_one_times_out_cleanly(embedded_store: Registry, tiny_onnx, monkeypatch):
+    """Another process holding the write lock: short waits succeed, long ones end in StoreError, never a driver error.
+    (The shared store's lock: tests/test_shared_store.py.)"""
+    store = embedded_store
     store.register(tiny_onnx(0), name="tiny")
     blocker = sqlite3.connect(store.root / "registry.db", isolation_level=None, check_same_thread=False)
     blocker.execute("BEGIN IMMEDIATE")

@@ -13,35 +13,31 @@ from pathlib import Path
 
 import pytest
 
+from backends import Backend
 from conftest import PYTHON, subprocess_env
 from zoo._registry import CRASH_ENV, CRASH_POINTS, Registry
 
 CHILD = r"""
 import sys
-from pathlib import Path
-from zoo._registry import Registry
-Registry.open(Path(sys.argv[1])).register(sys.argv[2], name=sys.argv[3])
+from zoo import open_registry
+open_registry(sys.argv[1]).register(sys.argv[2], name=sys.argv[3])
 print("survived")
 """
 
 
-def register_and_crash(store_root: Path, model: Path, name: str, point: str) -> None:
-    proc = subprocess.run([PYTHON, "-c", CHILD, str(store_root), str(model), name], env=subprocess_env(**{CRASH_ENV: point}),
+def register_and_crash(store: Path | str, model: Path, name: str, point: str, env: dict[str, str] | None = None) -> None:
+    proc = subprocess.run([PYTHON, "-c", CHILD, str(store), str(model), name], env=subprocess_env(**(env or {}), **{CRASH_ENV: point}),
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == -signal.SIGKILL, (proc.returncode, proc.stdout, proc.stderr)
     assert "survived" not in proc.stdout
 
 
-def object_digests(root: Path) -> list[str]:
-    return sorted(p.name for p in (root / "objects").glob("*/*"))
-
-
-def assert_clean(registry: Registry) -> None:
+def assert_clean(registry: Registry, backend: Backend) -> None:
     """verify() is clean, and after it no scratch file and no unreferenced object remains."""
     results = registry.verify()
     assert results and all(r.ok for r in results), results
-    assert list((registry.root / "tmp").iterdir()) == []
-    assert object_digests(registry.root) == sorted({v.sha256 for v in registry.list()})
+    assert backend.scratch(registry) == []
+    assert backend.objects(registry) == sorted({v.sha256 for v in registry.list()})
 
 
 def test_crash_points_match_the_code():
@@ -50,45 +46,43 @@ def test_crash_points_match_the_code():
 
 @pytest.mark.parametrize("cleanup", ["next_write", "gc"])
 @pytest.mark.parametrize("point", CRASH_POINTS)
-def test_crash_leaves_all_or_nothing(tmp_path: Path, tiny_onnx, point: str, cleanup: str):
-    store_root = tmp_path / "store"
-    Registry.open(store_root).register(tiny_onnx(1), name="other")
+def test_crash_leaves_all_or_nothing(backend: Backend, tiny_onnx, point: str, cleanup: str):
+    backend.open().register(tiny_onnx(1), name="other")
     model = tiny_onnx(0)
-    register_and_crash(store_root, model, "crashy", point)
+    register_and_crash(backend.location, model, "crashy", point, backend.env)
 
-    registry = Registry.open(store_root)
+    registry = backend.open()
     committed = point == "after_commit"
     assert [v.ref for v in registry.list("crashy")] == (["crashy@1"] if committed else [])
     if point in ("after_tmp_write", "after_rename", "before_commit"):
-        assert list((store_root / "tmp").iterdir()), "the crash should have left scratch files to clean"
+        assert backend.scratch(registry), "the crash should have left scratch files to clean"
 
     if cleanup == "next_write":
         registry.set_tags("other@1", {"touched": "yes"})  # any write clears a dead writer's leftovers
-        assert list((store_root / "tmp").iterdir()) == []
+        assert backend.scratch(registry) == []
         if not committed:
-            assert object_digests(store_root) == [registry.resolve("other@1").sha256]
+            assert backend.objects(registry) == [registry.resolve("other@1").sha256]
     else:
         registry.gc(older_than_s=0, delete=True)
-    assert_clean(registry)
+    assert_clean(registry, backend)
 
     # Retrying succeeds, and the crashed attempt did not use up a version number.
     result = registry.register(model, name="crashy")
     assert result.created is not committed and result.version.version == 1
     assert registry.register(tiny_onnx(2), name="crashy").version.version == 2
-    assert_clean(registry)
+    assert_clean(registry, backend)
 
 
 @pytest.mark.parametrize("point", ["after_tmp_write", "after_rename", "before_commit"])
-def test_crash_while_sharing_bytes_keeps_the_other_model(tmp_path: Path, tiny_onnx, point: str):
+def test_crash_while_sharing_bytes_keeps_the_other_model(backend: Backend, tiny_onnx, point: str):
     """The crashed writer meant to publish bytes another model already uses: those must survive cleanup."""
-    store_root = tmp_path / "store"
     model = tiny_onnx(0)
-    kept = Registry.open(store_root).register(model, name="first").version
-    register_and_crash(store_root, model, "second", point)
-    registry = Registry.open(store_root)
+    kept = backend.open().register(model, name="first").version
+    register_and_crash(backend.location, model, "second", point, backend.env)
+    registry = backend.open()
     assert registry.list("second") == []
     registry.gc(older_than_s=0, delete=True)  # a write: sweeps the dead writer's leftovers
-    assert_clean(registry)
+    assert_clean(registry, backend)
     assert registry.path("first@1") == registry.path(kept)  # still there, and verified
 
 
@@ -131,7 +125,7 @@ class _FailingCommit:
 
 
 @pytest.mark.parametrize("shared", [False, True], ids=["new-bytes", "bytes-another-model-uses"])
-def test_a_failed_commit_leaves_no_published_object(store: Registry, tiny_onnx, shared: bool):
+def test_a_failed_commit_leaves_no_published_object(store: Registry, backend: Backend, tiny_onnx, shared: bool):
     """Issue 10.6: the object published inside a transaction whose commit failed is taken back at once
     (unless a version uses it), so a full disk does not stay full and no later verify is needed."""
     from zoo.errors import StoreError
@@ -141,13 +135,13 @@ def test_a_failed_commit_leaves_no_published_object(store: Registry, tiny_onnx, 
     with pytest.raises(StoreError, match="no space left on device"):
         store.register(tiny_onnx(0), name="second")
     assert store.list("second") == []
-    assert object_digests(store.root) == ([kept.sha256] if kept else [])
-    assert list((store.root / "tmp").iterdir()) == []
+    assert backend.objects(store) == ([kept.sha256] if kept else [])
+    assert backend.scratch(store) == []
     assert store.register(tiny_onnx(0), name="second").version.version == 1  # the retry works
-    assert_clean(store)
+    assert_clean(store, backend)
 
 
-def test_verify_deletes_nothing_and_gc_deletes_only_when_asked(store: Registry, tiny_onnx):
+def test_verify_deletes_nothing_and_gc_deletes_only_when_asked(store: Registry, backend: Backend, tiny_onnx):
     """Issue 10.1: orphans are listed by verify/gc; only gc with delete=True removes them, and only
     those older than the crash window."""
     v = store.register(tiny_onnx(0), name="a").version
@@ -155,15 +149,15 @@ def test_verify_deletes_nothing_and_gc_deletes_only_when_asked(store: Registry, 
     with store._meta.write() as txn:
         txn.delete_version("b", 1)
     assert store.verify() and all(r.ok for r in store.verify())
-    assert sorted(object_digests(store.root)) == sorted([v.sha256, orphan.sha256])  # verify deleted nothing
+    assert backend.objects(store) == sorted([v.sha256, orphan.sha256])  # verify deleted nothing
     assert [o.digest for o in store.gc(older_than_s=0)] == [orphan.sha256]  # listed, not deleted
     assert store.gc(delete=True) == []  # younger than the crash window: kept
-    assert len(object_digests(store.root)) == 2
+    assert len(backend.objects(store)) == 2
     assert [o.digest for o in store.gc(older_than_s=0, delete=True)] == [orphan.sha256]
-    assert object_digests(store.root) == [v.sha256]
+    assert backend.objects(store) == [v.sha256]
 
 
-def test_a_full_disk_is_reported_as_such(store: Registry, monkeypatch):
+def test_a_full_disk_is_reported_as_such(embedded_store: Registry, monkeypatch):
     """Issue 10.10: SQLite reports a write on a full disk as "disk I/O error"; zoo says what it is."""
     import sqlite3
 
@@ -175,7 +169,7 @@ def test_a_full_disk_is_reported_as_such(store: Registry, monkeypatch):
     full = sqlite3.OperationalError("database or disk is full")
     full.sqlite_errorname = "SQLITE_FULL"  # type: ignore[attr-defined]
     for exc in (io_error, full):
-        err = store._meta._store_error("use", exc)  # type: ignore[attr-defined]
+        err = embedded_store._meta._store_error("use", exc)  # type: ignore[attr-defined]
         assert err.exit_code == 7 and "no space left on device" in err.message and "free space" in err.hint
     monkeypatch.setattr(zsqlite, "_free_bytes", lambda folder: 10 << 30)
-    assert "no space left" not in store._meta._store_error("use", io_error).message  # type: ignore[attr-defined]
+    assert "no space left" not in embedded_store._meta._store_error("use", io_error).message  # type: ignore[attr-defined]

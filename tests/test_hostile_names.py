@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from backends import BACKENDS, Backend
 from zoo._names import NAME_PATTERN, validate_alias, validate_name, validate_tag_key, validate_tag_value
 from zoo._registry import Registry
 from zoo.errors import InvalidName, InvalidReference
@@ -32,13 +33,15 @@ HOSTILE = [
 NOT_STRINGS = [None, 3, 3.5, b"resnet", ["resnet"], Path("x")]
 
 
-@pytest.fixture(scope="module")
-def populated(tmp_path_factory) -> Registry:
-    """One registry holding tiny@1, shared by the tests that only try (and fail) to change it."""
+@pytest.fixture(scope="module", params=BACKENDS)
+def populated(request, tmp_path_factory) -> Registry:
+    """One registry holding tiny@1 on each backend, shared by the tests that only try (and fail) to change it."""
     from conftest import make_tiny_onnx
 
     root = tmp_path_factory.mktemp("hostile")
-    registry = Registry.open(root / "store")
+    services = request.getfixturevalue("shared_services") if request.param == "shared" else None
+    backend = Backend.create(request.param, root, services)
+    registry = backend.open(cache=root / "cache")
     registry.register(make_tiny_onnx(root / "m" / "model.onnx"), name="tiny")
     return registry
 
@@ -51,20 +54,20 @@ def assert_ends_with_value(exc: InvalidName | InvalidReference, value: object) -
         assert message.endswith(f"Received: {value!r}"), message
 
 
-def assert_untouched(store: Registry) -> None:
+def assert_untouched(store: Registry, backend: Backend) -> None:
     assert store.list() == []
-    assert list((store.root / "objects").iterdir()) == []
-    assert list((store.root / "tmp").iterdir()) == []
+    assert backend.objects(store) == []
+    assert backend.scratch(store) == []
 
 
 @pytest.mark.parametrize("name", HOSTILE + NOT_STRINGS)
-def test_model_name_refused_before_the_file_is_read(store: Registry, tmp_path: Path, name):
+def test_model_name_refused_before_the_file_is_read(store: Registry, tmp_path: Path, name, backend):
     missing = tmp_path / "does-not-exist.onnx"  # reading it would raise InvalidModelFile instead
     with pytest.raises(InvalidName) as exc:
         store.register(missing, name=name)
     assert_ends_with_value(exc.value, name)
     assert NAME_PATTERN in exc.value.message
-    assert_untouched(store)
+    assert_untouched(store, backend)
 
 
 def test_the_documented_example_message(store: Registry, tiny_onnx):
@@ -84,11 +87,11 @@ def test_alias_refused(populated: Registry, alias):
 
 
 @pytest.mark.parametrize("key", HOSTILE + [k for k in NOT_STRINGS if not isinstance(k, list)])
-def test_tag_key_refused(store: Registry, populated: Registry, tmp_path: Path, key):
+def test_tag_key_refused(store: Registry, populated: Registry, tmp_path: Path, key, backend):
     with pytest.raises(InvalidName) as exc:
         store.register(tmp_path / "does-not-exist.onnx", name="tiny", tags={key: "v"})
     assert_ends_with_value(exc.value, key)
-    assert_untouched(store)
+    assert_untouched(store, backend)
     with pytest.raises(InvalidName):
         populated.set_tags("tiny@1", {"ok": "fine", key: "v"})
     with pytest.raises(InvalidName):
@@ -97,11 +100,11 @@ def test_tag_key_refused(store: Registry, populated: Registry, tmp_path: Path, k
 
 
 @pytest.mark.parametrize("value", ["\x00", "a\nb", "a\rb", "tab\there", "\u202eevil", "bell\x07", "x" * 257, 5, None, b"v"])
-def test_tag_value_refused(store: Registry, tmp_path: Path, value):
+def test_tag_value_refused(store: Registry, tmp_path: Path, value, backend):
     with pytest.raises(InvalidName) as exc:
         store.register(tmp_path / "does-not-exist.onnx", name="tiny", tags={"k": value})
     assert_ends_with_value(exc.value, value)
-    assert_untouched(store)
+    assert_untouched(store, backend)
 
 
 @pytest.mark.parametrize("value", ["", "plain", "../x is fine as text", "ünïcödé 🙂", "x" * 256])

@@ -61,15 +61,21 @@ def test_everything_else_leaves_a_version_unchanged(store: Registry, tiny_onnx):
     assert hashlib.sha256(path.read_bytes()).hexdigest() == blob_sha == v.sha256
 
 
-def test_the_database_refuses_updates_to_versions_and_reports(store: Registry, tiny_onnx):
+def test_the_database_refuses_updates_to_versions_and_reports(store: Registry, tiny_onnx, backend):
     """Defence in depth: even SQL written by hand cannot edit a version or a report."""
     v = store.register(tiny_onnx(0), name="tiny").version
     store.attach(v, "bench", {"ms": 1.0})
-    with sqlite3.connect(store.root / "registry.db") as conn:
-        with pytest.raises(sqlite3.DatabaseError, match="immutable"):
-            conn.execute("UPDATE versions SET sha256 = ? WHERE name = 'tiny'", ("0" * 64,))
-        with pytest.raises(sqlite3.DatabaseError, match="append-only"):
-            conn.execute("UPDATE reports SET payload = '{}'")
+    if backend.name == "embedded":
+        conn, error, tables = sqlite3.connect(store.root / "registry.db"), sqlite3.DatabaseError, ""
+    else:
+        import psycopg
+
+        conn, error, tables = psycopg.connect(store._meta.url.conninfo, autocommit=True), psycopg.Error, f"{backend.schema}."
+    with conn:
+        with pytest.raises(error, match="immutable"):
+            conn.execute(f"UPDATE {tables}versions SET sha256 = '{'0' * 64}' WHERE name = 'tiny'")
+        with pytest.raises(error, match="append-only"):
+            conn.execute(f"UPDATE {tables}reports SET payload = '{{}}'")
     assert store.resolve("tiny@1") == v
 
 
@@ -103,7 +109,8 @@ def test_remove_is_explicit_and_numbers_are_not_reused(store: Registry, tiny_onn
     assert store.reports("tiny@3") == []  # the old version's reports did not come back with the bytes
 
 
-def test_a_refused_change_is_an_immutable_error_exit_6(store: Registry, tiny_onnx):
+def test_a_refused_change_is_an_immutable_error_exit_6(embedded_store: Registry, tiny_onnx):
+    store = embedded_store
     """Issue 10.9: ImmutableError is what the store raises when something immutable is changed,
     e.g. an UPDATE of a version, a report or the store's identity reaching the database."""
     v = store.register(tiny_onnx(0), name="tiny").version

@@ -142,8 +142,9 @@ def _strip_zoo_keys(model: Any) -> None:
 class Registry:
     """A model registry over a :class:`MetadataStore` and a :class:`BlobStore` (see :mod:`zoo.store`)."""
 
-    def __init__(self, root: Path, *, metadata: MetadataStore, blobs: BlobStore):
-        self.root = Path(root).absolute()
+    def __init__(self, root: Path, *, metadata: MetadataStore, blobs: BlobStore, location: str | None = None):
+        self.root = Path(root).absolute() if location is None else Path(root)
+        self.location = location or str(self.root)  # how messages name the store (a redacted URL for a shared one)
         self._meta = metadata
         self._blobs = blobs
         self._identity = self._check_identity()
@@ -169,7 +170,7 @@ class Registry:
         return registry
 
     def __repr__(self) -> str:
-        return f"Registry({str(self.root)!r})"
+        return f"Registry({self.location!r})"
 
     def close(self) -> None:
         self._meta.close()
@@ -195,7 +196,7 @@ class Registry:
         if recorded is None:
             if self._has_objects():
                 raise StoreError(
-                    f"The store {str(self.root)!r} holds artifacts, but its database {self._meta.location!r} is "
+                    f"The store {self.location!r} holds artifacts, but its database {self._meta.location!r} is "
                     f"missing or empty" + (f" (store id {marker.store_id})" if marker else ""), hint=_RECOVER_HINT)
             return None, False  # nothing to lose: a store being created, or no store at all
         if recorded.store_id == LEGACY_STORE_ID:
@@ -204,7 +205,7 @@ class Registry:
                     empty = not txn.models()
                 if empty:
                     raise StoreError(
-                        f"The store {str(self.root)!r} holds artifacts, but its database {self._meta.location!r} "
+                        f"The store {self.location!r} holds artifacts, but its database {self._meta.location!r} "
                         "has no version at all (was it recreated?)", hint=_RECOVER_HINT)
             return marker or recorded, False
         if marker is None:
@@ -230,7 +231,7 @@ class Registry:
             self._identity = self._check_identity()
             if self._identity is None:
                 wanted = f" (looking for {looking_for!r})" if looking_for else ""
-                raise NotFound(f"No zoo store at {str(self.root)!r}{wanted}",
+                raise NotFound(f"No zoo store at {self.location!r}{wanted}",
                                hint="check --store / ZOO_STORE (default ./artifacts); `zoo export` or `zoo register` "
                                     "creates a store")
 
@@ -254,7 +255,8 @@ class Registry:
         """Raise :class:`~zoo.errors.StoreError` now if a write would be refused (a read-only store, a
         missing or foreign database): lets long work (an export) fail before it starts. Writes nothing."""
         if self.read_only:
-            raise StoreError(f"The store {str(self.root)!r} is read-only: it serves reads, not writes",
+            why = getattr(self._meta, "read_only_reason", None)  # a store that can say what is missing says it
+            raise StoreError(why or f"The store {self.location!r} is read-only: it serves reads, not writes",
                              hint="run this command where the store is writable, or on a writable copy of it")
         self._check_identity()
 
@@ -445,7 +447,7 @@ class Registry:
     def _no_model(self, txn: MetadataTxn, name: str) -> NotFound:
         close = difflib.get_close_matches(name, txn.models(), n=3)
         hint = ("did you mean " + " or ".join(repr(c) for c in close) + "?") if close else "`zoo list` shows the registered models"
-        return NotFound(f"No model named {name!r} in the registry at {str(self.root)!r}", hint=hint)
+        return NotFound(f"No model named {name!r} in the registry at {self.location!r}", hint=hint)
 
     def path(self, ref: str | ModelVersion, *, verify: bool = True) -> Path:
         """The model file inside the store, its sha256 (and its external data's) checked unless ``verify=False``."""

@@ -28,11 +28,12 @@ class Context:
 
     store: str | None
     debug: bool
+    artifacts: str | None = None  # for a PostgreSQL store: where its artifacts are, if not where it recorded
 
     def registry(self):
         from .. import open_registry
 
-        return open_registry(self.store)
+        return open_registry(self.store, artifacts=self.artifacts)
 
 
 pass_ctx = click.make_pass_decorator(Context)
@@ -161,13 +162,19 @@ def _debug(ctx: click.Context) -> bool:
 @click.option(
     "--store",
     envvar=STORE_ENV,
-    metavar="DIR",
-    help=f"Registry store folder (default: ./artifacts; env {STORE_ENV}).",
+    metavar="DIR|URL",
+    help=f"Registry store: a folder (default: ./artifacts) or postgresql://user@host:port/db (env {STORE_ENV}).",
+)
+@click.option(
+    "--artifacts",
+    metavar="S3URL|DIR",
+    help="A PostgreSQL store's artifacts, if not where `zoo store init` recorded them: s3://bucket/prefix or a "
+         "folder (env ZOO_ARTIFACTS).",
 )
 @click.option("--debug", is_flag=True, help="Show tracebacks on errors (also accepted after the command); exit codes stay.")
 @click.version_option(package_name="zoo", prog_name="zoo")
 @click.pass_context
-def main(ctx: click.Context, store: str | None, debug: bool) -> None:
+def main(ctx: click.Context, store: str | None, artifacts: str | None, debug: bool) -> None:
     """zoo: build reference CNNs in any framework, version them as ONNX, run them on ONNX Runtime.
 
     \b
@@ -176,8 +183,8 @@ def main(ctx: click.Context, store: str | None, debug: bool) -> None:
                  NAME@ALIAS      an alias            e.g. resnet50@prod
                  NAME:FRAMEWORK  latest built by it  e.g. resnet50:tensorflow, resnet50:torch@prod
     """
-    ctx.obj = Context(store=store, debug=debug)
+    ctx.obj = Context(store=store, debug=debug, artifacts=artifacts)
 
 
 # Command modules register themselves on `main` when imported (each imports no framework).
-from . import bench, browse, export, gc, inventory, parity, run, weights  # noqa: E402, F401
+from . import bench, browse, copy, export, gc, inventory, parity, run, stores, weights  # noqa: E402, F401

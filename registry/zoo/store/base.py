@@ -122,7 +122,9 @@ class MetadataStore(Protocol):
     """
 
     location: str
-    read_only: bool
+
+    @property
+    def read_only(self) -> bool: ...
 
     def identity(self) -> StoreIdentity | None:
         """The identity recorded by :meth:`create`, read without writing anything.
@@ -180,7 +182,9 @@ class BlobStore(Protocol):
     """
 
     location: str
-    read_only: bool
+
+    @property
+    def read_only(self) -> bool: ...
 
     def identity(self) -> StoreIdentity | None:
         """The identity marker written by :meth:`create` (``None`` if there is none); read only.

@@ -1,0 +1,311 @@
+"""A local read-through cache of artifact bytes, keyed by digest (ONNX Runtime wants a file path).
+
+Layout under the cache folder (``$ZOO_CACHE``, else the platform's cache folder + ``/zoo``)::
+
+    objects/<sha[:2]>/<sha>/model.onnx (+ external data)   complete, verified entries (read-only files)
+    tmp/<token>/                                          fills in progress (or left by a dead process)
+    locks/<sha>.lock                                      one filler per digest at a time (flock)
+
+- *Verified when filled*: bytes are hashed while they are written; a fill whose sha256 differs from
+  the record is refused and never becomes an entry. An entry appears by one atomic ``rename`` of
+  its complete folder, so a reader never sees half an entry, even across processes.
+- *Verified when used*: every use rehashes each file unless this process already hashed it with
+  the same (size, mtime, ctime, inode); a corrupt entry is dropped and filled again.
+- *Size-bounded*: after a fill, least recently used entries are evicted until the cache is under
+  ``$ZOO_CACHE_MAX`` (e.g. ``20G``; default 10 GiB). Entries used in the last minute are kept, so a
+  path just handed out is not deleted under a process about to open it.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path, PurePosixPath
+from typing import BinaryIO
+
+from ..errors import InvalidInput, StoreError
+from ..records import StoredFile
+from .base import MODEL_FILE
+
+try:
+    import fcntl
+except ImportError:  # Windows: atomic renames still keep entries whole; concurrent fills may duplicate work
+    fcntl = None  # type: ignore[assignment]
+
+__all__ = ["CACHE_ENV", "CACHE_MAX_ENV", "ArtifactCache", "default_cache_dir"]
+
+CACHE_ENV = "ZOO_CACHE"
+CACHE_MAX_ENV = "ZOO_CACHE_MAX"
+DEFAULT_MAX_BYTES = 10 << 30
+RECENT_S = 60.0  # entries used this recently are never evicted
+STALE_TMP_S = 24 * 3600
+_CHUNK = 1 << 20
+_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+
+_verified: dict[str, tuple[tuple[int, int, int, int], str]] = {}
+_verified_lock = threading.Lock()
+
+Fetch = Callable[[StoredFile, BinaryIO], None]  # writes one file's bytes into the open file
+
+
+def default_cache_dir() -> Path:
+    """``$ZOO_CACHE``, else ``%LOCALAPPDATA%\\zoo\\Cache``, ``~/Library/Caches/zoo`` or ``$XDG_CACHE_HOME/zoo``."""
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV])
+    if sys.platform == "win32":
+        return Path(os.environ.get("LOCALAPPDATA") or Path.home() / "AppData" / "Local") / "zoo" / "Cache"
+    if sys.platform == "darwin":
+        return Path.home() / "Library" / "Caches" / "zoo"
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "zoo"
+
+
+def parse_size(text: str) -> int:
+    """``"20G"``, ``"512M"``, ``"1000000"`` -> bytes."""
+    value = text.strip().upper().removesuffix("B").removesuffix("I")
+    unit = value[-1:] if value[-1:] in _UNITS else ""
+    try:
+        number = float(value[: len(value) - len(unit)])
+    except ValueError:
+        number = -1
+    if number < 0:
+        raise InvalidInput(f"Expected a cache size like 20G, 512M or a number of bytes in {CACHE_MAX_ENV}. Received: {text!r}")
+    return int(number * _UNITS[unit])
+
+
+def _signature(st: os.stat_result) -> tuple[int, int, int, int]:
+    return (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+
+
+def _hash_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(_CHUNK):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+class HashingWriter:
+    """A write-only file object that hashes and counts what goes through it."""
+
+    def __init__(self, fh: BinaryIO):
+        self._fh = fh
+        self.sha256 = hashlib.sha256()
+        self.size = 0
+
+    def write(self, data: bytes) -> int:
+        self._fh.write(data)
+        self.sha256.update(data)
+        self.size += len(data)
+        return len(data)
+
+
+class ArtifactCache:
+    """Verified local copies of artifacts, shared safely by the processes of one machine."""
+
+    def __init__(self, root: str | os.PathLike[str] | None = None, *, max_bytes: int | None = None):
+        self.root = Path(root) if root is not None else default_cache_dir()
+        if max_bytes is None:
+            env = os.environ.get(CACHE_MAX_ENV)
+            max_bytes = parse_size(env) if env else DEFAULT_MAX_BYTES
+        self.max_bytes = max_bytes
+        self.objects, self.tmp, self.locks = self.root / "objects", self.root / "tmp", self.root / "locks"
+
+    def _ready(self) -> None:
+        try:
+            for folder in (self.objects, self.tmp, self.locks):
+                folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"Cannot use the artifact cache folder {str(self.root)!r}: {exc.strerror}",
+                             hint=f"point {CACHE_ENV} at a writable folder") from None
+
+    def entry(self, digest: str) -> Path:
+        return self.objects / digest[:2] / digest
+
+    # ------------------------------------------------------------------ using
+
+    def get(self, digest: str, files: Sequence[StoredFile]) -> Path | None:
+        """The entry folder if it is complete and every file still has its sha256; a bad entry is dropped."""
+        folder = self.entry(digest)
+        if not folder.is_dir():
+            return None
+        if self._problems(folder, files):
+            self.drop(digest)
+            return None
+        try:
+            os.utime(folder)  # last use, for eviction
+        except OSError:
+            pass
+        return folder
+
+    def _problems(self, folder: Path, files: Sequence[StoredFile]) -> list[str]:
+        found = []
+        for f in files:
+            path = folder.joinpath(*PurePosixPath(f.relpath).parts)
+            key = str(path)
+            try:
+                st = os.stat(path, follow_symlinks=False)
+            except OSError:
+                found.append(f"{key}: missing")
+                continue
+            sig = _signature(st)
+            with _verified_lock:
+                if _verified.get(key) == (sig, f.sha256):
+                    continue
+            actual = _hash_file(path) if st.st_size == f.size else "(wrong size)"
+            if actual != f.sha256:
+                found.append(f"{key}: sha256 {actual}, expected {f.sha256}")
+                continue
+            with _verified_lock:
+                _verified[key] = (sig, actual)
+        return found
+
+    # ------------------------------------------------------------------ filling
+
+    @contextmanager
+    def _locked(self, name: str, *, blocking: bool = True) -> Iterator[bool]:
+        if fcntl is None:
+            yield True
+            return
+        fd = os.open(self.locks / f"{name}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+            except BlockingIOError:
+                yield False
+                return
+            yield True
+        finally:
+            os.close(fd)
+
+    def scratch(self) -> Path:
+        """A new private folder on the cache's filesystem, for :meth:`adopt` or a fill."""
+        self._ready()
+        folder = self.tmp / f"{uuid.uuid4().hex}-{os.getpid()}"
+        folder.mkdir()
+        return folder
+
+    def fill(self, digest: str, files: Sequence[StoredFile], fetch: Fetch) -> Path:
+        """The entry for ``digest``, fetching each file with ``fetch`` if it is not cached (one filler at a time).
+
+        Raises :class:`FillMismatch` naming every file whose fetched bytes do not match the record.
+        """
+        self._ready()
+        found = self.get(digest, files)
+        if found is not None:
+            return found
+        with self._locked(digest):
+            found = self.get(digest, files)  # another process may have filled it while we waited
+            if found is not None:
+                return found
+            scratch = self.scratch()
+            try:
+                bad = []
+                for f in files:
+                    dest = scratch.joinpath(*PurePosixPath(f.relpath).parts)
+                    dest.parent.mkdir(parents=True, exist_ok=True)
+                    with open(dest, "xb") as fh:
+                        writer = HashingWriter(fh)
+                        fetch(f, writer)  # type: ignore[arg-type]
+                    if writer.sha256.hexdigest() != f.sha256 or writer.size != f.size:
+                        bad.append((f, writer.sha256.hexdigest(), writer.size))
+                if bad:
+                    raise FillMismatch(bad)
+                self.adopt(digest, scratch, files, verified=True)
+            finally:
+                shutil.rmtree(scratch, ignore_errors=True)
+        self.evict(keep=digest)
+        return self.entry(digest)
+
+    def adopt(self, digest: str, folder: Path, files: Sequence[StoredFile], *, verified: bool = False) -> bool:
+        """Move a folder holding ``files`` (e.g. just uploaded) in as the entry for ``digest``; False if one exists."""
+        target = self.entry(digest)
+        if target.is_dir():
+            return False
+        if not verified and self._problems(folder, files):
+            return False
+        for f in files:
+            path = folder.joinpath(*PurePosixPath(f.relpath).parts)
+            os.chmod(path, 0o444)
+            with _verified_lock:
+                _verified.pop(str(path), None)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.rename(folder, target)
+        except OSError:
+            return False  # another process adopted the same digest first: theirs is as good
+        return True
+
+    def drop(self, digest: str) -> None:
+        """Remove an entry (rename away first, so no reader sees half of it)."""
+        target = self.entry(digest)
+        trash = self.tmp / f"{uuid.uuid4().hex}.trash"
+        try:
+            os.rename(target, trash)
+        except OSError:
+            return
+        with _verified_lock:
+            for key in [k for k in _verified if k.startswith(str(target) + os.sep)]:
+                del _verified[key]
+        shutil.rmtree(trash, ignore_errors=True)
+
+    # ------------------------------------------------------------------ eviction
+
+    def entries(self) -> list[tuple[float, int, str]]:
+        """(last use, bytes, digest) of every entry."""
+        out = []
+        for shard in self.objects.iterdir() if self.objects.is_dir() else ():
+            for entry in shard.iterdir() if shard.is_dir() else ():
+                try:
+                    used = entry.stat().st_mtime
+                    size = sum(p.stat().st_size for p in entry.rglob("*") if p.is_file())
+                except OSError:
+                    continue
+                out.append((used, size, entry.name))
+        return out
+
+    def evict(self, *, keep: str | None = None) -> int:
+        """Delete least recently used entries until the cache fits ``max_bytes``; returns bytes freed."""
+        freed = 0
+        with self._locked("evict", blocking=False) as mine:
+            if not mine:
+                return 0  # another process is evicting
+            self._clear_stale_tmp()
+            entries = sorted(self.entries())
+            total = sum(size for _, size, _ in entries)
+            now = time.time()
+            for used, size, digest in entries:
+                if total <= self.max_bytes:
+                    break
+                if digest == keep or now - used < RECENT_S:
+                    continue
+                self.drop(digest)
+                total -= size
+                freed += size
+        return freed
+
+    def _clear_stale_tmp(self) -> None:
+        now = time.time()
+        for entry in self.tmp.iterdir() if self.tmp.is_dir() else ():
+            try:
+                if now - entry.stat().st_mtime > STALE_TMP_S:
+                    shutil.rmtree(entry, ignore_errors=True) if entry.is_dir() else entry.unlink()
+            except OSError:
+                pass
+
+
+class FillMismatch(Exception):
+    """Fetched bytes differ from the record: ``bad`` is a list of (file, actual sha256, actual size)."""
+
+    def __init__(self, bad: list[tuple[StoredFile, str, int]]):
+        super().__init__(f"{len(bad)} file(s) do not match their sha256")
+        self.bad = bad
+
+
+def model_path(folder: Path) -> Path:
+    return folder / MODEL_FILE
