@@ -169,7 +169,7 @@ def test_run_images_prints_top_k_with_label_names(zoo, tiny_onnx, labels_file, i
     model = zoo_api.load("tiny", store=Path(labels_file).parent / "store", provider="cpu")
     assert model.version.transform is None
     logits = model.predict(preprocess(images, Transform(resize=9, crop=(8, 8))))
-    for row, sample in zip(rows, logits):
+    for row, sample in zip(rows, logits, strict=True):
         assert row["top"][0]["class"] == int(np.argmax(sample))
         assert row["top"][0]["logit"] == pytest.approx(float(sample.max()), rel=1e-6)
 

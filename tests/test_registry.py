@@ -11,8 +11,7 @@ import pytest
 
 import zoo
 from zoo._registry import RegisterResult, Registry, metadata_props
-from zoo.errors import (Conflict, IntegrityError, InvalidInput, InvalidModelFile, InvalidName, InvalidReference, NotFound,
-                        StoreError)
+from zoo.errors import Conflict, IntegrityError, InvalidInput, InvalidModelFile, InvalidName, InvalidReference, NotFound, StoreError
 from zoo.records import ParamCounts, Preprocessing, VersionMeta
 
 TORCH = VersionMeta(arch="tiny", framework="torch", framework_version="2.13.0", plugin_version="0.1.0",
