@@ -40,7 +40,12 @@ def test_classify_names_the_recorded_labels(model):
     assert all(row[0].probability >= row[1].probability >= row[2].probability for row in predictions)
 
 
-def test_a_bare_file_has_no_transform_to_apply(tiny_onnx):
+def test_a_bare_file_is_fed_at_its_fixed_input_size_and_named_by_class_id(tiny_onnx):
     bare = InferenceModel(tiny_onnx(0), provider="cpu")
-    with pytest.raises(InvalidInput, match="recorded transform"):
-        bare.classify(_images())
+    assert bare.preprocess(_images()).shape == (2, 3, 8, 8)
+    assert [p.label for p in bare.classify(_images(), top_k=2)[0]] == [None, None]
+
+
+def test_top_k_must_be_positive(model):
+    with pytest.raises(InvalidInput, match="top_k"):
+        model.classify(_images(), top_k=0)

@@ -17,6 +17,8 @@ from onnx_models import tiny_cnn
 from zoo import open_registry
 from zoo.convert import convert_version, load_calibration, precision_of
 from zoo.errors import InvalidInput, NotFound
+from zoo.labels import Labels
+from zoo.transforms import Transform
 
 SIZE = 24
 REPORT_FIELDS = {"reference", "max_abs_error", "max_rel_error", "top1_agreement", "top5_agreement", "batch", "seed",
@@ -29,7 +31,8 @@ def store(tmp_path):
     from zoo.records import Preprocessing, VersionMeta
 
     registry = open_registry(tmp_path / "store")
-    meta = VersionMeta(preprocessing=Preprocessing(input_size=(SIZE, SIZE)))
+    meta = VersionMeta(preprocessing=Preprocessing(input_size=(SIZE, SIZE)), transform=Transform(resize=SIZE, crop=SIZE),
+                       labels=Labels(name="tiny", classes=tuple(f"c{i}" for i in range(10))))
     registry.register(tiny_cnn(tmp_path / "a.onnx", size=SIZE), name="tiny", meta=meta)
     return tmp_path / "store"
 
@@ -54,6 +57,8 @@ def test_convert_registers_a_version_with_its_report(zoo, store, precision):
     version = registry.resolve(out["version"]["name"] + "@" + str(out["version"]["version"]))
     assert precision_of(version) == precision and version.tags["precision"] == precision
     assert version.provenance["converted_from"]["ref"] == "tiny@1"
+    source = registry.resolve("tiny@1")
+    assert (version.transform, version.labels) == (source.transform, source.labels), "fed and read like its source"
     (report,) = registry.reports(version, kind=f"{precision}-parity")
     assert set(report.payload) == REPORT_FIELDS and report.payload["reference"] == "tiny@1"
     assert report.payload["input_size"] == SIZE and report.payload["provider"] == "cpu"

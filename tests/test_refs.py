@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from zoo._refs import GRAMMAR, Ref, parse_ref
+from zoo._refs import GRAMMAR, MIN_DIGEST_HEX, Digest, Ref, parse_digest, parse_ref
 from zoo.errors import InvalidReference
 
 
@@ -72,5 +72,55 @@ def test_grammar_is_documented_in_the_module():
     import zoo._refs
 
     doc = zoo._refs.__doc__
-    for production in ("ref ", "name ", "framework ", "selector ", "version ", "alias "):
+    for production in ("ref ", "name ", "framework ", "selector ", "version ", "alias ", "digest "):
         assert production in doc
+
+
+HEX64 = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("resnet50@sha256:" + HEX64[:12], Ref("resnet50", Digest(HEX64[:12]))),
+        ("resnet50@sha256:" + HEX64, Ref("resnet50", Digest(HEX64))),
+        ("resnet50@sha256:" + HEX64[:20].upper(), Ref("resnet50", Digest(HEX64[:20]))),  # any case; stored lower
+        ("resnet50@SHA256:" + HEX64[:12], Ref("resnet50", Digest(HEX64[:12]))),
+        ("resnet50:tf@sha256:" + HEX64[:12], Ref("resnet50", Digest(HEX64[:12]), "tensorflow")),
+    ],
+)
+def test_digest_references(text, expected):
+    ref = parse_ref(text)
+    assert ref == expected
+    assert ref.digest == expected.selector and ref.version is None and ref.alias is None and not ref.is_latest
+    assert parse_ref(str(ref)) == ref
+
+
+@pytest.mark.parametrize(
+    "text, needle",
+    [
+        ("m@sha256:" + HEX64[:MIN_DIGEST_HEX - 1], "at least 12 hex digits (got 11)"),
+        ("m@sha256:", "at least 12 hex digits (got 0)"),
+        ("m@sha256:" + HEX64 + "0", "12 to 64 hex digits"),
+        ("m@sha256:" + HEX64[:11] + "g", "12 to 64 hex digits"),
+        ("m@sha256:" + HEX64[:12] + " ", "12 to 64 hex digits"),
+        ("m@sha256:-" + HEX64[:12], "12 to 64 hex digits"),
+        ("m@sha256:" + "\uff10" * 12, "12 to 64 hex digits"),  # fullwidth digits are not hex
+        ("m@md5:" + HEX64[:12], "ALIAS"),  # any other scheme is an (invalid) alias
+    ],
+)
+def test_invalid_digest_references(text, needle):
+    with pytest.raises(InvalidReference) as exc:
+        parse_ref(text)
+    assert needle in exc.value.message and "Received:" in exc.value.message
+
+
+@pytest.mark.parametrize("value", [HEX64, "sha256:" + HEX64[:12], HEX64[:12].upper()])
+def test_parse_digest_accepts_bare_or_prefixed_hex(value):
+    assert HEX64.startswith(parse_digest(value).prefix)
+
+
+@pytest.mark.parametrize("value", ["", HEX64[:11], "xyz" * 5, None, 12])
+def test_parse_digest_refuses_short_or_non_hex(value):
+    with pytest.raises(InvalidReference):
+        parse_digest(value)

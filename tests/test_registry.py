@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +11,7 @@ import pytest
 
 import zoo
 from zoo._registry import RegisterResult, Registry, metadata_props
-from zoo.errors import Conflict, InvalidInput, InvalidModelFile, InvalidName, NotFound, StoreError
+from zoo.errors import Conflict, IntegrityError, InvalidInput, InvalidModelFile, InvalidName, InvalidReference, NotFound, StoreError
 from zoo.records import ParamCounts, Preprocessing, VersionMeta
 
 TORCH = VersionMeta(arch="tiny", framework="torch", framework_version="2.13.0", plugin_version="0.1.0",
@@ -330,3 +331,67 @@ def test_paths_are_absolute_even_for_a_relative_store(tmp_path: Path, tiny_onnx,
     assert path.is_absolute() and registry.root.is_absolute()
     monkeypatch.chdir("/")
     assert registry.path("tiny") == path and path.is_file()
+
+
+# --------------------------------------------------------------------------- pin by content
+
+
+def test_resolve_by_sha256_prefix_or_full_digest(store: Registry, tiny_onnx):
+    one = store.register(tiny_onnx(0), name="tiny", meta=TORCH).version
+    two = store.register(tiny_onnx(1), name="tiny", meta=TF).version
+    for v in (one, two):
+        assert store.resolve(f"tiny@sha256:{v.sha256[:12]}") == v
+        assert store.resolve(f"tiny@sha256:{v.sha256}") == v
+        assert store.resolve(f"tiny@sha256:{v.sha256[:30].upper()}") == v
+    assert store.resolve(f"tiny:tensorflow@sha256:{two.sha256[:12]}") == two
+    with pytest.raises(NotFound, match="built by 'torch', not by 'tensorflow'"):
+        store.resolve(f"tiny:tensorflow@sha256:{one.sha256[:12]}")
+
+
+def test_same_digest_under_two_names_resolves_per_name(store: Registry, tiny_onnx):
+    path = tiny_onnx(0)
+    a = store.register(path, name="a").version
+    b = store.register(path, name="b").version
+    assert a.sha256 == b.sha256
+    assert store.resolve(f"a@sha256:{a.sha256[:12]}").ref == "a@1"
+    assert store.resolve(f"b@sha256:{a.sha256[:12]}").ref == "b@1"
+
+
+def test_unknown_digest_names_the_versions_that_exist(store: Registry, tiny_onnx):
+    v = store.register(tiny_onnx(0), name="tiny").version
+    other = "0" * 64 if not v.sha256.startswith("0") else "f" * 64
+    for ref in (f"tiny@sha256:{other[:12]}", f"tiny@sha256:{other}"):
+        with pytest.raises(NotFound) as exc:
+            store.resolve(ref)
+        assert f"tiny@1 (sha256:{v.sha256[:12]})" in exc.value.hint
+    with pytest.raises(NotFound, match="No model named 'nothing'"):
+        store.resolve(f"nothing@sha256:{other[:12]}")
+
+
+def test_ambiguous_digest_prefix_lists_the_candidates(store: Registry, tiny_onnx):
+    """Two artifacts sharing 12 hex digits are astronomically rare: records with crafted digests stand in
+    (resolve reads only metadata)."""
+    v = store.register(tiny_onnx(0), name="tiny").version
+    shared = "abcdef012345"
+    with store._write() as txn:
+        for n, tail in enumerate(("1" * 52, "2" * 52), start=1):
+            txn.add_version(replace(v, version=0, sha256=shared + tail, created_at=f"2026-01-0{n}T00:00:00+00:00"))
+    with pytest.raises(InvalidReference) as exc:
+        store.resolve(f"tiny@sha256:{shared}")
+    assert "tiny@2" in exc.value.message and "tiny@3" in exc.value.message and "more hex digits" in exc.value.hint
+    assert store.resolve(f"tiny@sha256:{shared}2").ref == "tiny@3"
+
+
+def test_load_refuses_a_different_artifact_than_the_pinned_one(store: Registry, tiny_onnx):
+    one = store.register(tiny_onnx(0), name="tiny").version
+    two = store.register(tiny_onnx(1), name="tiny").version
+    assert store.load("tiny@1", provider="cpu", sha256=one.sha256).version == one
+    assert store.load("tiny@1", provider="cpu", sha256="sha256:" + one.sha256[:12]).version == one
+    store.set_alias("tiny@2", "prod")  # the alias moves: an app pinned to version 1's bytes must notice
+    with pytest.raises(IntegrityError) as exc:
+        store.load("tiny@prod", provider="cpu", sha256=one.sha256)
+    assert one.sha256 in exc.value.message and two.sha256 in exc.value.message
+    with pytest.raises(IntegrityError):
+        zoo.load("tiny", store=store.root, provider="cpu", sha256=one.sha256[:12])
+    with pytest.raises(InvalidReference):
+        store.load("tiny@1", provider="cpu", sha256=one.sha256[:8])  # too short to pin anything

@@ -1,7 +1,7 @@
 """zoo's public Python API for downstream apps.
 
     import zoo
-    model = registry.load("resnet50@prod")          # verified, cached ONNX Runtime session
+    model = zoo.load("resnet50@prod")               # verified, cached ONNX Runtime session
     logits = model.predict(batch)                     # NCHW float32 numpy -> [N, classes]
 
 ``open_registry()`` gives the full :class:`Registry` (list, resolve, register, alias, verify).
@@ -69,9 +69,15 @@ def open_registry(store: str | os.PathLike[str] | None = None, *, artifacts: str
 
 
 def load(ref: str, *, store: str | os.PathLike[str] | None = None, artifacts: str | None = None,
-         provider: str | None = None, **options: Any) -> "InferenceModel":
-    """Resolve ``ref``, verify the artifact's sha256, and return a ready-to-run model (reads only)."""
-    return open_registry(store, artifacts=artifacts).load(ref, provider=provider, **options)
+         provider: str | None = None, sha256: str | None = None, **options: Any) -> "InferenceModel":
+    """Resolve ``ref``, verify the artifact's sha256, and return a ready-to-run model (reads only).
+
+    ``sha256`` pins the content an app was tested with (the full digest, or 12+ hex digits of it):
+    if ``ref`` now resolves to any other artifact (an alias moved, another store numbers versions
+    differently), :class:`~zoo.errors.IntegrityError` names both digests. ``ref`` may itself pin by
+    content: ``"resnet50@sha256:9f86d081884c"``.
+    """
+    return open_registry(store, artifacts=artifacts).load(ref, provider=provider, sha256=sha256, **options)
 
 
 def register_model(model: Any, *, name: str, example: Any, labels: Any = None,

@@ -23,6 +23,7 @@ from .plugins import DEFAULT_OPSET, FrameworkPlugin, inference_options
 from .records import ExportInfo, ModelVersion, ParamCounts, Preprocessing, VersionMeta
 
 if TYPE_CHECKING:
+    from ._eval_options import TransformOptions
     from ._registry import Registry
     from .labels import Labels
     from .transforms import Transform
@@ -105,13 +106,24 @@ def export_and_register(
     provenance: Mapping[str, Any] | None = None,
     rtol: float = VERIFY_RTOL,
     progress: Progress | None = None,
+    transform: "Transform | TransformOptions | None" = None,
+    labels: "str | os.PathLike[str] | Labels | None" = None,
 ) -> ExportResult:
     """Build ``arch`` with ``plugin`` (loading canonical ``state`` if given), export, verify, register.
 
     ``build_options`` go to ``plugin.build``; by default the plugin's ``inference_options`` hook
-    chooses them (the inference graph, unless ``state`` carries training-only tensors).
+    chooses them (the inference graph, unless ``state`` carries training-only tensors). ``transform``
+    (a :class:`~zoo.transforms.Transform`, or :class:`~zoo._eval_options.TransformOptions` over the
+    default) and ``labels`` (a labels file, a built-in name, or :class:`~zoo.labels.Labels`) are
+    recorded on the version; by default the version gets torchvision's eval transform at
+    ``input_size`` and, with 1000 classes, ``imagenet-1k`` labels
+    (:func:`zoo._eval_options.export_eval_meta`). All are checked before anything is built.
     """
     check_options(num_classes, input_size, opset)
+    from ._eval_options import export_eval_meta
+
+    chosen_transform, chosen_labels = export_eval_meta(num_classes=num_classes, input_size=input_size,
+                                                       transform=transform, labels=labels)
     from ._names import validate_name, validate_tags
 
     validate_name(name or arch)  # names, tags and the store are checked before anything is built
@@ -184,7 +196,7 @@ def export_and_register(
         provenance["verify"] = {"rtol": rtol, "max_rel_error": error, "batch": VERIFY_BATCH, "provider": "cpu"}
         version, created = register_export(
             registry, plugin, arch, path, info, params, name=name, num_classes=num_classes,
-            input_size=input_size, provenance=provenance, tags=tags,
+            input_size=input_size, provenance=provenance, tags=tags, transform=chosen_transform, labels=chosen_labels,
         )
     return ExportResult(version=version, created=created, verify_error=error)
 

@@ -5,13 +5,16 @@ Grammar (no whitespace; every part is ASCII)::
     ref        ::= name [ ":" framework ] [ "@" selector ]
     name       ::= [a-z0-9][a-z0-9._-]{0,63}              (see zoo._names)
     framework  ::= [a-z0-9][a-z0-9_-]{0,31}               a plugin name: torch, tensorflow, ...
-    selector   ::= version | "latest" | alias
+    selector   ::= version | "latest" | alias | digest
     version    ::= [1-9][0-9]{0,8}                        a version number
     alias      ::= a name that is not all digits and not "latest"
+    digest     ::= "sha256:" [0-9a-f]{12,64}              a prefix of the artifact's sha256 (any case)
 
 Examples: ``resnet50`` (latest), ``resnet50@3``, ``resnet50@prod``, ``resnet50@latest``,
 ``resnet50:tensorflow`` (the newest version built by the TensorFlow plugin),
-``resnet50:torch@prod`` (the version ``prod`` points at, which must have been built by torch).
+``resnet50:torch@prod`` (the version ``prod`` points at, which must have been built by torch),
+``resnet50@sha256:9f86d081884c`` (the version whose artifact digest starts with those 12+ hex
+digits: pins content, so it means the same bytes in every store, whatever their version numbers).
 The framework part also accepts the spellings ``pytorch``, ``tf`` and ``keras``.
 
 Parsing is pure; what a reference points at is decided by :meth:`zoo._registry.Registry.resolve`.
@@ -25,19 +28,36 @@ from ._names import LATEST, NAME_PATTERN, received, validate_alias, validate_nam
 from .errors import InvalidName, InvalidReference
 
 FRAMEWORK_PATTERN = "[a-z0-9][a-z0-9_-]{0,31}"
-GRAMMAR = "NAME[:FRAMEWORK][@VERSION|@ALIAS|@latest], e.g. resnet50, resnet50@3, resnet50@prod, resnet50:torch@latest"
+GRAMMAR = ("NAME[:FRAMEWORK][@VERSION|@ALIAS|@latest|@sha256:HEX], e.g. resnet50, resnet50@3, resnet50@prod, "
+           "resnet50:torch@latest, resnet50@sha256:9f86d081884c")
+DIGEST_PREFIX = "sha256:"
+MIN_DIGEST_HEX = 12  # 48 bits: enough to name one artifact among many; the full 64 is the strong pin
 
 _FRAMEWORK_RE = re.compile(FRAMEWORK_PATTERN, re.ASCII)
 _VERSION_RE = re.compile("[1-9][0-9]{0,8}", re.ASCII)
-_MAX_REF_LENGTH = 64 + 1 + 32 + 1 + 64
+_DIGEST_RE = re.compile(f"[0-9a-f]{{{MIN_DIGEST_HEX},64}}", re.ASCII)
+_MAX_REF_LENGTH = 64 + 1 + 32 + 1 + len(DIGEST_PREFIX) + 64
+
+
+@dataclass(frozen=True)
+class Digest:
+    """A ``@sha256:`` selector: a lower-case hex prefix (12 to 64 digits) of an artifact's sha256."""
+
+    prefix: str
+
+    def matches(self, sha256: str) -> bool:
+        return sha256.startswith(self.prefix)
+
+    def __str__(self) -> str:
+        return DIGEST_PREFIX + self.prefix
 
 
 @dataclass(frozen=True)
 class Ref:
-    """A parsed reference. ``selector`` is a version number (int), an alias, or ``"latest"``."""
+    """A parsed reference. ``selector`` is a version number (int), an alias, ``"latest"``, or a :class:`Digest`."""
 
     name: str
-    selector: int | str = LATEST
+    selector: int | str | Digest = LATEST
     framework: str | None = None
 
     @property
@@ -47,6 +67,10 @@ class Ref:
     @property
     def alias(self) -> str | None:
         return self.selector if isinstance(self.selector, str) and self.selector != LATEST else None
+
+    @property
+    def digest(self) -> Digest | None:
+        return self.selector if isinstance(self.selector, Digest) else None
 
     @property
     def is_latest(self) -> bool:
@@ -82,9 +106,11 @@ def parse_ref(ref: str) -> Ref:
         from .plugins import canonical_name  # light: no framework import
 
         framework = canonical_name(framework)
-    selector: int | str = LATEST
+    selector: int | str | Digest = LATEST
     if at:
-        if _VERSION_RE.fullmatch(selector_text):
+        if selector_text[:len(DIGEST_PREFIX)].lower() == DIGEST_PREFIX:
+            selector = parse_digest(selector_text[len(DIGEST_PREFIX):], ref=ref)
+        elif _VERSION_RE.fullmatch(selector_text):
             selector = int(selector_text)
         elif selector_text == LATEST:
             selector = LATEST
@@ -96,3 +122,28 @@ def parse_ref(ref: str) -> Ref:
             except InvalidName:
                 raise _invalid(f"whose ALIAS after '@' matches {NAME_PATTERN}", ref) from None
     return Ref(name=name, selector=selector, framework=framework or None)
+
+
+def parse_digest(text: str, *, ref: object = None) -> Digest:
+    """A sha256 prefix of 12 to 64 hex digits (any case; ``sha256:`` before it is accepted) -> :class:`Digest`.
+
+    :class:`InvalidReference` otherwise: a shorter prefix could name many artifacts, and only hex is a digest.
+    """
+    if not isinstance(text, str):
+        raise _invalid_digest(f"as a string of {MIN_DIGEST_HEX} to 64 hex digits", text)
+    if text[:len(DIGEST_PREFIX)].lower() == DIGEST_PREFIX:
+        text = text[len(DIGEST_PREFIX):]
+    hex_digits = text.lower()
+    if not _DIGEST_RE.fullmatch(hex_digits):
+        if re.fullmatch("[0-9a-f]*", hex_digits, re.ASCII) and len(hex_digits) < MIN_DIGEST_HEX:
+            what = f"of at least {MIN_DIGEST_HEX} hex digits (got {len(hex_digits)})"
+        else:
+            what = f"of {MIN_DIGEST_HEX} to 64 hex digits (0-9, a-f)"
+        raise _invalid_digest(what, ref if ref is not None else text)
+    return Digest(hex_digits)
+
+
+def _invalid_digest(what: str, value: object) -> InvalidReference:
+    return InvalidReference(f"Expected a sha256 prefix {what}. Received: {received(value)}",
+                            hint="copy at least the first 12 hex digits of the artifact's sha256 from `zoo list` or "
+                                 "`zoo show`, e.g. resnet50@sha256:9f86d081884c")

@@ -38,8 +38,8 @@ from typing import TYPE_CHECKING, Any
 
 from . import _distribution
 from ._names import received, validate_alias, validate_kind, validate_name, validate_tag_key, validate_tags
-from ._refs import FRAMEWORK_PATTERN, Ref, parse_ref
-from .errors import Conflict, IntegrityError, InvalidInput, NotFound, StoreError
+from ._refs import FRAMEWORK_PATTERN, Digest, Ref, parse_digest, parse_ref
+from .errors import Conflict, IntegrityError, InvalidInput, InvalidReference, NotFound, StoreError
 from .records import ModelVersion, Record, Report, VersionMeta, _jsonable
 from .store import LEGACY_STORE_ID, BlobStore, MetadataStore, MetadataTxn, Orphan, StoreIdentity, open_local
 
@@ -405,6 +405,8 @@ class Registry:
 
     def _resolve(self, txn: MetadataTxn, ref: Ref) -> ModelVersion:
         name, fw = ref.name, ref.framework
+        if ref.digest is not None:
+            return self._resolve_digest(txn, ref, ref.digest)
         if ref.version is not None:
             version = txn.get(name, ref.version)
             if version is None:
@@ -444,6 +446,33 @@ class Registry:
             raise NotFound(f"Model {name!r} has no version built by {fw!r}", hint="it has versions built by " + ", ".join(frameworks))
         return version
 
+    def _resolve_digest(self, txn: MetadataTxn, ref: Ref, digest: Digest) -> ModelVersion:
+        """The one version of ``ref.name`` whose artifact sha256 starts with ``digest`` (a full digest is
+        one indexed lookup; a prefix scans the model's versions). Ambiguous: InvalidReference listing them."""
+        name, fw = ref.name, ref.framework
+        if len(digest.prefix) == 64:
+            found = txn.find(name, digest.prefix)
+            matches = [found] if found is not None else []
+        else:
+            matches = [v for v in txn.versions(name) if digest.matches(v.sha256)]
+        if not matches:
+            known = txn.versions(name)
+            if not known:
+                raise self._no_model(txn, name)
+            raise NotFound(f"Model {name!r} has no version whose sha256 starts with {digest.prefix}",
+                           hint="its versions: " + ", ".join(f"{v.ref} (sha256:{v.sha256[:12]})" for v in known[-10:])
+                                + ("" if len(known) <= 10 else f" and {len(known) - 10} earlier"))
+        if len(matches) > 1:
+            raise InvalidReference(
+                f"Expected a sha256 prefix that names one version of {name!r}. Received: {digest}, which "
+                f"{len(matches)} versions start with: " + ", ".join(f"{v.ref} (sha256:{v.sha256[:16]})" for v in matches),
+                hint="give more hex digits of the sha256 (`zoo list " + name + "` shows them)")
+        version = matches[0]
+        if fw is not None and version.framework != fw:
+            raise NotFound(f"{name}@{digest} is {version.ref}, built by {_fw(version.framework)}, not by {fw!r}",
+                           hint=f"use {name}@{digest} without ':{fw}'")
+        return version
+
     def _no_model(self, txn: MetadataTxn, name: str) -> NotFound:
         close = difflib.get_close_matches(name, txn.models(), n=3)
         hint = ("did you mean " + " or ".join(repr(c) for c in close) + "?") if close else "`zoo list` shows the registered models"
@@ -462,9 +491,22 @@ class Registry:
                 )
         return self._blobs.locate(version.sha256)
 
-    def load(self, ref: str | ModelVersion, *, provider: str | None = None, **options: Any) -> "InferenceModel":
-        """A ready-to-run ONNX Runtime model for ``ref``, after checking its sha256."""
+    def load(self, ref: str | ModelVersion, *, provider: str | None = None, sha256: str | None = None,
+             **options: Any) -> "InferenceModel":
+        """A ready-to-run ONNX Runtime model for ``ref``, after checking its sha256.
+
+        ``sha256`` pins the content: the full digest (or a prefix of 12+ hex digits, optionally after
+        ``sha256:``) that the artifact ``ref`` resolves to must have; any other artifact is refused with
+        :class:`~zoo.errors.IntegrityError` naming both digests, before a session is created.
+        """
+        pinned = parse_digest(sha256, ref=sha256) if sha256 is not None else None
         version = ref if isinstance(ref, ModelVersion) else self.resolve(ref)
+        if pinned is not None and not pinned.matches(version.sha256):
+            raise IntegrityError(
+                f"{version.ref} is not the pinned artifact: expected sha256 {pinned.prefix}"
+                f"{'' if len(pinned.prefix) == 64 else '...'}. Received: sha256 {version.sha256}",
+                hint=f"load the pinned content by digest ({version.name}@{pinned}), or update the pin if "
+                     f"{version.ref} is the artifact you now want")
         path = self.path(version)
         from .runtime import InferenceModel
 

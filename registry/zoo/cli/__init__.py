@@ -182,6 +182,7 @@ def main(ctx: click.Context, store: str | None, artifacts: str | None, debug: bo
                  NAME@N          version N           e.g. resnet50@3
                  NAME@ALIAS      an alias            e.g. resnet50@prod
                  NAME:FRAMEWORK  latest built by it  e.g. resnet50:tensorflow, resnet50:torch@prod
+                 NAME@sha256:HEX content, 12+ hex    e.g. resnet50@sha256:9f86d081884c
     """
     ctx.obj = Context(store=store, debug=debug, artifacts=artifacts)
 

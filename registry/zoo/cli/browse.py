@@ -7,6 +7,8 @@ from ..errors import InvalidInput
 from . import Styled, emit_json, info, json_option, main, pass_ctx, table
 from ._render import VERSION_COLUMNS, fmt_int, fmt_shape, fmt_size, parse_tags, version_row
 
+SHOW_LABELS = 5  # class names `zoo show` prints (--json has them all)
+
 
 @main.command("list")
 @click.argument("name", required=False)
@@ -33,12 +35,18 @@ def list_cmd(ctx, name, framework, arch, as_json) -> None:
 @json_option
 @pass_ctx
 def show_cmd(ctx, ref, as_json) -> None:
-    """Show everything recorded on one version."""
+    """Show everything recorded on one version.
+
+    Includes its eval transform (resize, crop, interpolation, mean, std) and its
+    labels (name, count, sha256 of the list, the first names); --json has every name.
+    """
     registry = ctx.registry()
     v = registry.resolve(ref)
     reports = registry.reports(v)
     if as_json:
-        emit_json({**v.to_dict(), "reports": reports})
+        labels = None if v.labels is None else {"name": v.labels.name, "count": len(v.labels), "sha256": v.labels.sha256,
+                                                "classes": list(v.labels.classes)}
+        emit_json({**v.to_dict(), "labels": labels, "reports": reports})
         return
     pre = v.preprocessing
     rows = [
@@ -54,12 +62,25 @@ def show_cmd(ctx, ref, as_json) -> None:
         ("num classes", v.num_classes),
         ("preprocessing", None if pre is None else
          f"{pre.layout} {pre.color} {pre.input_size[0]}x{pre.input_size[1]}, x*{pre.scale:.5g}, mean {pre.mean}, std {pre.std}"),
+        ("transform", v.transform.describe() if v.transform else _implied_transform(v)),
+        ("labels", None if v.labels is None else
+         f"{v.labels.name}, {len(v.labels):,} classes, sha256 {v.labels.sha256[:12]}: "
+         + ", ".join(v.labels.classes[:SHOW_LABELS]) + (", ..." if len(v.labels) > SHOW_LABELS else "")),
         ("size", fmt_size(v.size_bytes)), ("sha256", v.sha256), ("created (UTC)", v.created_at),
         ("tags", ", ".join(f"{k}={val}" for k, val in v.tags.items()) or None),
         ("provenance", ", ".join(f"{k}={val}" for k, val in v.provenance.items()) or None),
         ("reports", ", ".join(f"{r.kind} ({r.created_at[:19]})" for r in reports) or None),
     ]
     table(v.ref, ["field", "value"], rows)
+
+
+def _implied_transform(v) -> str | None:
+    """For a version that records no transform: what `zoo run --image` assumes, said as such."""
+    if v.preprocessing is None:
+        return None
+    from ..transforms import Transform
+
+    return f"none recorded; `zoo run --image` assumes {Transform.from_preprocessing(v.preprocessing).describe()}"
 
 
 @main.command("alias")

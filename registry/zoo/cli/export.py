@@ -11,6 +11,29 @@ from . import emit_json, info, json_option, main, pass_ctx, progress
 from ._render import fmt_size, parse_tags
 
 
+def eval_options(command):
+    """``--labels`` and the transform options, shared by `export` and `register`."""
+    options = [
+        click.option("--labels", "labels", metavar="FILE|imagenet-1k",
+                     help="Class names: a UTF-8 file with one name per line in output order, or a built-in list."),
+        click.option("--resize", type=int, metavar="N", help="Eval transform: resize the shorter side to N pixels."),
+        click.option("--crop", type=int, metavar="N", help="Eval transform: centre crop N x N (export: the input size)."),
+        click.option("--interpolation", type=click.Choice(["bilinear", "bicubic", "nearest"]),
+                     help="Eval transform: resampling filter of the resize."),
+        click.option("--mean", metavar="R,G,B", help="Eval transform: per-channel mean after /255 (default ImageNet's)."),
+        click.option("--std", metavar="R,G,B", help="Eval transform: per-channel std after /255 (default ImageNet's)."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def _transform_options(resize, crop, interpolation, mean, std):
+    from .._eval_options import TransformOptions
+
+    return TransformOptions.parse(resize=resize, crop=crop, interpolation=interpolation, mean=mean, std=std)
+
+
 @main.command("export")
 @click.argument("arch")
 @click.option("--framework", "-f", default=None,
@@ -23,25 +46,33 @@ from ._render import fmt_size, parse_tags
 @click.option("--weights", type=click.Path(dir_okay=False, path_type=Path),
               help="Canonical weights (.safetensors, or .pth read with weights_only).")
 @click.option("--tag", "tags", multiple=True, metavar="KEY=VALUE", help="Free-form tag; repeatable.")
+@eval_options
 @json_option
 @pass_ctx
-def export_cmd(ctx, arch, framework, opset, num_classes, input_size, name, seed, weights, tags, as_json) -> None:
+def export_cmd(ctx, arch, framework, opset, num_classes, input_size, name, seed, weights, tags, labels, resize, crop,
+               interpolation, mean, std, as_json) -> None:
     """Build, export to ONNX, verify and register ARCH.
 
     Each chosen framework builds ARCH, exports it, checks ONNX Runtime against the
-    native model, and registers the artifact as a new version.
+    native model, and registers the artifact as a new version, with its eval transform
+    (default: torchvision's, crop = --input-size, resize 256 at 224) and its class names
+    (default: imagenet-1k with 1000 classes, none otherwise).
 
     \b
     Examples:
       zoo export resnet50                         # PyTorch, 1000 classes, 224 px
       zoo export resnet50 --framework all         # one version per installed framework
-      zoo export resnet18 --num-classes 10 --input-size 64 --name tiny-resnet
+      zoo export resnet18 --num-classes 10 --input-size 64 --name tiny-resnet --labels classes.txt
     """
+    from .._eval_options import export_eval_meta
     from .._exporting import check_options
     from .._names import validate_name, validate_tags
     from ..plugins import DEFAULT_OPSET, resolve_frameworks
 
     check_options(num_classes, input_size, opset or DEFAULT_OPSET)
+    transform, label_names = export_eval_meta(  # every option checked before a plugin is imported
+        num_classes=num_classes, input_size=input_size, labels=labels,
+        transform=_transform_options(resize, crop, interpolation, mean, std))
     if name is not None:
         validate_name(name)  # before any plugin is imported or anything built
     tag_map = validate_tags(parse_tags(tags))
@@ -59,7 +90,7 @@ def export_cmd(ctx, arch, framework, opset, num_classes, input_size, name, seed,
     results = export_each(
         registry, plugins, arch, name=name, num_classes=num_classes, opset=opset or DEFAULT_OPSET,
         input_size=input_size, state=state, weights_sha256=weights_sha,
-        seed=None if state is not None else seed, tags=tag_map,
+        seed=None if state is not None else seed, tags=tag_map, transform=transform, labels=label_names,
     )
     report_exports(results, as_json=as_json)
 
@@ -100,23 +131,30 @@ def report_exports(results: Sequence[Any], *, as_json: bool, **extra: Any) -> No
 @click.option("--arch", help="Architecture, if known.")
 @click.option("--input-size", type=int, help="Square input size, to compute MACs when H and W are symbolic.")
 @click.option("--tag", "tags", multiple=True, metavar="KEY=VALUE", help="Free-form tag; repeatable.")
+@eval_options
 @json_option
 @pass_ctx
-def register_cmd(ctx, file, name, arch, input_size, tags, as_json) -> None:
+def register_cmd(ctx, file, name, arch, input_size, tags, labels, resize, crop, interpolation, mean, std, as_json) -> None:
     """Register an external ONNX FILE.
 
     The file is checked (onnx.checker, external-data paths) and its signature,
-    parameter count and MACs are read from the graph.
+    parameter count and MACs are read from the graph. A file copied out of a zoo
+    store keeps its recorded transform and labels (zoo.* metadata); the options
+    here replace them.
+
+    \b
+    Examples:
+      zoo register model.onnx --name detector
+      zoo register model.onnx --name defects --labels classes.txt --resize 36 --crop 32
     """
+    from .._eval_options import external_meta
     from .._names import validate_name, validate_tags
-    from ..records import VersionMeta
 
     validate_name(name)
-    validate_tags(parse_tags(tags))
-    result = ctx.registry().register(
-        file, name=name, meta=VersionMeta(arch=arch, provenance={"source_file": file.name}),
-        tags=parse_tags(tags), input_size=input_size,
-    )
+    tag_map = validate_tags(parse_tags(tags))
+    options = _transform_options(resize, crop, interpolation, mean, std)
+    meta, size = external_meta(file, arch=arch, transform=options, labels=labels, input_size=input_size)
+    result = ctx.registry().register(file, name=name, meta=meta, tags=tag_map, input_size=size)
     if as_json:
         emit_json({"created": result.created, "version": result.version})
         return

@@ -1,4 +1,4 @@
-"""`zoo run`: a version under ONNX Runtime on an input array, top-k or raw logits."""
+"""`zoo run`: a version under ONNX Runtime on images, an input array or a random batch: top-k or raw logits."""
 from __future__ import annotations
 
 import os
@@ -47,8 +47,27 @@ def _random_size(model: Any) -> tuple[int, int]:
     return DEFAULT_SIZE, DEFAULT_SIZE
 
 
+def _check_image_files(paths: tuple[Path, ...]) -> None:
+    """Every --image argument is an existing regular file (exit 2 like --input, before the model loads)."""
+    for path in paths:
+        try:
+            st = os.stat(path)
+        except OSError as exc:
+            why = "no such file" if isinstance(exc, FileNotFoundError) else (exc.strerror or str(exc))
+            raise InvalidInput(f"Expected an image file. Received: {str(path)!r} ({why})",
+                               hint="give JPEG, PNG, WebP, GIF, BMP, TIFF or PPM files after --image") from None
+        if not stat.S_ISREG(st.st_mode):
+            kind = "a folder" if stat.S_ISDIR(st.st_mode) else "a device, pipe or socket"
+            raise InvalidInput(f"Expected a regular image file. Received: {str(path)!r} ({kind})",
+                               hint="give image files after --image, e.g. photos/*.jpg")
+
+
 @main.command("run")
 @click.argument("ref")
+@click.argument("image_paths", nargs=-1, metavar="[IMAGE]...", type=click.Path(path_type=Path))
+@click.option("--image", "image_mode", is_flag=True,
+              help="Classify the IMAGE files after REF (JPEG, PNG, ...): decoded and fed through the version's "
+                   "recorded transform; prints top-k with label names.")
 @click.option("--input", "input_path", type=click.Path(dir_okay=False, path_type=Path),
               help="A .npy array, NCHW float32, already normalised (see `zoo show REF`).")
 @click.option("--random", "random_batch", type=int, metavar="N",
@@ -60,10 +79,17 @@ def _random_size(model: Any) -> tuple[int, int]:
 @click.option("--provider", type=click.Choice(["cpu", "cuda", "tensorrt"]), help="Force an execution provider.")
 @json_option
 @pass_ctx
-def run_cmd(ctx, ref, input_path, random_batch, output_path, top_k, provider, as_json) -> None:
-    """Run REF on an input array under ONNX Runtime.
+def run_cmd(ctx, ref, image_paths, image_mode, input_path, random_batch, output_path, top_k, provider, as_json) -> None:
+    """Run REF under ONNX Runtime on images, an input array, or a random batch.
 
-    Prints the top-k classes, or writes the logits with --output.
+    Prints the top-k classes (with the version's label names, if it records them),
+    or writes the logits with --output. Give exactly one of --image, --input and --random.
+
+    \b
+    Examples:
+      zoo run resnet50@prod --image cat.jpg dog.png --top-k 3
+      zoo run resnet50@sha256:9f86d081884c --input batch.npy --json
+      zoo run resnet50 --random 4 --output logits.npy
     """
     import numpy as np
 
@@ -72,8 +98,18 @@ def run_cmd(ctx, ref, input_path, random_batch, output_path, top_k, provider, as
     from ..metrics import VERIFY_SEED
 
     parse_ref(ref)
-    if (input_path is None) == (random_batch is None):
-        raise InvalidInput("Give exactly one of --input FILE.npy and --random N", hint=f"e.g. zoo run {ref} --random 1")
+    if image_paths and not image_mode:
+        raise InvalidInput(f"Expected only REF as an argument. Received: {', '.join(repr(str(p)) for p in image_paths)} after it",
+                           hint=f"to classify image files, put --image before them: zoo run {ref} --image FILE...")
+    given = [flag for flag, used in (("--image", image_mode), ("--input", input_path is not None),
+                                     ("--random", random_batch is not None)) if used]
+    if len(given) != 1:
+        raise InvalidInput("Expected exactly one of --image FILE..., --input FILE.npy and --random N. Received: "
+                           + (" and ".join(given) if given else "none of them"),
+                           hint=f"e.g. zoo run {ref} --image cat.jpg, or zoo run {ref} --random 1")
+    if image_mode and not image_paths:
+        raise InvalidInput("Expected at least one image file after --image. Received: none",
+                           hint=f"e.g. zoo run {ref} --image cat.jpg dog.png")
     if random_batch is not None and not 1 <= random_batch <= MAX_RANDOM_BATCH:
         raise InvalidInput(f"Expected --random N between 1 and {MAX_RANDOM_BATCH}. Received: {random_batch}",
                            hint="e.g. --random 4; for big batches write them with numpy.save and pass --input")
@@ -81,25 +117,49 @@ def run_cmd(ctx, ref, input_path, random_batch, output_path, top_k, provider, as
         raise InvalidInput(f"Expected --top-k >= 1. Received: {top_k}", hint="e.g. --top-k 5")
     if output_path is not None:
         check_destination(output_path, what="--output")
-    images = _read_input(input_path) if input_path is not None else None
+    _check_image_files(image_paths)
+    array = _read_input(input_path) if input_path is not None else None
     model = ctx.registry().load(ref, provider=provider)
-    if images is None:
-        h, w = _random_size(model)
-        images = np.random.default_rng(VERIFY_SEED).standard_normal((random_batch, 3, h, w), dtype=np.float32)
     info(f"{model.version.ref if model.version else ref}: {model.provider.reason}")
-    logits = model.predict(images)
+    if image_mode:
+        from .._classify import classify_images
+
+        found = classify_images(model, list(image_paths), k=top_k)
+        logits, names = found.logits, [str(p) for p in image_paths]
+        info(f"transform: {found.transform.describe()}" + ("" if model.version and model.version.transform else
+                                                           " (none recorded; implied by the input size)"))
+    else:
+        if array is None:
+            h, w = _random_size(model)
+            array = np.random.default_rng(VERIFY_SEED).standard_normal((random_batch, 3, h, w), dtype=np.float32)
+        logits, names = model.predict(array), None
     if output_path is not None:
         written = write_file(output_path, lambda fh: np.save(fh, logits, allow_pickle=False))
         info(f"wrote logits {tuple(logits.shape)} to {written}")
-    k = min(top_k, logits.shape[-1])
-    shifted = logits - logits.max(axis=-1, keepdims=True)
-    probs = np.exp(shifted) / np.exp(shifted).sum(axis=-1, keepdims=True)
-    top = np.argsort(-logits, axis=-1)[:, :k]
-    rows: list[dict[str, Any]] = [
-        {"sample": i, "top": [{"class": int(c), "logit": float(logits[i, c]), "prob": float(probs[i, c])} for c in top[i]]}
-        for i in range(logits.shape[0])]
+    if output_path is not None and not as_json:
+        return
+    rows = _top_rows(logits, top_k, model.version.labels if model.version else None, names)
     if as_json:
         emit_json(rows)
-    elif output_path is None:
-        table(f"top-{k}", ["sample", "rank", "class", "logit", "prob"],
-              [(r["sample"], j + 1, t["class"], f"{t['logit']:.4f}", f"{t['prob']:.4f}") for r in rows for j, t in enumerate(r["top"])])
+    else:
+        first = ["image"] if names is not None else ["sample"]
+        with_labels = any(t["label"] is not None for r in rows for t in r["top"])
+        table(f"top-{min(top_k, logits.shape[-1])}", [*first, "rank", "class", *(["label"] if with_labels else []), "logit", "prob"],
+              [(r["image"] if names is not None else r["sample"], j + 1, t["class"], *([t["label"]] if with_labels else []),
+                f"{t['logit']:.4f}", f"{t['prob']:.4f}") for r in rows for j, t in enumerate(r["top"])])
+
+
+def _top_rows(logits: Any, k: int, labels: Any, names: list[str] | None) -> list[dict[str, Any]]:
+    """One row per sample: its top-k classes (class id, label or None, logit, softmax probability)."""
+    from ..labels import top_k
+
+    fits = labels is not None and len(labels) == logits.shape[-1]
+    rows = []
+    for i, top in enumerate(top_k(logits, labels if fits else None, k=k)):
+        row: dict[str, Any] = {"sample": i}
+        if names is not None:
+            row["image"] = names[i]
+        row["top"] = [{"class": p.class_id, "label": p.label, "logit": float(logits[i, p.class_id]), "prob": p.probability}
+                      for p in top]
+        rows.append(row)
+    return rows

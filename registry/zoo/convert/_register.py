@@ -86,6 +86,7 @@ def convert_version(registry: Any, ref: str | ModelVersion, *, precision: str, n
             plugin_version=src.plugin_version, exporter_version=src.exporter_version,
             exporter=f"{src.exporter} + {precision}" if src.exporter else precision,
             params=src.params, num_classes=src.num_classes, preprocessing=src.preprocessing, provenance=provenance,
+            transform=src.transform, labels=src.labels,  # a converted version is fed and read like its source
         )
         step("registering")
         result = registry.register(dst, name=name or src.name, meta=meta, tags={"precision": precision}, input_size=size)

@@ -104,15 +104,10 @@ class InferenceModel:
         return self.session.run([self.output_name], {self.input_spec.name: x}, self._run_options)[0]
 
     def transform(self) -> Transform:
-        """The eval transform recorded on the version (older versions: derived from their preprocessing)."""
-        from ..transforms import Transform
+        """The eval transform this model is fed with: the version's, or a fallback (see :mod:`zoo._classify`)."""
+        from .._classify import transform_for
 
-        if self.version is not None and self.version.transform is not None:
-            return self.version.transform
-        if self.version is not None and self.version.preprocessing is not None:
-            return Transform.from_preprocessing(self.version.preprocessing)
-        raise InvalidInput(f"Expected a model with a recorded transform. Received: {os.fspath(self.path)!r}, which has none",
-                           hint="load it from a registry (zoo.load), or preprocess images yourself with zoo.transforms")
+        return transform_for(self.version, self.input_spec)
 
     def preprocess(self, images: Any, *, max_pixels: int | None = None) -> np.ndarray:
         """Decode ``images`` (paths, PIL images, uint8 arrays: see :mod:`zoo.images`) and apply the
@@ -124,10 +119,9 @@ class InferenceModel:
     def classify(self, images: Any, *, top_k: int = 5, max_pixels: int | None = None) -> list[list[Prediction]]:
         """The ``top_k`` classes of each image, most probable first, with the recorded label names
         (None where the version has no labels) and softmax probabilities."""
-        from ..labels import top_k as best
+        from .._classify import classify_images
 
-        logits = self.predict(self.preprocess(images, max_pixels=max_pixels))
-        return best(logits, self.version.labels if self.version is not None else None, top_k)
+        return classify_images(self, images, k=top_k, max_pixels=max_pixels).top
 
     def bind(self, images: np.ndarray) -> BoundRun:
         """Pin ``images`` (and the outputs) on the provider's device for repeated runs: see :class:`BoundRun`."""
