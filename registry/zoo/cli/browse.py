@@ -88,8 +88,9 @@ def _implied_transform(v) -> str | None:
 @click.argument("alias")
 @click.option("--delete", is_flag=True,
               help="Remove ALIAS instead of setting it; with NAME@N, only if ALIAS points at version N.")
+@json_option
 @pass_ctx
-def alias_cmd(ctx, ref, alias, delete) -> None:
+def alias_cmd(ctx, ref, alias, delete, as_json) -> None:
     """Point ALIAS (like prod) at version REF.
 
     Aliases move; versions never change. `latest` is implicit.
@@ -103,18 +104,25 @@ def alias_cmd(ctx, ref, alias, delete) -> None:
     if delete:
         expected = None if parsed.is_latest else registry.resolve(ref).version
         registry.remove_alias(parsed.name, alias, version=expected)
-        info(f"removed alias {alias!r} from {parsed.name}")
+        if as_json:
+            emit_json({"name": parsed.name, "alias": alias, "removed": True})
+        else:
+            info(f"removed alias {alias!r} from {parsed.name}")
         return
     v = registry.set_alias(ref, alias)
-    info(f"{v.name}@{alias} -> {v.ref}")
+    if as_json:
+        emit_json({"name": v.name, "alias": alias, "removed": False, "version": v})
+    else:
+        info(f"{v.name}@{alias} -> {v.ref}")
 
 
 @main.command("tag")
 @click.argument("ref")
 @click.argument("tags", nargs=-1, metavar="KEY=VALUE...")
 @click.option("--remove", "remove", multiple=True, metavar="KEY", help="Remove a tag; repeatable.")
+@json_option
 @pass_ctx
-def tag_cmd(ctx, ref, tags, remove) -> None:
+def tag_cmd(ctx, ref, tags, remove, as_json) -> None:
     """Set or remove free-form tags on a version."""
     if not tags and not remove:
         raise InvalidInput("Nothing to do: give KEY=VALUE pairs or --remove KEY", hint="e.g. zoo tag resnet50@1 team=vision")
@@ -122,15 +130,19 @@ def tag_cmd(ctx, ref, tags, remove) -> None:
     v = registry.set_tags(ref, parse_tags(tags)) if tags else registry.resolve(ref)
     for key in remove:
         v = registry.remove_tag(v.ref, key)
-    info(f"{v.ref}: " + (", ".join(f"{k}={val}" for k, val in v.tags.items()) or "no tags"))
+    if as_json:
+        emit_json(v)
+    else:
+        info(f"{v.ref}: " + (", ".join(f"{k}={val}" for k, val in v.tags.items()) or "no tags"))
 
 
 @main.command("rm")
 @click.argument("ref")
 @click.option("--yes", is_flag=True, help="Confirm the deletion (required).")
 @click.option("--force", is_flag=True, help="Delete even while aliases point at the version (they go with it).")
+@json_option
 @pass_ctx
-def rm_cmd(ctx, ref, yes, force) -> None:
+def rm_cmd(ctx, ref, yes, force, as_json) -> None:
     """Delete one version (needs --yes).
 
     Refused while aliases point at it (exit 11), unless --force. Bytes still used by
@@ -142,6 +154,9 @@ def rm_cmd(ctx, ref, yes, force) -> None:
     if not yes:
         raise InvalidInput(f"Refusing to delete {ref!r} without --yes", hint=f"zoo rm {ref} --yes")
     v = ctx.registry().remove(ref, force=force)
+    if as_json:
+        emit_json({"deleted": v})
+        return
     info(f"deleted {v.ref}" + (f" and its alias(es) {', '.join(v.aliases)}" if v.aliases else ""))
 
 

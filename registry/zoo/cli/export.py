@@ -39,7 +39,7 @@ def _transform_options(resize, crop, interpolation, mean, std):
 @click.option("--framework", "-f", default=None,
               help="Plugin name(s), comma-separated, or 'all' (default: the first plugin by priority, torch when installed).")
 @click.option("--opset", type=int, default=None, help="ONNX opset (default: 18).")
-@click.option("--num-classes", type=int, default=1000, show_default=True)
+@click.option("--num-classes", type=int, default=1000, show_default=True, help="Classifier outputs (the head's width).")
 @click.option("--input-size", type=int, default=224, show_default=True, help="Square input size used to export and verify.")
 @click.option("--name", help="Model name in the registry (default: the architecture).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the random initialisation (no --weights).")

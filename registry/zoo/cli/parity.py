@@ -18,7 +18,7 @@ from . import Styled, emit_json, info, json_option, main, pass_ctx, progress, ta
 @click.option("--input-size", type=int, default=224, show_default=True, help="Square input size.")
 @click.option("--batch", type=int, default=8, show_default=True, help="Samples in the seeded N(0,1) batch.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the canonical weights and of the batch.")
-@click.option("--num-classes", type=int, default=1000, show_default=True)
+@click.option("--num-classes", type=int, default=1000, show_default=True, help="Classifier outputs (the head's width).")
 @click.option("--opset", type=int, default=None, help="ONNX opset of the exports (default: 18).")
 @click.option("--rtol", type=float, default=None, help="Max |a-b| / max|b| per pair (default: 1e-4, fp32).")
 @click.option("--top1", type=float, default=None, help="Min top-1 agreement per pair, 0..1 (default: 1.0; ties excused).")

@@ -32,8 +32,8 @@ def weights_group() -> None:
 @click.option("--init", type=click.Choice(["native", "canonical"]), default="native", show_default=True,
               help="native: the plugin's own seeded init (what `zoo export ARCH --seed N` registers); "
                    "canonical: zoo's framework-neutral random weights (what `zoo parity` uses).")
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--num-classes", type=int, default=1000, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the random canonical weights (with an ARCH).")
+@click.option("--num-classes", type=int, default=1000, show_default=True, help="Classifier outputs (with an ARCH).")
 @click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path),
               help="Output .safetensors file (default: ./TARGET.safetensors).")
 @click.option("--force", is_flag=True, help="Overwrite the output file if it exists.")

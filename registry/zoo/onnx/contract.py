@@ -226,7 +226,8 @@ def _apply(graph: "onnx.GraphProto", initializers: set[str], *, input_size: int 
     expected_image = [BATCH_DIM, 3, *(["H", "W"] if input_size is None else [input_size, input_size])]
     if (image_dims[1].dim_value != 3 or not image_dims[1].HasField("dim_value")
             or any(not v or v in batch_symbols for v in height_width)
-            or (input_size is not None and height_width != [input_size, input_size])):
+            # H and W may stay symbolic (the graph takes any size); a fixed one must be the size exported at
+            or (input_size is not None and any(isinstance(v, int) and v != input_size for v in height_width))):
         raise ExportError(f"Expected the graph input of shape {expected_image}. Received: {_dims(image)}", hint=_HINT)
     classes = logit_dims[1].dim_value if logit_dims[1].HasField("dim_value") else None
     if not classes or (num_classes is not None and classes != num_classes):
