@@ -23,12 +23,9 @@ Promises (each proved by a test named in SECURITY.md):
 from __future__ import annotations
 
 import builtins
-import difflib
 import json
 import os
-import re
 import signal
-import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -36,12 +33,14 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import _distribution
+from ._artifact_meta import check_meta, json_prop, metadata_props, strip_zoo_keys
 from ._names import received, validate_alias, validate_kind, validate_name, validate_tag_key, validate_tags
-from ._refs import FRAMEWORK_PATTERN, Digest, Ref, parse_digest, parse_ref
-from .errors import Conflict, IntegrityError, InvalidInput, InvalidReference, NotFound, StoreError
+from ._refs import Ref, parse_digest, parse_ref
+from ._resolve import no_model, resolve
+from ._store_guard import StoreGuard
+from .errors import Conflict, IntegrityError, InvalidInput, NotFound
 from .records import ModelVersion, Record, Report, VersionMeta, _jsonable
-from .store import LEGACY_STORE_ID, BlobStore, MetadataStore, MetadataTxn, Orphan, StoreIdentity, open_local
+from .store import BlobStore, MetadataStore, MetadataTxn, Orphan, open_local
 
 if TYPE_CHECKING:
     from .runtime import InferenceModel
@@ -50,10 +49,7 @@ __all__ = ["CRASH_WINDOW_S", "Registry", "RegisterResult", "VerifyResult", "meta
 
 CRASH_ENV = "ZOO_TEST_CRASH_AT"  # test-only: SIGKILL ourselves at a named step of register()
 CRASH_POINTS = ("after_tmp_write", "after_rename", "before_commit", "after_commit")
-ZOO_KEY_PREFIX = "zoo."
 CRASH_WINDOW_S = 3600.0  # gc keeps unreferenced artifacts younger than this: a writer may still be committing
-_RECOVER_HINT = ("restore registry.db from a backup of this store; zoo refuses to start a new database over existing "
-                 "artifacts, and `zoo verify` / `zoo gc` delete nothing while this is unresolved")
 
 
 @dataclass(frozen=True)
@@ -80,66 +76,7 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="microseconds")
 
 
-def zoo_version() -> str:
-    return _distribution.version()
-
-
-def _json(value: Any, what: str) -> str:
-    try:
-        return json.dumps(_jsonable(value), sort_keys=True, separators=(",", ":"))
-    except (TypeError, ValueError) as exc:
-        raise InvalidInput(f"Expected {what} to be JSON-serialisable. Received: {received(value)}",
-                           hint=f"use str, int, float, bool, lists and dicts ({exc})") from None
-
-
-def metadata_props(meta: VersionMeta) -> dict[str, str]:
-    """The ``zoo.*`` metadata_props embedded in a registered artifact.
-
-    Deterministic, and free of registry facts (name, version number, time): the same model and
-    meta always give the same bytes, which is what makes re-registration dedupe.
-    """
-    props: dict[str, str] = {}
-    for field in ("arch", "framework", "framework_version", "plugin_version", "exporter", "exporter_version"):
-        value = getattr(meta, field)
-        if value is not None:
-            props[ZOO_KEY_PREFIX + field] = str(value)
-    if meta.params is not None:
-        props["zoo.params"] = _json(meta.params, "params")
-    if meta.num_classes is not None:
-        props["zoo.num_classes"] = str(int(meta.num_classes))
-    if meta.preprocessing is not None:
-        props["zoo.preprocessing"] = _json(meta.preprocessing, "preprocessing")
-    if meta.provenance:
-        props["zoo.provenance"] = _json(meta.provenance, "provenance")
-    if meta.transform is not None:
-        props["zoo.transform"] = _json(meta.transform, "transform")
-    if meta.labels is not None:
-        props["zoo.labels"] = _json(meta.labels, "labels")
-    props["zoo.version"] = zoo_version()
-    return props
-
-
-def _check_meta(meta: VersionMeta) -> None:
-    if meta.framework is not None and not (isinstance(meta.framework, str) and re.fullmatch(FRAMEWORK_PATTERN, meta.framework, re.ASCII)):
-        raise InvalidInput(f"Expected a framework (plugin) name matching {FRAMEWORK_PATTERN}. Received: {received(meta.framework)}",
-                           hint="use the plugin's name, e.g. 'torch' or 'tensorflow'")
-    if meta.arch is not None:
-        validate_name(meta.arch, kind="an architecture name")
-    if meta.num_classes is not None and (not isinstance(meta.num_classes, int) or meta.num_classes < 1):
-        raise InvalidInput(f"Expected num_classes >= 1. Received: {received(meta.num_classes)}")
-
-
-def _strip_zoo_keys(model: Any) -> None:
-    """Drop stale ``zoo.*`` entries (a file copied out of a store) so the bytes say only what we record."""
-    entries = [(e.key, e.value) for e in model.metadata_props]
-    kept = [(k, v) for k, v in entries if not k.startswith(ZOO_KEY_PREFIX)]
-    if len(kept) != len(entries):
-        del model.metadata_props[:]
-        for key, value in kept:
-            model.metadata_props.add(key=key, value=value)
-
-
-class Registry:
+class Registry(StoreGuard):
     """A model registry over a :class:`MetadataStore` and a :class:`BlobStore` (see :mod:`zoo.store`)."""
 
     def __init__(self, root: Path, *, metadata: MetadataStore, blobs: BlobStore, location: str | None = None):
@@ -181,85 +118,6 @@ class Registry:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    # ------------------------------------------------------------------ identity
-
-    def _check_identity(self) -> StoreIdentity | None:
-        """The store's identity; None when no store exists here yet. Raises StoreError when the two
-        halves disagree, or metadata is missing or empty next to artifacts (never "a new registry")."""
-        return self._inspect()[0]
-
-    def _inspect(self) -> tuple[StoreIdentity | None, bool]:
-        """(identity, complete): ``complete`` is False while the marker or the metadata's record of the
-        id is missing (a store to create, a legacy store to stamp, a lost marker to rewrite)."""
-        marker = self._blobs.identity()
-        recorded = self._meta.identity()
-        if recorded is None:
-            if self._has_objects():
-                raise StoreError(
-                    f"The store {self.location!r} holds artifacts, but its database {self._meta.location!r} is "
-                    f"missing or empty" + (f" (store id {marker.store_id})" if marker else ""), hint=_RECOVER_HINT)
-            return None, False  # nothing to lose: a store being created, or no store at all
-        if recorded.store_id == LEGACY_STORE_ID:
-            if self._has_objects():
-                with self._meta.read() as txn:
-                    empty = not txn.models()
-                if empty:
-                    raise StoreError(
-                        f"The store {self.location!r} holds artifacts, but its database {self._meta.location!r} "
-                        "has no version at all (was it recreated?)", hint=_RECOVER_HINT)
-            return marker or recorded, False
-        if marker is None:
-            return recorded, False  # the marker was lost: the database vouches; the next write rewrites it
-        if recorded.store_id != marker.store_id:
-            raise StoreError(
-                f"The database {self._meta.location!r} belongs to store {recorded.store_id}, but the artifacts at "
-                f"{self._blobs.location!r} to store {marker.store_id}", hint=_RECOVER_HINT)
-        return marker, True
-
-    def _has_objects(self) -> bool:
-        return next(iter(self._blobs.digests()), None) is not None
-
-    def _unborn(self) -> bool:
-        """True for an existing folder where no store has been created yet (the clone's empty
-        ``artifacts/``): listings show it as empty. A path that does not exist stays NotFound, so a
-        typo in ``--store`` / ``ZOO_STORE`` is never mistaken for an empty registry."""
-        return self._identity is None and self.root.is_dir() and self._check_identity() is None
-
-    def _need_store(self, looking_for: str | None = None) -> None:
-        """Before a read: a store must exist (a write by another process may have created it since open)."""
-        if self._identity is None:
-            self._identity = self._check_identity()
-            if self._identity is None:
-                wanted = f" (looking for {looking_for!r})" if looking_for else ""
-                raise NotFound(f"No zoo store at {self.location!r}{wanted}",
-                               hint="check --store / ZOO_STORE (default ./artifacts); `zoo export` or `zoo register` "
-                                    "creates a store")
-
-    def _prepare_write(self) -> None:
-        """Before a write: the store is writable, is what it says it is, and exists (created if not)."""
-        self.ensure_writable()
-        identity, complete = self._inspect()
-        if not complete:
-            wanted = identity if identity is not None and identity.store_id != LEGACY_STORE_ID else StoreIdentity(uuid.uuid4().hex)
-            self._meta.create(self._blobs.create(wanted))
-            identity, complete = self._inspect()
-            assert complete, "a store just created must be complete"
-        self._identity = identity
-
-    @property
-    def read_only(self) -> bool:
-        """True for a store opened read-only (reads work; writes raise StoreError)."""
-        return self._meta.read_only or self._blobs.read_only
-
-    def ensure_writable(self) -> None:
-        """Raise :class:`~zoo.errors.StoreError` now if a write would be refused (a read-only store, a
-        missing or foreign database): lets long work (an export) fail before it starts. Writes nothing."""
-        if self.read_only:
-            why = getattr(self._meta, "read_only_reason", None)  # a store that can say what is missing says it
-            raise StoreError(why or f"The store {self.location!r} is read-only: it serves reads, not writes",
-                             hint="run this command where the store is writable, or on a writable copy of it")
-        self._check_identity()
-
     # ------------------------------------------------------------------ transactions
 
     @contextmanager
@@ -300,14 +158,14 @@ class Registry:
         validate_name(name)
         tag_map = validate_tags(tags)
         meta = meta or VersionMeta()
-        _check_meta(meta)
+        check_meta(meta)
         props = metadata_props(meta)
 
         from . import onnx as onnx_tools
 
         checked = onnx_tools.check_model_file(path)
         facts = onnx_tools.inspect(checked, input_size=input_size)
-        _strip_zoo_keys(checked.model)
+        strip_zoo_keys(checked.model)
         onnx_tools.embed_metadata(checked.model, props)
         data = checked.model.SerializeToString(deterministic=True)
         # Copied through fds of the very files checked (see zoo.onnx.ExternalFile), not by path.
@@ -385,7 +243,7 @@ class Registry:
         """The version ``ref`` means now (see :mod:`zoo._refs` for the grammar)."""
         parsed = self._parse(ref, framework)
         with self._read(str(parsed)) as txn:
-            return self._resolve(txn, parsed)
+            return resolve(txn, parsed, location=self.location)
 
     def _parse(self, ref: str | ModelVersion, framework: str | None = None) -> Ref:
         if isinstance(ref, ModelVersion):
@@ -402,81 +260,6 @@ class Registry:
                 )
             parsed = replace(parsed, framework=framework)
         return parsed
-
-    def _resolve(self, txn: MetadataTxn, ref: Ref) -> ModelVersion:
-        name, fw = ref.name, ref.framework
-        if ref.digest is not None:
-            return self._resolve_digest(txn, ref, ref.digest)
-        if ref.version is not None:
-            version = txn.get(name, ref.version)
-            if version is None:
-                known = txn.versions(name)
-                if not known:
-                    raise self._no_model(txn, name)
-                raise NotFound(f"Model {name!r} has no version {ref.version}",
-                               hint="it has versions " + ", ".join(str(v.version) for v in known))
-            if fw is not None and version.framework != fw:
-                raise NotFound(f"{version.ref} was built by {_fw(version.framework)}, not by {fw!r}",
-                               hint=f"use {version.ref} without ':{fw}', or {name}:{fw} for the newest {fw} version")
-            return version
-        if ref.alias is not None:
-            number = txn.alias_target(name, ref.alias)
-            if number is None:
-                known = txn.versions(name)
-                if not known:
-                    raise self._no_model(txn, name)
-                aliases = sorted({a for v in known for a in v.aliases})
-                raise NotFound(f"Model {name!r} has no alias {ref.alias!r}",
-                               hint=("its aliases: " + ", ".join(aliases)) if aliases else
-                               f"set one with `zoo alias {name}@N {ref.alias}`")
-            version = txn.get(name, number)
-            assert version is not None  # the foreign key guarantees it
-            if fw is not None and version.framework != fw:
-                raise NotFound(
-                    f"Alias {name}@{ref.alias} points at {version.ref}, built by {_fw(version.framework)}, not by {fw!r}",
-                    hint=f"use {name}@{ref.alias}, or {name}:{fw} for the newest {fw} version",
-                )
-            return version
-        version = txn.latest(name, framework=fw)
-        if version is None:
-            known = txn.versions(name)
-            if not known:
-                raise self._no_model(txn, name)
-            frameworks = sorted({_fw(v.framework) for v in known})
-            raise NotFound(f"Model {name!r} has no version built by {fw!r}", hint="it has versions built by " + ", ".join(frameworks))
-        return version
-
-    def _resolve_digest(self, txn: MetadataTxn, ref: Ref, digest: Digest) -> ModelVersion:
-        """The one version of ``ref.name`` whose artifact sha256 starts with ``digest`` (a full digest is
-        one indexed lookup; a prefix scans the model's versions). Ambiguous: InvalidReference listing them."""
-        name, fw = ref.name, ref.framework
-        if len(digest.prefix) == 64:
-            found = txn.find(name, digest.prefix)
-            matches = [found] if found is not None else []
-        else:
-            matches = [v for v in txn.versions(name) if digest.matches(v.sha256)]
-        if not matches:
-            known = txn.versions(name)
-            if not known:
-                raise self._no_model(txn, name)
-            raise NotFound(f"Model {name!r} has no version whose sha256 starts with {digest.prefix}",
-                           hint="its versions: " + ", ".join(f"{v.ref} (sha256:{v.sha256[:12]})" for v in known[-10:])
-                                + ("" if len(known) <= 10 else f" and {len(known) - 10} earlier"))
-        if len(matches) > 1:
-            raise InvalidReference(
-                f"Expected a sha256 prefix that names one version of {name!r}. Received: {digest}, which "
-                f"{len(matches)} versions start with: " + ", ".join(f"{v.ref} (sha256:{v.sha256[:16]})" for v in matches),
-                hint="give more hex digits of the sha256 (`zoo list " + name + "` shows them)")
-        version = matches[0]
-        if fw is not None and version.framework != fw:
-            raise NotFound(f"{name}@{digest} is {version.ref}, built by {_fw(version.framework)}, not by {fw!r}",
-                           hint=f"use {name}@{digest} without ':{fw}'")
-        return version
-
-    def _no_model(self, txn: MetadataTxn, name: str) -> NotFound:
-        close = difflib.get_close_matches(name, txn.models(), n=3)
-        hint = ("did you mean " + " or ".join(repr(c) for c in close) + "?") if close else "`zoo list` shows the registered models"
-        return NotFound(f"No model named {name!r} in the registry at {self.location!r}", hint=hint)
 
     def path(self, ref: str | ModelVersion, *, verify: bool = True) -> Path:
         """The model file inside the store, its sha256 (and its external data's) checked unless ``verify=False``."""
@@ -519,7 +302,7 @@ class Registry:
         validate_alias(alias)
         parsed = self._parse(ref)
         with self._write() as txn:
-            version = self._resolve(txn, parsed)
+            version = resolve(txn, parsed, location=self.location)
             txn.set_alias(version.name, alias, version.version)
             return txn.get(version.name, version.version) or version
 
@@ -532,7 +315,7 @@ class Registry:
             target = txn.alias_target(name, alias)
             if target is None:
                 if not txn.versions(name):
-                    raise self._no_model(txn, name)
+                    raise no_model(txn, name, location=self.location)
                 raise NotFound(f"Model {name!r} has no alias {alias!r}", hint=f"`zoo show {name}` lists its aliases")
             if version is not None and target != version:
                 raise Conflict(f"Alias {name}@{alias} points at {name}@{target}, not at {name}@{version}; it was kept",
@@ -543,7 +326,7 @@ class Registry:
         tag_map = validate_tags(tags)
         parsed = self._parse(ref)
         with self._write() as txn:
-            version = self._resolve(txn, parsed)
+            version = resolve(txn, parsed, location=self.location)
             if tag_map:
                 txn.set_tags(version.name, version.version, tag_map)
             return txn.get(version.name, version.version) or version
@@ -552,7 +335,7 @@ class Registry:
         validate_tag_key(key)
         parsed = self._parse(ref)
         with self._write() as txn:
-            version = self._resolve(txn, parsed)
+            version = resolve(txn, parsed, location=self.location)
             if not txn.delete_tag(version.name, version.version, key):
                 raise NotFound(f"{version.ref} has no tag {key!r}",
                                hint=("its tags: " + ", ".join(sorted(version.tags))) if version.tags else "it has no tags")
@@ -566,7 +349,7 @@ class Registry:
         names them, unless ``force`` (which removes them with it)."""
         parsed = self._parse(ref)
         with self._write() as txn:
-            version = self._resolve(txn, parsed)
+            version = resolve(txn, parsed, location=self.location)
             if version.aliases and not force:
                 names = ", ".join(f"{version.name}@{a}" for a in version.aliases)
                 raise Conflict(f"{version.ref} is what {names} point{'s' if len(version.aliases) == 1 else ''} at; "
@@ -623,10 +406,10 @@ class Registry:
         validate_kind(kind)
         if not isinstance(payload, Mapping):
             raise InvalidInput(f"Expected a report payload as a dict. Received: {received(payload)}")
-        body = json.loads(_json(payload, "the report payload"))
+        body = json.loads(json_prop(payload, "the report payload"))
         parsed = self._parse(ref)
         with self._write() as txn:
-            version = self._resolve(txn, parsed)
+            version = resolve(txn, parsed, location=self.location)
             return txn.add_report(Report(name=version.name, version=version.version, kind=kind, created_at=_now(), payload=body))
 
     def reports(self, ref: str | ModelVersion, kind: str | None = None) -> builtins.list[Report]:
@@ -634,9 +417,5 @@ class Registry:
             validate_kind(kind)
         parsed = self._parse(ref)
         with self._read() as txn:
-            version = self._resolve(txn, parsed)
+            version = resolve(txn, parsed, location=self.location)
             return txn.reports(version.name, version.version, kind)
-
-
-def _fw(framework: str | None) -> str:
-    return repr(framework) if framework else "no framework (external ONNX)"
