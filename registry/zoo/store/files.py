@@ -18,22 +18,21 @@ from __future__ import annotations
 
 import errno
 import hashlib
-import json
 import os
 import shutil
 import stat
-import tempfile
 import threading
 import time
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from collections.abc import Set as AbstractSet
-from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
 
 from ..errors import InvalidModelFile, StoreError
 from ..records import StoredFile
-from .base import MODEL_FILE, STORE_FORMAT_VERSION, Abandoned, Orphan, Source, Staged, StoreIdentity
+from ._durable import fsync_dir, seal, write_all
+from ._marker import MARKER_FILE, read_marker, write_marker
+from .base import MODEL_FILE, Abandoned, Orphan, Source, Staged, StoreIdentity
 
 try:
     import fcntl
@@ -43,8 +42,6 @@ except ImportError:  # Windows: no flock; scratch folders are then treated as ab
 _CHUNK = 1 << 20
 _LOCK_SUFFIX = ".lock"
 _STALE_WITHOUT_FLOCK_S = 24 * 3600
-MARKER_FILE = "store.json"
-MARKER_KIND = "zoo-store"
 
 # Fast path for repeated loads in one process: files whose stat signature is unchanged since they
 # were hashed. ctime is in the key because it cannot be set back by a user (os.utime can reset mtime).
@@ -58,29 +55,6 @@ def manifest_digest(files: Sequence[StoredFile]) -> str:
         return files[0].sha256
     lines = "".join(f"{f.sha256}  {f.relpath}\n" for f in sorted(files, key=lambda f: f.relpath.encode()))
     return hashlib.sha256(lines.encode()).hexdigest()
-
-
-def _fsync_dir(path: Path) -> None:
-    if os.name == "nt":
-        return
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view):]
-
-
-def _seal(fd: int) -> None:
-    """Flush to disk and make read-only: published bytes never change in place."""
-    os.fsync(fd)
-    if hasattr(os, "fchmod"):
-        os.fchmod(fd, 0o444)
 
 
 def _signature(st: os.stat_result) -> tuple[int, int, int, int]:
@@ -112,76 +86,14 @@ class FileBlobStore:
         self._locks: dict[str, int] = {}  # token -> fd of the lock file of our own scratch folder
         self._taken: dict[str, int] = {}  # token -> fd of a dead writer's lock file, held while we clear it
 
-    # ------------------------------------------------------------------ identity
+    # ------------------------------------------------------------------ identity (store.json)
 
     def identity(self) -> StoreIdentity | None:
-        try:
-            st = os.stat(self.root)
-        except FileNotFoundError:
-            return None
-        except OSError as exc:
-            raise StoreError(f"Cannot read the store folder {self.location!r}: {exc.strerror}",
-                             hint="check the path and its permissions") from None
-        if not stat.S_ISDIR(st.st_mode):
-            raise StoreError(f"The store path {self.location!r} exists and is not a folder",
-                             hint="choose a folder with --store DIR or the ZOO_STORE environment variable")
-        try:
-            fd = os.open(self.marker, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
-        except FileNotFoundError:
-            return None
-        except OSError as exc:
-            raise StoreError(f"Cannot read the store marker {str(self.marker)!r}: {exc.strerror}",
-                             hint="it must be a regular file readable by you") from None
-        try:
-            with os.fdopen(fd, "rb") as fh:
-                body = json.loads(fh.read(65536))
-            if body.get("kind") != MARKER_KIND:
-                raise ValueError(f"kind {body.get('kind')!r}")
-            store_id, version = body["store_id"], int(body["format_version"])
-            if not (isinstance(store_id, str) and len(store_id) == 32 and all(c in "0123456789abcdef" for c in store_id)):
-                raise ValueError(f"store_id {store_id!r}")
-        except (ValueError, KeyError, TypeError, AttributeError) as exc:
-            raise StoreError(f"The store marker {str(self.marker)!r} is corrupt ({exc})",
-                             hint="restore store.json from a backup; its store_id must match registry.db's") from None
-        if version > STORE_FORMAT_VERSION:
-            raise StoreError(f"The store {self.location!r} has format {version}; this zoo understands up to {STORE_FORMAT_VERSION}",
-                             hint="upgrade zoo (pip install -U zoo-registry)")
-        return StoreIdentity(store_id=store_id, format_version=version)
+        return read_marker(self.root, self.marker, self.location)
 
     def create(self, identity: StoreIdentity) -> StoreIdentity:
         self._need_writable()
-        try:
-            for folder in (self.root, self.objects, self.tmp):
-                folder.mkdir(parents=True, exist_ok=True)
-            existing = self.identity()
-            if existing is not None:
-                return existing
-            body = {"kind": MARKER_KIND, "format_version": identity.format_version, "store_id": identity.store_id,
-                    "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
-            fd, tmp = tempfile.mkstemp(dir=self.root, prefix=".store.", suffix=".tmp")
-            try:
-                _write_all(fd, (json.dumps(body, indent=2) + "\n").encode())
-                _seal(fd)
-                os.close(fd)
-                fd = -1
-                try:
-                    os.link(tmp, self.marker)  # atomic and exclusive: the first creator's id wins
-                except FileExistsError:
-                    pass
-            finally:
-                if fd >= 0:
-                    os.close(fd)
-                os.unlink(tmp)
-            _fsync_dir(self.root)
-        except FileExistsError:
-            raise StoreError(f"The store path {self.location!r} exists and is not a folder",
-                             hint="choose a folder with --store DIR or the ZOO_STORE environment variable") from None
-        except OSError as exc:
-            raise StoreError(f"Cannot create the store {self.location!r}: {exc}",
-                             hint="choose a writable folder with --store DIR or ZOO_STORE; check free space") from None
-        recorded = self.identity()
-        assert recorded is not None
-        return recorded
+        return write_marker(self.root, self.marker, self.location, identity, (self.objects, self.tmp))
 
     def _need_writable(self) -> None:
         if self.read_only:
@@ -224,7 +136,7 @@ class FileBlobStore:
                 rel = _safe_relpath(relpath)
                 files.append(self._copy(source, folder, rel))
             for sub in sorted({folder.joinpath(*r.parts[:-1]) for r in map(PurePosixPath, extra)}, reverse=True):
-                _fsync_dir(sub)
+                fsync_dir(sub)
             staged = Staged(token=token, digest=manifest_digest(files), files=tuple(files))
             os.write(self._locks[token], staged.digest.encode())  # the intent, for crash recovery
             return staged
@@ -238,8 +150,8 @@ class FileBlobStore:
     def _write_bytes(self, path: Path, data: bytes) -> StoredFile:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         try:
-            _write_all(fd, data)
-            _seal(fd)
+            write_all(fd, data)
+            seal(fd)
         finally:
             os.close(fd)
         return StoredFile(relpath=MODEL_FILE, sha256=hashlib.sha256(data).hexdigest(), size=len(data))
@@ -264,10 +176,10 @@ class FileBlobStore:
             out = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
             try:
                 while size < st.st_size and (chunk := os.read(src, min(_CHUNK, st.st_size - size))):
-                    _write_all(out, chunk)
+                    write_all(out, chunk)
                     digest.update(chunk)
                     size += len(chunk)
-                _seal(out)
+                seal(out)
             finally:
                 os.close(out)
             if size != st.st_size or os.fstat(src).st_size != st.st_size:
@@ -290,10 +202,10 @@ class FileBlobStore:
         try:
             if not target.exists():
                 target.parent.mkdir(exist_ok=True)
-                _fsync_dir(source)
+                fsync_dir(source)
                 os.rename(source, target)
-                _fsync_dir(target.parent)
-                _fsync_dir(self.tmp)
+                fsync_dir(target.parent)
+                fsync_dir(self.tmp)
                 return
             # Present already (shared by another model, or a re-registration): heal, never degrade.
             bad = [f for f in staged.files if self._file_problem(target, f, use_cache=True)]
@@ -301,7 +213,7 @@ class FileBlobStore:
                 dest = target.joinpath(*PurePosixPath(f.relpath).parts)
                 dest.parent.mkdir(parents=True, exist_ok=True)
                 os.replace(source.joinpath(*PurePosixPath(f.relpath).parts), dest)
-                _fsync_dir(dest.parent)
+                fsync_dir(dest.parent)
                 self._forget(dest)
         except OSError as exc:
             raise StoreError(f"Cannot move the artifact into {str(target)!r}: {exc}",
@@ -421,7 +333,7 @@ class FileBlobStore:
         # Rename first so that a crash mid-delete leaves no half-deleted object under its digest.
         trash = self.tmp / f"{uuid.uuid4().hex}.trash"
         os.rename(target, trash)
-        _fsync_dir(target.parent)
+        fsync_dir(target.parent)
         with _verified_lock:
             for key in [k for k in _verified if k.startswith(str(target) + os.sep)]:
                 del _verified[key]
