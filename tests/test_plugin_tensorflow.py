@@ -19,6 +19,7 @@ import torch
 
 from zoo.architectures import ARCHITECTURES, REFERENCE_PARAMS
 from zoo.errors import InvalidInput, InvalidWeights, NotFound
+from zoo.metrics import relative_error, verification_batch
 from zoo.plugins import (
     FrameworkPlugin,
     install_command,
@@ -33,10 +34,6 @@ ARCHS = list(PLUGIN.architectures())
 SMALL_CLASSES, SMALL_SIZE, BATCH = 10, 64, 3
 RTOL = 1e-4  # relative to the output scale, as zoo._exporting verifies
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def relative_error(actual: np.ndarray, expected: np.ndarray) -> float:
-    return float(np.max(np.abs(actual.astype(np.float64) - expected))) / float(np.max(np.abs(expected)))
 
 
 def random_canonical_state(template: dict[str, np.ndarray], seed: int) -> dict[str, np.ndarray]:
@@ -60,7 +57,7 @@ def random_canonical_state(template: dict[str, np.ndarray], seed: int) -> dict[s
 
 
 def batch(size: int = SMALL_SIZE, n: int = BATCH, seed: int = 0) -> np.ndarray:
-    return np.random.default_rng(seed).standard_normal((n, 3, size, size), dtype=np.float32)
+    return verification_batch(size, batch=n, seed=seed)
 
 
 # --- the plugin as zoo sees it -------------------------------------------------------------------

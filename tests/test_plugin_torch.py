@@ -18,6 +18,7 @@ import torch
 
 from zoo.architectures import ARCHITECTURES, REFERENCE_PARAMS
 from zoo.errors import InvalidInput, InvalidWeights, NotFound
+from zoo.metrics import relative_error, verification_batch
 from zoo.plugins import (
     FrameworkPlugin,
     install_command,
@@ -37,12 +38,8 @@ RTOL = 1e-4
 SLOW_EXPORTS = {"vgg16", "vgg19", "resnet34", "resnet101", "resnet152"}
 
 
-def _rel_error(actual: np.ndarray, expected: np.ndarray) -> float:
-    return float(np.max(np.abs(actual.astype(np.float64) - expected)) / np.max(np.abs(expected)))
-
-
 def _batch(size: int, *, n: int = CHECK_BATCH, seed: int = 1) -> np.ndarray:
-    return np.random.default_rng(seed).standard_normal((n, 3, size, size), dtype=np.float32)
+    return verification_batch(size, batch=n, seed=seed)
 
 
 def _dims(value_info) -> list:
@@ -230,7 +227,7 @@ def _ort_matches_eager(model, path: Path, size: int) -> float:
     actual = session.run([OUTPUT_NAME], {INPUT_NAME: x})[0]
     expected = PLUGIN.predict(model, x)
     assert actual.shape == expected.shape == (CHECK_BATCH, expected.shape[1])
-    return _rel_error(actual, expected)
+    return relative_error(actual, expected)
 
 
 @pytest.mark.parametrize("arch", [
