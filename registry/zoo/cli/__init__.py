@@ -85,7 +85,10 @@ def _cell(value: Any) -> str:
 
     if value is None:
         return "-"
-    return value if isinstance(value, Styled) else escape(printable(str(value)))
+    if isinstance(value, Styled):
+        return value
+    # Line breaks are layout (a status and its hint); every other control character is escaped.
+    return "\n".join(escape(printable(line)) for line in str(value).split("\n"))
 
 
 def table(title: str | None, columns: Sequence[str], rows: Iterable[Sequence[Any]], *, caption: str | None = None):
