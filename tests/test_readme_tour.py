@@ -132,7 +132,8 @@ def _expectations(command: str) -> list[str]:
         "verify": ["versions intact"],
         "parity": ["parity: resnet18"],
         "bench": ["resnet18@1"],
-        "convert": ["fp16 of resnet18@1"],
+        "convert": ["int8 of resnet18@1" if "--int8" in command else "fp16 of resnet18@1"],
+        "tag": ["team=vision"],
         "rm": ["deleted detector@1"],
     }.get(sub, [])
 

@@ -392,6 +392,6 @@ def test_load_refuses_a_different_artifact_than_the_pinned_one(store: Registry, 
         store.load("tiny@prod", provider="cpu", sha256=one.sha256)
     assert one.sha256 in exc.value.message and two.sha256 in exc.value.message
     with pytest.raises(IntegrityError):
-        zoo.load("tiny", store=store.root, provider="cpu", sha256=one.sha256[:12])
+        zoo.load("tiny", store=store.location, provider="cpu", sha256=one.sha256[:12])
     with pytest.raises(InvalidReference):
         store.load("tiny@1", provider="cpu", sha256=one.sha256[:8])  # too short to pin anything

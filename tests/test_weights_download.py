@@ -26,6 +26,7 @@ import pytest
 from click.testing import CliRunner
 
 from zoo import weights as W
+from zoo._registry import Registry
 from zoo.architectures import ARCHITECTURES, REFERENCE_PARAMS
 from zoo.cli import main
 from zoo.errors import DownloadError, InvalidInput, InvalidWeights, NotFound
@@ -321,7 +322,7 @@ def test_failed_import_leaves_cache_and_store_unchanged(server, env, failure):
         entries.append(dict(entry))
     cat = _catalog(env / "cat.json", *entries)
     store = env / "store"
-    open_registry(store).close()
+    Registry.open(store, create=True).close()  # an empty store: a failed import must leave it as it is
     before = _snapshot(store), _snapshot(env / "cache")
     name = "test:NOPE" if failure == "unknown-entry" else "test:TINY"
     out = CliRunner().invoke(main, ["--store", str(store), "weights", "import", "resnet18", "--from", name,
