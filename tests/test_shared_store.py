@@ -338,7 +338,7 @@ def test_copy_of_a_missing_ref_is_not_found(shared: Backend, tmp_path: Path):
     out = cli("--store", str(tmp_path / "s"), "copy", "nothing@1", "--to", shared.location, code=3)
     assert "nothing" in out
     with pytest.raises(NotFound):
-        from zoo.copying import select_versions
+        from zoo._copying import select_versions
 
         select_versions(shared.open(), model="absent")
 

@@ -29,7 +29,7 @@ def copy_cmd(ctx: Context, refs: tuple[str, ...], model: str | None, everything:
     adds only what is missing.
     """
     from .. import open_registry
-    from ..copying import copy_versions, select_versions
+    from .._copying import copy_versions, select_versions
 
     src = open_registry(source, artifacts=None) if source is not None else ctx.registry()
     dst = open_registry(target, artifacts=artifacts)

@@ -53,8 +53,8 @@ def archs_cmd(framework: str, num_classes: int, build: bool, as_json: bool) -> N
     every build against them); --build builds each model and counts it instead. Exits 1 if a
     count differs from the reference or, with --build, from the tables.
     """
+    from .._inventory import count_architectures
     from ..architectures import inference_graph_note
-    from ..inventory import count_architectures
     from ..plugins import resolve_frameworks
 
     plugins = resolve_frameworks(framework)
