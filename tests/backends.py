@@ -54,6 +54,20 @@ def start_services() -> tuple[Services, Callable[[], None]]:
         lambda: subprocess.run([str(script), "stop", folder], capture_output=True, timeout=120) and None
 
 
+
+def flip_byte(path: Path, offset: int = -20, *, keep_mtime: bool = False) -> str:
+    """Flip one byte of a local file in place (store files are read-only: that is the point); return the
+    file's new sha256."""
+    st = path.stat()
+    path.chmod(0o644)
+    data = bytearray(path.read_bytes())
+    data[offset] ^= 0xFF
+    path.write_bytes(bytes(data))
+    path.chmod(0o444)
+    if keep_mtime:
+        os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    return hashlib.sha256(bytes(data)).hexdigest()
+
 @dataclass
 class Backend:
     name: str
@@ -139,15 +153,7 @@ class Backend:
         f = next(f for f in version.files if f.relpath == relpath)
         if self.name == "embedded":
             path = registry.path(version, verify=False).parent / relpath
-            st = path.stat()
-            path.chmod(0o644)
-            data = bytearray(path.read_bytes())
-            data[offset] ^= 0xFF
-            path.write_bytes(bytes(data))
-            path.chmod(0o444)
-            if keep_mtime:
-                os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
-            return str(path), hashlib.sha256(bytes(data)).hexdigest()
+            return str(path), flip_byte(path, offset, keep_mtime=keep_mtime)
         blobs = registry._blobs
         key = self._key(registry, version.sha256, f.sha256)
         data = bytearray(blobs._client.get_object(Bucket=blobs.bucket, Key=key)["Body"].read())

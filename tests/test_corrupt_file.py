@@ -1,28 +1,13 @@
 """Corrupt stored files: a flipped byte is caught by path()/load()/verify(), naming file and both hashes."""
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 from pathlib import Path
 
 import pytest
 
 from zoo._registry import Registry
 from zoo.errors import IntegrityError
-
-
-def flip_byte(path: Path, offset: int = -20, *, keep_mtime: bool = False) -> str:  # (embedded-only tests)
-    """Flip one byte in place (store files are read-only: that is the point); return the new sha256."""
-    st = path.stat()
-    path.chmod(0o644)
-    data = bytearray(path.read_bytes())
-    data[offset] ^= 0xFF
-    path.write_bytes(bytes(data))
-    path.chmod(0o444)
-    if keep_mtime:
-        os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
-    return hashlib.sha256(bytes(data)).hexdigest()
 
 
 def test_stored_files_are_read_only(store: Registry, tiny_onnx):
