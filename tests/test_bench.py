@@ -121,8 +121,26 @@ def test_interleaved_engines_and_the_speedup(tmp_path):
     assert set(figures) == {"onnxruntime", "ort-1-thread"}
     for stats in figures.values():
         assert_consistent(stats, batch=2, macs=tiny_cnn_macs(SIZE))
-    with pytest.raises(InvalidInput, match="Two engines"):
+    with pytest.raises(InvalidInput, match="Expected one engine per name"):
         bench.bench_batch([engines[0], engines[0]], images, **QUICK)
+
+
+def test_artifacts_are_timed_together_each_at_its_own_input_size(tmp_path):
+    """--compare's engine: every artifact loaded first (its own load memory), then all timed interleaved."""
+    small, large = tiny_cnn(tmp_path / "s.onnx", size=SIZE), tiny_cnn(tmp_path / "l.onnx", size=2 * SIZE)
+    seen: list[str] = []
+    payloads = bench.bench_artifacts([(small, None), (large, None)], batches=[1, 2], progress=seen.append, **QUICK)
+    assert [p["input_size"] for p in payloads] == [SIZE, 2 * SIZE]
+    assert [p["settings"]["interleaved_with"] for p in payloads] == [[str(large)], [str(small)]]
+    assert seen[:2] == [f"{small}: loading onnxruntime", f"{large}: loading onnxruntime"], "all loaded before timing"
+    for payload in payloads:
+        assert [r["batch"] for r in payload["results"]] == [1, 2]
+        for row in payload["results"]:
+            assert_consistent(row["onnxruntime"], batch=row["batch"], macs=None)
+    with pytest.raises(InvalidInput, match="Expected each artifact once"):
+        bench.bench_artifacts([(small, None), (small, None)], **QUICK)
+    with pytest.raises(InvalidInput, match="at least one artifact"):
+        bench.bench_artifacts([], **QUICK)
 
 
 # --------------------------------------------------------------------------- zoo bench
@@ -176,6 +194,8 @@ def test_zoo_bench_compare_and_no_save(zoo, store):
 
     payloads = json.loads(zoo("bench", "--compare", "tiny@1", "tiny@2", *FAST, "--no-save", "--json").stdout)
     assert [p["ref"] for p in payloads] == ["tiny@1", "tiny@2"]
+    assert [p["settings"]["interleaved_with"] for p in payloads] == [["tiny@2"], ["tiny@1"]], "one run, not two"
+    assert all(p["settings"]["interleaved"] for p in payloads)
     assert open_registry(store).reports("tiny@2", kind="bench") == []
     assert "zoo bench --compare" in zoo("bench", "--compare", "tiny@1", "tiny@2", *FAST).stdout
 

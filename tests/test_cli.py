@@ -144,6 +144,14 @@ def test_cold_commands_import_no_framework(tmp_path):
     assert result.returncode == 0, result.stderr
 
 
+def test_version_is_the_distributions_and_cold(tmp_path):
+    from zoo._distribution import version
+
+    result = _run_cold(tmp_path / "s", "--version")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == f"zoo, version {version()}" and version() != "0+unknown"
+
+
 def test_archs_counts_equal_the_reference_without_building(tmp_path):
     """`zoo archs` counts from the architecture tables: no framework is imported, nothing is built."""
     from zoo.architectures import ARCHITECTURES, REFERENCE_PARAMS

@@ -3,14 +3,14 @@ from __future__ import annotations
 
 import json
 from functools import lru_cache
-from importlib import metadata
-from urllib.parse import unquote, urlparse
 
 DISTRIBUTION = "zoo-registry"  # the import package and the command are `zoo`; "zoo" on PyPI is another project
 
 
 @lru_cache(maxsize=1)
 def version() -> str:
+    from importlib import metadata  # not at import: `zoo --help` and `zoo list` never need it
+
     try:
         return metadata.version(DISTRIBUTION)
     except metadata.PackageNotFoundError:
@@ -20,6 +20,9 @@ def version() -> str:
 @lru_cache(maxsize=1)
 def _clone() -> str | None:
     """The folder zoo was installed from with ``pip install -e``, or None for a normal install."""
+    from importlib import metadata
+    from urllib.parse import unquote, urlparse
+
     try:
         direct = metadata.distribution(DISTRIBUTION).read_text("direct_url.json")
     except metadata.PackageNotFoundError:

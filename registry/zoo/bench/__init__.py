@@ -7,7 +7,10 @@ How a figure is made, so that two figures are comparable:
   batch size, then timed until it has run for at least ``min_time`` seconds *and* ``min_iters``
   iterations. Engines are timed **interleaved** in ``rounds`` slices (A, B, A, B, ...) in one
   process, so that a neighbour's load on a shared machine hits both and the ORT/native ratio
-  stays meaningful. The GC is off while timing. A cross-device comparison is refused.
+  stays meaningful. Several artifacts (``bench_artifacts``, ``zoo bench --compare``) are loaded
+  first and then all their engines are timed interleaved the same way, so the ratios between
+  them (int8 / fp32, TF-built / torch-built) come from one run. The GC is off while timing. A
+  cross-device comparison is refused.
 - Latency is per batch: p50/p90/p99 in ms. ``throughput`` (samples/s) and ``gflops`` use the
   *mean* latency, i.e. the sustained rate: throughput = batch / mean, GFLOP/s = 2 x MACs x
   batch / mean. The speed-up ORT/native is the ratio of the *medians* (robust to outliers).
@@ -30,12 +33,12 @@ from __future__ import annotations
 from ._engines import Engine, check_native_device, native_engine, ort_engine
 from ._machine import describe_machine, machine_line
 from ._memory import MemoryWindow, memory_window
-from ._run import Progress, bench_artifact, bench_batch, input_size_of
+from ._run import Artifact, Progress, bench_artifact, bench_artifacts, bench_batch, input_size_of
 from ._stats import LatencyStats, summarize
 from ._timing import DEFAULT_MIN_ITERS, DEFAULT_MIN_TIME, DEFAULT_ROUNDS, DEFAULT_WARMUP, Runner, measure
 
 __all__ = [
     "DEFAULT_MIN_ITERS", "DEFAULT_MIN_TIME", "DEFAULT_ROUNDS", "DEFAULT_WARMUP", "Engine", "LatencyStats", "MemoryWindow",
-    "Progress", "Runner", "bench_artifact", "bench_batch", "check_native_device", "describe_machine", "input_size_of",
+    "Progress", "Runner", "Artifact", "bench_artifact", "bench_artifacts", "bench_batch", "check_native_device", "describe_machine", "input_size_of",
     "machine_line", "measure", "memory_window", "native_engine", "ort_engine", "summarize",
 ]

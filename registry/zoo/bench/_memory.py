@@ -1,7 +1,8 @@
 """Memory: process RSS around a block (with its peak, on Linux) and this process' GPU memory.
 
 Invariant: ``peak`` >= ``after`` for every :class:`MemoryWindow`; the peak is exact where the kernel
-lets the peak counter be reset (Linux), the end-of-block RSS elsewhere.
+lets the peak counter be reset (Linux), the end-of-block RSS elsewhere. Freed heap pages are handed
+back to the OS before a window opens (glibc), so that a block reusing them still shows its RSS.
 """
 from __future__ import annotations
 
@@ -19,6 +20,22 @@ def _rss_bytes() -> int:
     import psutil
 
     return psutil.Process().memory_info().rss
+
+
+def _release_free_heap() -> None:
+    """Hand freed heap pages back to the OS (glibc's malloc_trim), so that an engine loaded after
+    another one is freed shows its own RSS instead of reusing the freed pages unseen."""
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    try:
+        libc = ctypes.CDLL(name) if name else None
+        trim = getattr(libc, "malloc_trim", None)
+        if trim is not None:
+            trim(0)
+    except OSError:
+        pass
 
 
 def _reset_peak() -> bool:
@@ -61,6 +78,7 @@ class MemoryWindow:
 
 @contextmanager
 def memory_window() -> Iterator[MemoryWindow]:
+    _release_free_heap()
     window = MemoryWindow(before=_rss_bytes())
     exact = _reset_peak()
     try:

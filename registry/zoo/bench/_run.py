@@ -1,13 +1,16 @@
-"""A benchmark run: engines warmed up and timed interleaved at each batch size, and the payload.
+"""A benchmark run: engines warmed up and timed interleaved at each batch size, and the payloads.
 
-Invariant: the payload of :func:`bench_artifact` is JSON-able as is, names every engine's device
-and precision, and its figures come from one process, one seeded input per batch size, timed
-interleaved (see :mod:`zoo.bench`).
+Invariant: the payloads of :func:`bench_artifacts` are JSON-able as they are, name every engine's
+device and precision, and their figures come from one process, one seeded input per batch size
+and input size, with *every* engine of *every* artifact timed interleaved (see :mod:`zoo.bench`):
+the ratios between artifacts (``zoo bench --compare``) are as robust to a noisy neighbour as the
+ORT/native ratio of one artifact.
 """
 from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -17,37 +20,46 @@ from ..records import ModelVersion
 from ._engines import Engine, check_native_device, native_engine, ort_engine
 from ._machine import describe_machine
 from ._memory import memory_window
-from ._timing import DEFAULT_MIN_ITERS, DEFAULT_MIN_TIME, DEFAULT_ROUNDS, DEFAULT_WARMUP, Runner, check_settings, measure
+from ._timing import DEFAULT_MIN_ITERS, DEFAULT_MIN_TIME, DEFAULT_ROUNDS, DEFAULT_WARMUP, check_settings, measure
 
 Progress = Callable[[str], None]
+Artifact = tuple[str | os.PathLike[str], ModelVersion | None]  # (path, its version if registered)
 
 
-def bench_batch(engines: Sequence[Engine], images: np.ndarray, *, macs: int | None = None, warmup: int = DEFAULT_WARMUP,
-                min_time: float = DEFAULT_MIN_TIME, min_iters: int = DEFAULT_MIN_ITERS,
-                rounds: int = DEFAULT_ROUNDS) -> dict[str, dict[str, Any]]:
-    """Warm up each engine on ``images`` (measuring its memory), then time them all interleaved."""
+def _warm_and_time(subjects: Mapping[str, tuple[Engine, np.ndarray, int | None]], *, warmup: int, min_time: float,
+                   min_iters: int, rounds: int) -> dict[str, dict[str, Any]]:
+    """``key -> (engine, images, macs)``: warm each up on its images (measuring its memory), then time all interleaved."""
     from ._stats import summarize
 
-    check_settings(warmup, min_time, min_iters, rounds)
-    batch = int(images.shape[0])
-    runners: dict[str, Runner] = {}
+    runners = {}
     memory: dict[str, dict[str, Any]] = {}
-    for engine in engines:
-        if engine.name in runners:
-            raise InvalidInput(f"Two engines are named {engine.name!r}", hint="give each engine its own name")
+    for key, (engine, images, _macs) in subjects.items():
         with memory_window() as mem:
             run = engine.prepare(images)
             for _ in range(max(1, warmup)):  # at least one: the first run allocates, and may fail
                 run()
-        runners[engine.name] = run
-        memory[engine.name] = {
+        runners[key] = run
+        memory[key] = {
             "load_s": engine.load_s,
             "load_rss_mb": engine.load_rss_mb,
             "peak_rss_mb": engine.load_rss_mb + mem.peak_delta_mb,
             "device_memory_mb": engine.device_memory(),
         }
     samples = measure(runners, min_time=min_time, min_iters=min_iters, rounds=rounds)
-    return {name: {**summarize(samples[name], batch=batch, macs=macs).to_dict(), **memory[name]} for name in runners}
+    return {key: {**summarize(samples[key], batch=int(images.shape[0]), macs=macs).to_dict(), **memory[key]}
+            for key, (_engine, images, macs) in subjects.items()}
+
+
+def bench_batch(engines: Sequence[Engine], images: np.ndarray, *, macs: int | None = None, warmup: int = DEFAULT_WARMUP,
+                min_time: float = DEFAULT_MIN_TIME, min_iters: int = DEFAULT_MIN_ITERS,
+                rounds: int = DEFAULT_ROUNDS) -> dict[str, dict[str, Any]]:
+    """Warm up each engine on ``images`` (measuring its memory), then time them all interleaved; keyed by name."""
+    check_settings(warmup, min_time, min_iters, rounds)
+    names = [e.name for e in engines]
+    if len(set(names)) != len(names):
+        raise InvalidInput(f"Expected one engine per name. Received: {names}", hint="give each engine its own name")
+    return _warm_and_time({e.name: (e, images, macs) for e in engines}, warmup=warmup, min_time=min_time,
+                          min_iters=min_iters, rounds=rounds)
 
 
 def input_size_of(version: ModelVersion | None, signature: Any, default: int = 224) -> int:
@@ -60,15 +72,28 @@ def input_size_of(version: ModelVersion | None, signature: Any, default: int = 2
     return default
 
 
+@dataclass
+class _Subject:
+    """One artifact of a run: its ORT engine (first) and, with ``native``, the framework's."""
+
+    label: str
+    version: ModelVersion | None
+    engines: list[Engine] = field(default_factory=list)
+    size: int = 224
+    macs: int | None = None
+
+    def key(self, engine: Engine) -> str:
+        return f"{self.label}/{engine.name}"
+
+
 def _engine_facts(engine: Engine) -> dict[str, Any]:
     return {"name": engine.name, "device": engine.device, "precision": engine.precision, "io": engine.info.get("io"),
             **({"note": engine.info["note"]} if engine.info.get("note") else {})}
 
 
-def bench_artifact(
-    path: str | os.PathLike[str],
+def bench_artifacts(
+    artifacts: Sequence[Artifact],
     *,
-    version: ModelVersion | None = None,
     batches: Sequence[int] = (1,),
     provider: str | None = None,
     native: bool = False,
@@ -82,73 +107,107 @@ def bench_artifact(
     macs: int | None = None,
     options: Mapping[str, Any] | None = None,
     progress: Progress | None = None,
-) -> dict[str, Any]:
-    """Benchmark one artifact at each batch size; the payload ``zoo bench`` prints and attaches.
+) -> list[dict[str, Any]]:
+    """Benchmark ``(path, version)`` artifacts together, all engines interleaved; one payload per artifact.
 
-    With ``native=True`` the framework that built ``version`` is timed in the same run,
-    interleaved, on ORT's device at the artifact's precision, and each batch gets ``speedup`` =
-    native p50 / ORT p50. A framework that cannot run on ORT's device is refused before any timing.
+    Every artifact is loaded before any timing (so load memory is each one's own), then at each
+    batch size every engine is warmed up and all are timed interleaved. With ``native=True`` the
+    framework that built each version is timed too, on ORT's device at the artifact's precision,
+    and each batch gets ``speedup`` = native p50 / ORT p50. A framework that cannot run on ORT's
+    device is refused before anything is loaded. ``input_size`` and ``macs`` override what the
+    versions say (for artifacts registered without them).
     """
     from ..runtime import _ort_log, choose_provider
 
     check_settings(warmup, min_time, min_iters, rounds)
+    if not artifacts:
+        raise InvalidInput("Expected at least one artifact to benchmark. Received none")
     batches = sorted({int(b) for b in batches})
     if not batches or batches[0] < 1:
         raise InvalidInput(f"Expected batch sizes >= 1. Received: {list(batches)}", hint="e.g. --batch 1,8,32")
     step = progress or (lambda _msg: None)
+    versions = [version for _path, version in artifacts]
     if native:
-        if version is None:
+        if any(v is None for v in versions):
             raise InvalidInput("native=True needs the registry version (to know the framework and architecture)")
-        check_native_device(version, choose_provider(provider).device)  # refuse before anything is loaded
+        device = choose_provider(provider).device
+        for v in versions:
+            assert v is not None
+            check_native_device(v, device)  # refuse before anything is loaded
+    labels = [v.ref if v is not None else os.fspath(p) for p, v in artifacts]
+    if len(set(labels)) != len(labels):
+        raise InvalidInput(f"Expected each artifact once. Received: {labels}", hint="drop the repeated reference")
     quieted_before = _ort_log.counts()
-    step("loading onnxruntime")
-    engines = [ort_engine(path, version=version, provider=provider, io_binding=io_binding, **dict(options or {}))]
-    ort_model = engines[0].model
-    frameworks: dict[str, str | None] = {}
-    if native:
-        assert version is not None
-        step(f"building {version.framework} {version.arch} on {engines[0].device} ({engines[0].precision})")
-        engines.append(native_engine(version, device=engines[0].device, precision=engines[0].precision,
-                                     io_binding=io_binding))
-        frameworks[engines[1].name] = engines[1].info["framework_version"]
-    size = input_size or input_size_of(version, ort_model.signature)
-    macs = macs if macs is not None else (version.macs if version is not None else None)
-    rng = np.random.default_rng(seed)
-    results = []
-    for batch in batches:
-        step(f"batch {batch}: warm-up and timing ({', '.join(f'{e.name} on {e.device}' for e in engines)})")
-        images = rng.standard_normal((batch, 3, size, size), dtype=np.float32)
-        figures = bench_batch(engines, images, macs=macs, warmup=warmup, min_time=min_time,
-                              min_iters=min_iters, rounds=rounds)
-        row: dict[str, Any] = {"batch": batch, "onnxruntime": figures["onnxruntime"], "native": None, "speedup": None}
+    subjects = []
+    for (path, version), label in zip(artifacts, labels, strict=True):
+        step(f"{label}: loading onnxruntime")
+        ort = ort_engine(path, version=version, provider=provider, io_binding=io_binding, **dict(options or {}))
+        subject = _Subject(label, version, [ort], size=input_size or input_size_of(version, ort.model.signature),
+                           macs=macs if macs is not None else (version.macs if version is not None else None))
         if native:
-            nat = figures[engines[1].name]
-            row["native"] = {"framework": engines[1].name, "device": engines[1].device,
-                             "precision": engines[1].precision, **nat}
-            row["speedup"] = nat["p50_ms"] / figures["onnxruntime"]["p50_ms"]
-        results.append(row)
-    choice = ort_model.provider
+            assert version is not None
+            step(f"{label}: building {version.framework} {version.arch} on {ort.device} ({ort.precision})")
+            subject.engines.append(native_engine(version, device=ort.device, precision=ort.precision,
+                                                 io_binding=io_binding))
+        subjects.append(subject)
+    rows: dict[str, list[dict[str, Any]]] = {s.label: [] for s in subjects}
+    for batch in batches:
+        images: dict[int, np.ndarray] = {}
+        for s in subjects:
+            if s.size not in images:
+                images[s.size] = np.random.default_rng(seed).standard_normal((batch, 3, s.size, s.size), dtype=np.float32)
+        engines = ", ".join(f"{e.name} on {e.device}" for e in subjects[0].engines)
+        step(f"batch {batch}: warm-up and timing ({engines}" + (f"; {len(subjects)} artifacts" if len(subjects) > 1 else "")
+             + ", interleaved)")
+        figures = _warm_and_time({s.key(e): (e, images[s.size], s.macs) for s in subjects for e in s.engines},
+                                 warmup=warmup, min_time=min_time, min_iters=min_iters, rounds=rounds)
+        for s in subjects:
+            ort_figures = figures[s.key(s.engines[0])]
+            row: dict[str, Any] = {"batch": batch, "onnxruntime": ort_figures, "native": None, "speedup": None}
+            if native:
+                nat = s.engines[1]
+                row["native"] = {"framework": nat.name, "device": nat.device, "precision": nat.precision,
+                                 **figures[s.key(nat)]}
+                row["speedup"] = row["native"]["p50_ms"] / ort_figures["p50_ms"]
+            rows[s.label].append(row)
     after = _ort_log.counts()
     quieted = {k: n - quieted_before.get(k, 0) for k, n in after.items() if n > quieted_before.get(k, 0)}
+    return [_payload(s, rows[s.label], others=[o.label for o in subjects if o is not s], quieted=quieted, seed=seed,
+                     settings={"warmup": warmup, "min_time_s": min_time, "min_iters": min_iters, "rounds": rounds,
+                               "ort_io": "device" if io_binding else "host"})
+            for s in subjects]
+
+
+def _payload(subject: _Subject, results: list[dict[str, Any]], *, others: list[str], quieted: dict[str, int], seed: int,
+             settings: dict[str, Any]) -> dict[str, Any]:
+    version, ort = subject.version, subject.engines[0]
+    choice = ort.model.provider
+    frameworks = {e.name: e.info["framework_version"] for e in subject.engines[1:]}
     return {
         "ref": version.ref if version is not None else None,
         "sha256": version.sha256 if version is not None else None,
         "arch": version.arch if version is not None else None,
         "framework": version.framework if version is not None else None,
-        "precision": engines[0].precision,
-        "macs_per_sample": macs,
-        "input_size": size,
+        "precision": ort.precision,
+        "macs_per_sample": subject.macs,
+        "input_size": subject.size,
         "provider": choice.to_dict(),
-        "engines": [_engine_facts(e) for e in engines],
-        "settings": {
-            "warmup": warmup, "min_time_s": min_time, "min_iters": min_iters, "rounds": rounds,
-            "interleaved": len(engines) > 1, "ort_io": "device" if io_binding else "host", "seed": seed,
-            "session_options": engines[0].info["options"],
-        },
+        "engines": [_engine_facts(e) for e in subject.engines],
+        "settings": {**settings, "interleaved": len(subject.engines) > 1 or bool(others), "interleaved_with": others,
+                     "seed": seed, "session_options": ort.info["options"]},
         "onnxruntime_log_quieted": quieted,
         "machine": describe_machine(provider=choice, frameworks=frameworks),
         "results": results,
     }
 
 
-__all__ = ["bench_artifact", "bench_batch", "input_size_of"]
+def bench_artifact(path: str | os.PathLike[str], *, version: ModelVersion | None = None, **kwargs: Any) -> dict[str, Any]:
+    """Benchmark one artifact at each batch size: the payload ``zoo bench`` prints and attaches.
+
+    The keywords are :func:`bench_artifacts`'; with ``native=True`` the framework that built
+    ``version`` is timed in the same run, interleaved, and each batch gets its ``speedup``.
+    """
+    return bench_artifacts([(path, version)], **kwargs)[0]
+
+
+__all__ = ["Artifact", "bench_artifact", "bench_artifacts", "bench_batch", "input_size_of"]

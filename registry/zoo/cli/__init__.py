@@ -19,6 +19,7 @@ from typing import Any
 import click
 
 from .. import STORE_ENV
+from .._distribution import DISTRIBUTION
 from ..errors import INTERNAL_ERROR_EXIT, INTERRUPTED_EXIT, ZooError
 
 
@@ -175,7 +176,7 @@ def _debug(ctx: click.Context) -> bool:
          "folder (env ZOO_ARTIFACTS).",
 )
 @click.option("--debug", is_flag=True, help="Show tracebacks on errors (also accepted after the command); exit codes stay.")
-@click.version_option(package_name="zoo", prog_name="zoo")
+@click.version_option(package_name=DISTRIBUTION, prog_name="zoo")  # read only when --version is given
 @click.pass_context
 def main(ctx: click.Context, store: str | None, artifacts: str | None, debug: bool) -> None:
     """zoo: build reference CNNs in any framework, version them as ONNX, run them on ONNX Runtime.

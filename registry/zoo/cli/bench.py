@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from functools import partial
 from typing import Any
 
 import click
@@ -11,8 +10,8 @@ from ..errors import InvalidInput, NotFound
 from . import emit_json, info, json_option, main, pass_ctx, table
 
 
-def _progress(ref: str, message: str) -> None:
-    info(f"  {ref}: {message}")
+def _progress(message: str) -> None:
+    info(f"  {message}")
 
 
 def parse_batches(spec: str) -> list[int]:
@@ -115,7 +114,7 @@ def _print_compare(payloads: Sequence[dict[str, Any]]) -> None:
             rows.append(row)
     # One line per distinct machine: the load average moves between runs, the machine does not.
     machines = {machine_line({**p["machine"], "load_avg_1m": None}) for p in payloads}
-    caption = "\n".join(["vs first: p50 of the first ref / p50 of this row (>1: faster)", *_notes(payloads),
+    caption = "\n".join(["vs first: p50 of the first ref / p50 of this row (>1: faster); all refs timed interleaved", *_notes(payloads),
                          *_quieted(payloads), *sorted(machines)])
     table("zoo bench --compare", columns, rows, caption=caption)
 
@@ -140,7 +139,8 @@ def _stored(registry, version) -> dict[str, Any]:
 @click.option("--min-time", type=float, default=2.0, show_default=True, help="Timed seconds per engine and batch size, at least.")
 @click.option("--min-iters", type=int, default=10, show_default=True, help="Timed runs per engine and batch size, at least.")
 @click.option("--host-io", is_flag=True, help="Time numpy-in/numpy-out ONNX Runtime calls (copies included) instead of I/O binding.")
-@click.option("--compare", is_flag=True, help="Several REFs side by side in one table (rows: ref x batch).")
+@click.option("--compare", is_flag=True,
+              help="Several REFs side by side in one table (rows: ref x batch), all timed interleaved in one run.")
 @click.option("--stored", is_flag=True, help="Show the latest stored results instead of measuring again.")
 @click.option("--no-save", is_flag=True, help="Do not attach the results to the version.")
 @json_option
@@ -160,7 +160,7 @@ def bench_cmd(ctx, refs, batch_spec, provider, native, warmup, min_time, min_ite
       zoo bench --compare resnet50:torch resnet50:tensorflow --batch 1,8
       zoo bench --compare resnet50@1 resnet50@2 resnet50@3    # fp32, fp16, int8 (zoo convert)
     """
-    from ..bench import bench_artifact
+    from ..bench import bench_artifacts
 
     if compare and len(refs) < 2:
         raise InvalidInput(f"--compare needs at least two references. Received: {' '.join(refs)!r}",
@@ -171,22 +171,22 @@ def bench_cmd(ctx, refs, batch_spec, provider, native, warmup, min_time, min_ite
     batches = parse_batches(batch_spec)
     registry = ctx.registry()
     versions = [registry.resolve(ref) for ref in refs]
-    payloads = []
-    for version in versions:
-        if stored:
-            payloads.append(_stored(registry, version))
-            continue
-        path = registry.path(version)
-        info(f"{version.ref}: batch {','.join(map(str, batches))}, >= {min_time:g} s and {min_iters} runs each"
-             + (f", interleaved with {version.framework} on the same device" if native else ""))
-        payload = bench_artifact(
-            path, version=version, batches=batches, provider=provider, native=native, warmup=warmup,
-            min_time=min_time, min_iters=min_iters, io_binding=not host_io,
-            progress=partial(_progress, version.ref),
+    if stored:
+        payloads = [_stored(registry, version) for version in versions]
+    else:
+        what = [f"batch {','.join(map(str, batches))}", f">= {min_time:g} s and {min_iters} runs each"]
+        if native:
+            what.append(f"with {', '.join(sorted({v.framework or '?' for v in versions}))} on the same device")
+        if native or len(versions) > 1:
+            what.append("all interleaved")
+        info(f"{', '.join(v.ref for v in versions)}: {', '.join(what)}")
+        payloads = bench_artifacts(
+            [(registry.path(v), v) for v in versions], batches=batches, provider=provider, native=native,
+            warmup=warmup, min_time=min_time, min_iters=min_iters, io_binding=not host_io, progress=_progress,
         )
         if not no_save:
-            registry.attach(version, "bench", payload)
-        payloads.append(payload)
+            for version, payload in zip(versions, payloads, strict=True):
+                registry.attach(version, "bench", payload)
     if as_json:
         emit_json(payloads if compare else payloads[0])
         return
