@@ -38,7 +38,8 @@ from ._stats import LatencyStats, summarize
 from ._timing import DEFAULT_MIN_ITERS, DEFAULT_MIN_TIME, DEFAULT_ROUNDS, DEFAULT_WARMUP, Runner, measure
 
 __all__ = [
-    "DEFAULT_MIN_ITERS", "DEFAULT_MIN_TIME", "DEFAULT_ROUNDS", "DEFAULT_WARMUP", "Engine", "LatencyStats", "MemoryWindow",
-    "Progress", "Runner", "Artifact", "bench_artifact", "bench_artifacts", "bench_batch", "check_native_device", "describe_machine", "input_size_of",
-    "machine_line", "measure", "memory_window", "native_engine", "ort_engine", "summarize",
+    "Artifact", "DEFAULT_MIN_ITERS", "DEFAULT_MIN_TIME", "DEFAULT_ROUNDS", "DEFAULT_WARMUP", "Engine",
+    "LatencyStats", "MemoryWindow", "Progress", "Runner", "bench_artifact", "bench_artifacts", "bench_batch",
+    "check_native_device", "describe_machine", "input_size_of", "machine_line", "measure", "memory_window",
+    "native_engine", "ort_engine", "summarize",
 ]
