@@ -2,9 +2,10 @@
 
 Two halves. The engine's own logic (metrics, pair classes, diagnosis, registration, JUnit, CLI)
 runs against a numpy "framework" defined here, so it is checked in milliseconds and with
-deliberate faults of each kind. Then the real plugins: every pair of all nine architectures at a
-small configuration (10 classes, 64 px), ResNet-18 at full size through the CLI, and ResNet-50 at
-full size under ``-m slow``. The deliberately broken conversions live in test_parity_gate.py.
+deliberate faults of each kind. Then the real plugins: every pair of every architecture at a
+small configuration (10 classes, 64 px; the deep variants under ``-m slow``, see
+arch_params.py), ResNet-18 at full size through the CLI, and ResNet-50 at full size under
+``-m slow``. The deliberately broken conversions live in test_parity_gate.py.
 """
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from arch_params import arch_params
 from zoo.architectures import ARCHITECTURES
 from zoo.errors import InvalidWeights, ParityFailure
 from zoo.parity import (
@@ -378,32 +380,31 @@ def test_strict_fp32_turns_tf32_off_in_every_framework_and_restores_it():
         torch.backends.cuda.matmul.allow_tf32 = before[0]
 
 
-@pytest.fixture(scope="module")
-def parity_all(tmp_path_factory):
-    """The CI gate as a user runs it: `zoo parity --all` at 64 px / 10 classes, once per module.
+def _parity_cli(tmp_path: Path, arch: str) -> tuple[dict[str, Any], ET.Element]:
+    """The CI gate as a user runs it: `zoo parity ARCH` at 64 px / 10 classes, JSON and JUnit out.
 
     64 px: AlexNet needs >= 63 px (its last pool needs a 3x3 map); it also leaves GoogLeNet's
-    ceil-mode pools and VGG's 2x2 -> 7x7 adaptive pool non-trivial.
+    ceil-mode pools and VGG's 2x2 -> 7x7 adaptive pool non-trivial. (`--all` runs the same
+    per-architecture check for each; it is tested on the fake frameworks above.)
     """
     from zoo.cli import main
 
-    tmp = tmp_path_factory.mktemp("parity-all")
-    junit = tmp / "parity.xml"
-    args = ["--store", str(tmp / "store"), "parity", "--all", "--input-size", str(SMALL["input_size"]),
+    junit = tmp_path / "parity.xml"
+    args = ["--store", str(tmp_path / "store"), "parity", arch, "--input-size", str(SMALL["input_size"]),
             "--num-classes", str(SMALL["num_classes"]), "--batch", str(SMALL["batch"]), "--seed", str(SMALL["seed"]),
             "--no-register", "--json", "--junit", str(junit)]
     out = CliRunner().invoke(main, args)
     assert out.exit_code == 0, out.output
-    return {r["arch"]: r for r in json.loads(out.stdout)}, ET.parse(junit).getroot()
+    (report,) = json.loads(out.stdout)
+    return report, ET.parse(junit).getroot()
 
 
 @needs_both
 @pytest.mark.torch
 @pytest.mark.tensorflow
-@pytest.mark.parametrize("arch", REAL_ARCHS)
-def test_parity_all_passes_every_pair_of_every_arch(arch, parity_all):
-    reports, junit = parity_all
-    report = reports[arch]
+@pytest.mark.parametrize("arch", arch_params(REAL_ARCHS))
+def test_parity_passes_every_pair_of_every_arch(arch, tmp_path):
+    report, junit = _parity_cli(tmp_path, arch)
     assert report["passed"] and not report["errors"], report["diagnosis"]
     for p in report["pairs"]:
         assert p["max_rel_error"] <= DEFAULT_RTOL and p["top1_agreement"] == 1.0 and p["cosine_min"] > 0.99999, p

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import pytest
 
+from arch_params import slow_if_deep
 from zoo import plugins
 from zoo.architectures import ARCHITECTURES, REFERENCE_PARAMS, TRAINING_HEADS, param_counts
 from zoo.plugins import FrameworkPlugin, get_plugin, plugin_statuses
@@ -23,8 +24,8 @@ def _marks(name: str):
     return [getattr(pytest.mark, name)] if name in ("torch", "tensorflow") else []
 
 
-def _params(pairs):
-    return [pytest.param(p, a, id=f"{p}-{a}", marks=_marks(p)) for p, a in pairs]
+def _params(pairs, *, deep_slow: bool = False):
+    return [pytest.param(p, a, id=f"{p}-{a}", marks=_marks(p) + (slow_if_deep(a) if deep_slow else [])) for p, a in pairs]
 
 
 @pytest.mark.parametrize("name", AVAILABLE)
@@ -73,7 +74,7 @@ def test_strict_fp32_says_what_it_did(name):
         assert all(isinstance(n, str) for n in notes)
 
 
-@pytest.mark.parametrize("name,arch", _params(PAIRS))
+@pytest.mark.parametrize("name,arch", _params(PAIRS, deep_slow=True))
 def test_small_export_honours_the_io_contract(name, arch, tmp_path):
     import onnx
 

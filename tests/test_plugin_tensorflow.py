@@ -17,6 +17,7 @@ import onnxruntime as ort
 import pytest
 import torch
 
+from arch_params import arch_params
 from zoo.architectures import ARCHITECTURES, REFERENCE_PARAMS
 from zoo.errors import InvalidInput, InvalidWeights, NotFound
 from zoo.metrics import relative_error, verification_batch
@@ -138,7 +139,7 @@ class Small:
         self.logits = PLUGIN.predict(self.model, self.images)
 
 
-@pytest.fixture(scope="module", params=ARCHS)
+@pytest.fixture(scope="module", params=arch_params(ARCHS))
 def small(request) -> Small:
     return Small(request.param)
 

@@ -16,6 +16,7 @@ import onnxruntime as ort
 import pytest
 import torch
 
+from arch_params import DEEP_VARIANTS
 from zoo.architectures import ARCHITECTURES, REFERENCE_PARAMS
 from zoo.errors import InvalidInput, InvalidWeights, NotFound
 from zoo.metrics import relative_error, verification_batch
@@ -35,7 +36,7 @@ CHECK_BATCH = 3  # differs from the exporter's trace batch (2): proves the batch
 RTOL = 1e-4
 # Small exports that take > ~8 s each on 2 busy cores: VGG serialises a 0.5 GB classifier, the
 # deep ResNets trace hundreds of layers. ResNet-18 / -50 cover both block types in the fast run.
-SLOW_EXPORTS = {"vgg16", "vgg19", "resnet34", "resnet101", "resnet152"}
+SLOW_EXPORTS = DEEP_VARIANTS | {"vgg16"}  # the contract test exports VGG-16 with this plugin in every run
 
 
 def _batch(size: int, *, n: int = CHECK_BATCH, seed: int = 1) -> np.ndarray:
