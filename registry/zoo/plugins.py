@@ -20,7 +20,6 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, ExitStack, contextmanager
 from dataclasses import dataclass
 from functools import cache, lru_cache, partial
-from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
@@ -257,6 +256,8 @@ class PluginEntry:
     def load(self) -> FrameworkPlugin:
         """Import the plugin module (not its framework) and return the plugin instance."""
         try:
+            from importlib import metadata
+
             obj = metadata.EntryPoint(self.name, self.target, ENTRY_POINT_GROUP).load()
         except Exception as exc:  # a broken third-party module must not break zoo
             raise PluginError(
@@ -295,6 +296,8 @@ class PluginStatus:
 @lru_cache(maxsize=1)
 def discover() -> dict[str, PluginEntry]:
     """All plugins published under ``zoo.plugins``, by name. Reads metadata only."""
+    from importlib import metadata  # not at import: `zoo list` never discovers plugins
+
     found: dict[str, PluginEntry] = {}
     for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
         dist = ep.dist.name if ep.dist is not None else None

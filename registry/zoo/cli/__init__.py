@@ -21,6 +21,7 @@ import click
 from .. import STORE_ENV
 from .._distribution import DISTRIBUTION
 from ..errors import INTERNAL_ERROR_EXIT, INTERRUPTED_EXIT, ZooError
+from ._table import Styled
 
 
 @dataclass
@@ -77,32 +78,24 @@ def console(stderr: bool = False):
     return Console(file=stream, width=width, highlight=False, soft_wrap=False)
 
 
-class Styled(str):
-    """A table cell whose rich markup is meant (``Styled("[green]ok[/]")``); other cells print as is."""
-
-
 def _cell(value: Any) -> str:
-    from rich.markup import escape
-
     if value is None:
         return "-"
     if isinstance(value, Styled):
         return value
     # Line breaks are layout (a status and its hint); every other control character is escaped.
-    return "\n".join(escape(printable(line)) for line in str(value).split("\n"))
+    return "\n".join(printable(line) for line in str(value).split("\n"))
+
+
+RIGHT_ALIGNED = ("params", "non-trainable", "MACs", "size", "version", "#", "ms", "/s", "x")  # column names ending so
 
 
 def table(title: str | None, columns: Sequence[str], rows: Iterable[Sequence[Any]], *, caption: str | None = None):
-    """Print a readable table (rich); ``None`` cells render as a dash, brackets in values survive."""
-    from rich.table import Table
+    """Print a table on stdout (:mod:`._table`); ``None`` cells render as a dash, brackets in values survive."""
+    from ._table import print_table
 
-    t = Table(title=_cell(title) if title else None, caption=_cell(caption) if caption else None, header_style="bold")
-    for col in columns:
-        right = col.endswith(("params", "non-trainable", "MACs", "size", "version", "#", "ms", "/s", "x"))
-        t.add_column(col, justify="right" if right else "left", overflow="fold")
-    for row in rows:
-        t.add_row(*[_cell(v) for v in row])
-    console().print(t)
+    print_table(sys.stdout, _cell(title) if title else None, columns, ([_cell(v) for v in row] for row in rows),
+                right=[c.endswith(RIGHT_ALIGNED) for c in columns], caption=_cell(caption) if caption else None)
 
 
 def info(message: str) -> None:

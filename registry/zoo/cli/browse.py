@@ -18,14 +18,14 @@ SHOW_LABELS = 5  # class names `zoo show` prints (--json has them all)
 @pass_ctx
 def list_cmd(ctx, name, framework, arch, as_json) -> None:
     """List registered versions (all models, or only NAME)."""
-    from ..plugins import canonical_name
-
-    versions = ctx.registry().list(name, framework=canonical_name(framework) if framework else None, arch=arch)
+    versions = ctx.registry().list(name, framework=framework or None, arch=arch)  # it canonicalises the framework
     if as_json:
         emit_json(versions)
         return
     if not versions:
-        info("no versions registered yet; try `zoo export resnet18`")
+        filters = [f"{k} {v!r}" for k, v in (("name", name), ("framework", framework), ("arch", arch)) if v]
+        info(f"no versions match {', '.join(filters)}; `zoo list` shows them all" if filters
+             else "no versions registered yet; try `zoo export resnet18`")
         return
     table(None, VERSION_COLUMNS, [version_row(v) for v in versions])
 

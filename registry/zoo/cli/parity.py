@@ -8,7 +8,7 @@ from typing import Any
 import click
 
 from ..errors import InvalidInput
-from . import Styled, emit_json, info, json_option, main, pass_ctx, progress, table
+from . import Styled, emit_json, info, json_option, main, pass_ctx, printable, progress, table
 
 
 @main.command("parity")
@@ -106,15 +106,13 @@ def parity_cmd(ctx, arch, all_archs, frameworks, input_size, batch, seed, num_cl
 
 
 def _render(r) -> None:
-    from rich.markup import escape
-
     rows: list[Sequence[Any]] = []
     for p in r.pairs:
         status = Styled("[green]ok[/]" if p.passed else "[bold red]FAIL[/]")
         rows.append((p.label, p.kind, f"{p.max_abs_error:.2e}", f"{p.max_rel_error:.2e}", f"{p.cosine_min:.7f}",
                      f"{p.top1_agreement:.0%}" + (f" ({p.top1_ties} tie)" if p.top1_ties else ""), f"{p.top5_agreement:.0%}", status))
     for label, message in r.errors.items():
-        rows.append((label, "error", None, None, None, None, None, Styled(f"[bold red]{escape(message)}[/]")))
+        rows.append((label, "error", None, None, None, None, None, Styled(f"[bold red]{printable(message)}[/]")))
     caption = (f"{r.num_classes} classes, {r.input_size} px, batch {r.batch}, seed {r.seed}, opset {r.opset}, "
                f"ORT {r.provider}; rtol {r.tolerances.rtol:g}, top-1 >= {r.tolerances.top1:.0%}; "
                f"weights sha256 {r.weights_sha256[:12]}; logit std {r.logit_std:.2f}")

@@ -70,6 +70,15 @@ def _lock_timeout() -> float:
         return 300.0
 
 
+# A version with its tags and aliases in one statement (no query per row: `zoo list` of 10,000 versions).
+_VERSIONS = (
+    "SELECT v.*,"
+    " (SELECT json_group_object(t.key, t.value) FROM tags t WHERE t.name = v.name AND t.version = v.version) AS tags_json,"
+    " (SELECT json_group_array(a.alias) FROM aliases a WHERE a.name = v.name AND a.version = v.version) AS aliases_json"
+    " FROM versions v"
+)
+
+
 class SQLiteTxn:
     """:class:`~zoo.store.base.MetadataTxn` over one connection inside BEGIN ... COMMIT."""
 
@@ -80,15 +89,14 @@ class SQLiteTxn:
     # ------------------------------------------------------------------ reads
 
     def _hydrate(self, rows: list[sqlite3.Row]) -> list[ModelVersion]:
+        """Rows of :data:`_VERSIONS` (a version with its tags and aliases, one statement) as records."""
         out = []
         for row in rows:
             try:
                 d = json.loads(row["record"])
                 d["name"], d["version"] = row["name"], row["version"]
-                d["tags"] = {k: v for k, v in self._c.execute(
-                    "SELECT key, value FROM tags WHERE name=? AND version=? ORDER BY key", (row["name"], row["version"]))}
-                d["aliases"] = tuple(a for (a,) in self._c.execute(
-                    "SELECT alias FROM aliases WHERE name=? AND version=? ORDER BY alias", (row["name"], row["version"])))
+                d["tags"] = dict(sorted(json.loads(row["tags_json"]).items()))
+                d["aliases"] = tuple(sorted(json.loads(row["aliases_json"])))
                 out.append(ModelVersion.from_dict(d))
             except (ValueError, TypeError, KeyError, AttributeError) as exc:
                 raise _decode_error(f"{row['name']}@{row['version']}", exc) from None
@@ -99,15 +107,15 @@ class SQLiteTxn:
         return found[0] if found else None
 
     def get(self, name: str, version: int) -> ModelVersion | None:
-        return self._one("SELECT * FROM versions WHERE name=? AND version=?", (name, version))
+        return self._one(_VERSIONS + " WHERE name=? AND version=?", (name, version))
 
     def find(self, name: str, sha256: str) -> ModelVersion | None:
-        return self._one("SELECT * FROM versions WHERE name=? AND sha256=?", (name, sha256))
+        return self._one(_VERSIONS + " WHERE name=? AND sha256=?", (name, sha256))
 
     def latest(self, name: str, *, framework: str | None = None) -> ModelVersion | None:
         if framework is None:
-            return self._one("SELECT * FROM versions WHERE name=? ORDER BY version DESC LIMIT 1", (name,))
-        return self._one("SELECT * FROM versions WHERE name=? AND framework=? ORDER BY version DESC LIMIT 1", (name, framework))
+            return self._one(_VERSIONS + " WHERE name=? ORDER BY version DESC LIMIT 1", (name,))
+        return self._one(_VERSIONS + " WHERE name=? AND framework=? ORDER BY version DESC LIMIT 1", (name, framework))
 
     def versions(self, name: str | None = None, *, framework: str | None = None, arch: str | None = None) -> list[ModelVersion]:
         where, args = [], []
@@ -115,7 +123,7 @@ class SQLiteTxn:
             if value is not None:
                 where.append(f"{column}=?")
                 args.append(value)
-        sql = "SELECT * FROM versions" + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY name, version"
+        sql = _VERSIONS + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY name, version"
         return self._hydrate(self._c.execute(sql, args).fetchall())
 
     def models(self) -> list[str]:
