@@ -9,9 +9,10 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import lru_cache
 
 _MB = 1024 * 1024
 
@@ -22,20 +23,22 @@ def _rss_bytes() -> int:
     return psutil.Process().memory_info().rss
 
 
+@lru_cache(maxsize=1)
+def _malloc_trim() -> Callable[[int], int] | None:
+    import ctypes
+
+    try:
+        return getattr(ctypes.CDLL(None), "malloc_trim", None)  # glibc only; the process' own symbols
+    except (OSError, TypeError):
+        return None
+
+
 def _release_free_heap() -> None:
     """Hand freed heap pages back to the OS (glibc's malloc_trim), so that an engine loaded after
     another one is freed shows its own RSS instead of reusing the freed pages unseen."""
-    import ctypes
-    import ctypes.util
-
-    name = ctypes.util.find_library("c")
-    try:
-        libc = ctypes.CDLL(name) if name else None
-        trim = getattr(libc, "malloc_trim", None)
-        if trim is not None:
-            trim(0)
-    except OSError:
-        pass
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
 
 
 def _reset_peak() -> bool:
