@@ -148,10 +148,9 @@ class S3BlobStore:
     read_only = False  # what the credentials allow shows at the first write: the error names the missing permission
 
     def identity(self) -> StoreIdentity | None:
-        if self.store_id is None:
-            return None
-        self.check_identity()
-        return StoreIdentity(self.store_id)
+        """The id the database gave this prefix. The bucket's marker is compared with it before the first S3
+        request of this process (see ``_client``), so metadata-only reads (`zoo list`, `zoo show`) make none."""
+        return None if self.store_id is None else StoreIdentity(self.store_id)
 
     def create(self, identity: StoreIdentity) -> StoreIdentity:
         if self.store_id != identity.store_id:
