@@ -320,6 +320,43 @@ def test_cli_exits_10_naming_the_failing_pair(tmp_path, fake_frameworks):
     assert not (tmp_path / "store").exists()  # nothing registered: the store was not even created
 
 
+def _checkpoint(path: Path, *, num_classes: int = 7, seed: int = 5) -> Path:
+    from zoo.weights import save_weights
+
+    plugin = FakePlugin("fa")
+    save_weights(plugin.state_dict(plugin.build("tiny", num_classes=num_classes, seed=seed)), path)
+    return path
+
+
+def test_cli_checks_a_given_checkpoint_and_registers_it_with_its_sha256(tmp_path, fake_frameworks):
+    from zoo import open_registry
+    from zoo.weights import file_sha256
+
+    ckpt = _checkpoint(tmp_path / "mine.safetensors")
+    out = _zoo(tmp_path / "store", "tiny", "--weights", str(ckpt), "--input-size", "32", "--json")
+    assert out.exit_code == 0, out.output
+    (payload,) = json.loads(out.stdout)
+    seeded = json.loads(_zoo(tmp_path / "s2", "tiny", "--num-classes", "7", "--input-size", "32", "--no-register",
+                             "--json").stdout)[0]
+    assert payload["passed"] and payload["num_classes"] == 7, "the class count is read from the classifier"
+    assert payload["weights_source"] == "mine.safetensors" and payload["weights_sha256"] == file_sha256(ckpt)
+    assert seeded["weights_source"] == "zoo-random-canonical" and seeded["weights_sha256"] != payload["weights_sha256"]
+    version = open_registry(tmp_path / "store").resolve(payload["versions"]["fb"])
+    assert version.provenance["weights_sha256"] == file_sha256(ckpt)
+    assert version.provenance["weights_init"] == {"kind": "file", "source": "mine.safetensors", "sha256": file_sha256(ckpt),
+                                                  "arch": "tiny", "num_classes": 7}
+
+
+@pytest.mark.parametrize("args,code,needle", [
+    (["--all"], 2, "--weights applies to a single ARCH"),
+    (["tiny", "--num-classes", "10"], InvalidWeights.exit_code, "fc.weight"),
+])
+def test_cli_refuses_weights_that_cannot_be_checked(tmp_path, fake_frameworks, args, code, needle):
+    out = _zoo(tmp_path / "store", *args, "--weights", str(_checkpoint(tmp_path / "seven.safetensors")), "--input-size", "32")
+    assert out.exit_code == code and needle in out.output, out.output
+    assert not (tmp_path / "store").exists(), "nothing built, nothing registered"
+
+
 def test_cli_looser_tolerance_is_honoured(tmp_path, fake_frameworks):
     fake_frameworks["fb"] = FakePlugin("fb", broken_export=True)
     strict = _zoo(tmp_path / "s1", "tiny", "--num-classes", "10", "--input-size", "32", "--no-register")

@@ -156,11 +156,11 @@ def bench_artifacts(
         for s in subjects:
             if s.size not in images:
                 images[s.size] = np.random.default_rng(seed).standard_normal((batch, 3, s.size, s.size), dtype=np.float32)
-        engines = ", ".join(f"{e.name} on {e.device}" for e in subjects[0].engines)
-        step(f"batch {batch}: warm-up and timing ({engines}" + (f"; {len(subjects)} artifacts" if len(subjects) > 1 else "")
-             + ", interleaved)")
-        figures = _warm_and_time({s.key(e): (e, images[s.size], s.macs) for s in subjects for e in s.engines},
-                                 warmup=warmup, min_time=min_time, min_iters=min_iters, rounds=rounds)
+        timed = {s.key(e): (e, images[s.size], s.macs) for s in subjects for e in s.engines}
+        what = ", ".join(f"{e.name} on {e.device}" for e in subjects[0].engines)
+        more = f"; {len(subjects)} artifacts" if len(subjects) > 1 else ""
+        step(f"batch {batch}: warm-up and timing ({what}{more}{', interleaved' if len(timed) > 1 else ''})")
+        figures = _warm_and_time(timed, warmup=warmup, min_time=min_time, min_iters=min_iters, rounds=rounds)
         for s in subjects:
             ort_figures = figures[s.key(s.engines[0])]
             row: dict[str, Any] = {"batch": batch, "onnxruntime": ort_figures, "native": None, "speedup": None}

@@ -17,8 +17,13 @@ from . import Styled, emit_json, info, json_option, main, pass_ctx, printable, p
 @click.option("--frameworks", "-f", default="all", show_default=True, help="Plugins to compare, comma-separated, or 'all'.")
 @click.option("--input-size", type=int, default=224, show_default=True, help="Square input size.")
 @click.option("--batch", type=int, default=8, show_default=True, help="Samples in the seeded N(0,1) batch.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the canonical weights and of the batch.")
-@click.option("--num-classes", type=int, default=1000, show_default=True, help="Classifier outputs (the head's width).")
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Seed of the batch and (without --weights) of the canonical weights.")
+@click.option("--num-classes", type=int, default=None,
+              help="Classifier outputs, the head's width (default: 1000; with --weights, read from the file).")
+@click.option("--weights", "weights_file", type=click.Path(dir_okay=False, path_type=Path),
+              help="Check these weights instead of seeded ones: a canonical .safetensors or a file a plugin reads "
+                   "(e.g. torchvision's .pth); single ARCH only.")
 @click.option("--opset", type=int, default=None, help="ONNX opset of the exports (default: 18).")
 @click.option("--rtol", type=float, default=None, help="Max |a-b| / max|b| per pair (default: 1e-4, fp32).")
 @click.option("--top1", type=float, default=None, help="Min top-1 agreement per pair, 0..1 (default: 1.0; ties excused).")
@@ -31,12 +36,13 @@ from . import Styled, emit_json, info, json_option, main, pass_ctx, printable, p
 @click.option("--junit", type=click.Path(dir_okay=False, path_type=Path), help="Also write JUnit XML (one testcase per pair).")
 @json_option
 @pass_ctx
-def parity_cmd(ctx, arch, all_archs, frameworks, input_size, batch, seed, num_classes, opset, rtol, top1, provider,
-               native_only, register, name, tags, junit, as_json) -> None:
+def parity_cmd(ctx, arch, all_archs, frameworks, input_size, batch, seed, num_classes, weights_file, opset, rtol, top1,
+               provider, native_only, register, name, tags, junit, as_json) -> None:
     """Check that every framework and every ONNX export of ARCH compute the same logits.
 
-    One seeded set of canonical weights is loaded into each framework's build; each native
-    model and each ONNX export (run under ONNX Runtime) sees the same seeded batch, and every
+    One seeded set of canonical weights (or the checkpoint given with --weights) is loaded into
+    each framework's build; each native model and each ONNX export (run under ONNX Runtime) sees
+    the same seeded batch, and every
     pair is compared: native vs native (architectures and weight conversion), native vs its own
     ONNX (the exporter), ONNX vs ONNX, and native vs the other framework's ONNX. Exits 10 if any
     pair is out of tolerance, naming it and what the failing pair kind implicates.
@@ -48,6 +54,7 @@ def parity_cmd(ctx, arch, all_archs, frameworks, input_size, batch, seed, num_cl
       zoo parity resnet50                                 # full size, registers resnet50 versions
       zoo parity --all --input-size 64 --num-classes 10 --no-register --junit parity.xml
       zoo parity vgg16 --rtol 1e-3 --json
+      zoo parity resnet50 --weights resnet50-11ad3fa6.pth  # your checkpoint, in every framework
     """
     from ..parity import DEFAULT_RTOL, DEFAULT_TOP1, Tolerances, parity_jobs, raise_for_failures, run_parity, to_junit
     from ..plugins import DEFAULT_OPSET, resolve_frameworks
@@ -57,6 +64,8 @@ def parity_cmd(ctx, arch, all_archs, frameworks, input_size, batch, seed, num_cl
         raise InvalidInput("Give exactly one of ARCH and --all", hint="e.g. zoo parity resnet18, or zoo parity --all")
     if name and all_archs:
         raise InvalidInput("--name applies to a single ARCH, not --all", hint="drop --name; each arch registers under its own name")
+    if weights_file is not None and all_archs:
+        raise InvalidInput("--weights applies to a single ARCH, not --all", hint="e.g. zoo parity resnet50 --weights FILE")
     tolerances = Tolerances(rtol=DEFAULT_RTOL if rtol is None else rtol, top1=DEFAULT_TOP1 if top1 is None else top1)
     tag_map = parse_tags(tags)
     if all_archs:
@@ -70,6 +79,10 @@ def parity_cmd(ctx, arch, all_archs, frameworks, input_size, batch, seed, num_cl
     for a, plugins in jobs:
         if len(plugins) < 2:
             info(f"note: only {plugins[0].name} builds {a}: checking its export only (no cross-framework pairs)")
+    weights: dict[str, Any] = {}
+    if weights_file is not None:
+        weights = _checkpoint(jobs[0][1][0], jobs[0][0], weights_file, num_classes)
+    num_classes = weights.get("num_classes", num_classes or 1000)
     registry = ctx.registry() if register and not native_only else None
 
     reports = []
@@ -86,7 +99,7 @@ def parity_cmd(ctx, arch, all_archs, frameworks, input_size, batch, seed, num_cl
             reports.append(run_parity(
                 a, plugins, num_classes=num_classes, input_size=input_size, batch=batch, seed=seed,
                 opset=opset or DEFAULT_OPSET, tolerances=tolerances, provider=provider, export=not native_only, registry=registry,
-                name=name, tags=tag_map, progress=step,
+                name=name, tags=tag_map, progress=step, **{k: v for k, v in weights.items() if k != "num_classes"},
             ))
         bar.update(task, completed=total, description="parity done")
 
@@ -105,6 +118,18 @@ def parity_cmd(ctx, arch, all_archs, frameworks, input_size, batch, seed, num_cl
     raise_for_failures(reports)
 
 
+def _checkpoint(plugin, arch: str, path: Path, num_classes: int | None) -> dict[str, Any]:
+    """run_parity's keywords for a weight file: read, fitted to ``arch`` (InvalidWeights lists every misfit)."""
+    from ..weights import load_weights, plan_import
+
+    state, sha = load_weights(path)
+    plan = plan_import(plugin, arch, state, num_classes=num_classes, source=path.name)
+    for note in plan.notes:
+        info(f"note: {note}")
+    return {"weights": plan.state, "weights_sha256": sha, "weights_source": path.name, "num_classes": plan.num_classes,
+            "build_options": plan.build_options}
+
+
 def _render(r) -> None:
     rows: list[Sequence[Any]] = []
     for p in r.pairs:
@@ -115,7 +140,7 @@ def _render(r) -> None:
         rows.append((label, "error", None, None, None, None, None, Styled(f"[bold red]{printable(message)}[/]")))
     caption = (f"{r.num_classes} classes, {r.input_size} px, batch {r.batch}, seed {r.seed}, opset {r.opset}, "
                f"ORT {r.provider}; rtol {r.tolerances.rtol:g}, top-1 >= {r.tolerances.top1:.0%}; "
-               f"weights sha256 {r.weights_sha256[:12]}; logit std {r.logit_std:.2f}")
+               f"weights {r.weights_source} sha256 {r.weights_sha256[:12]}; logit std {r.logit_std:.2f}")
     table(f"parity: {r.arch}", ["pair", "kind", "max abs", "max rel", "cos min", "top-1", "top-5", "status"], rows,
           caption=caption)
     for note in r.notes:

@@ -16,6 +16,7 @@ import numpy as np
 from .. import plugins as _plugins
 from ..errors import InvalidInput, InvalidWeights, ParityFailure
 from ..plugins import DEFAULT_OPSET, FrameworkPlugin
+from ..weights._regenerate import CANONICAL_INIT  # the weights recipe a parity run records as provenance
 from .comparison import compare_all, diagnose, first_divergence
 from .report import DEFAULT_BATCH, DEFAULT_SEED, DEFAULT_TOLERANCES, ParityReport, Progress, Tolerances
 
@@ -23,8 +24,6 @@ if TYPE_CHECKING:
     from .._registry import Registry
 
 __all__ = ["parity_archs", "parity_jobs", "raise_for_failures", "run_parity", "strict_fp32"]
-
-CANONICAL_INIT = "zoo-random-canonical"  # the weights recipe a parity run records as provenance
 
 
 @contextlib.contextmanager
@@ -58,9 +57,18 @@ def run_parity(
     name: str | None = None,
     tags: Mapping[str, str] | None = None,
     progress: Progress | None = None,
+    weights: Mapping[str, np.ndarray] | None = None,
+    weights_sha256: str | None = None,
+    weights_source: str | None = None,
+    build_options: Mapping[str, Any] | None = None,
 ) -> ParityReport:
     """Run parity for ``arch`` across ``plugins`` (the first is the reference of every pair); return
     the report (never raises ParityFailure).
+
+    The weights are a seeded canonical set (``seed``) unless ``weights`` gives a canonical state
+    (e.g. a checkpoint read by :func:`zoo.weights.load_weights` and fitted by
+    :func:`zoo.weights.plan_import`, whose ``build_options`` then go to every build); the report and
+    the registered versions record its ``weights_sha256`` and ``weights_source`` (a file name).
 
     ``export=False`` compares the native models only (seconds instead of minutes: the exports
     dominate the cost). With a ``registry``, the exported artifacts are registered under ``name``
@@ -98,7 +106,13 @@ def run_parity(
     hooks: dict[str, dict[str, np.ndarray]] = {}
     exported: dict[str, tuple[Path, Any, Any]] = {}  # plugin -> (path, ExportInfo, ParamCounts)
     images = verification_batch(input_size, batch=batch, seed=seed)
-    weights_init = {"kind": CANONICAL_INIT, "arch": arch, "num_classes": num_classes, "seed": seed}
+    if weights is None:
+        weights_init: dict[str, Any] = {"kind": CANONICAL_INIT, "arch": arch, "num_classes": num_classes, "seed": seed}
+        origin = f"{names[0]}'s canonical layout"
+    else:
+        weights_init = {"kind": "file", "source": weights_source or "weights", "sha256": weights_sha256, "arch": arch,
+                        "num_classes": num_classes}
+        origin = repr(weights_source or "the weights")
     used_provider = "none"  # no ONNX run (export=False, or every export failed)
     ort_device = _ort_device(provider) if export else "cpu"
 
@@ -106,15 +120,18 @@ def run_parity(
         state: dict[str, np.ndarray] | None = None
         sha = ""
         for plugin in plugins:
-            model = timed(f"{plugin.name}: build", partial(plugin.build, arch, num_classes=num_classes, seed=seed))
-            if state is None:  # the first plugin's layout defines the shapes; the others must match it
+            model = timed(f"{plugin.name}: build", partial(plugin.build, arch, num_classes=num_classes, seed=seed,
+                                                           **dict(build_options or {})))
+            if state is None and weights is not None:
+                state, sha = dict(weights), weights_sha256 or state_sha256(weights)
+            elif state is None:  # the first plugin's layout defines the shapes; the others must match it
                 state = random_canonical_weights(shapes_of(plugin.state_dict(model)), seed=seed)
                 sha = state_sha256(state, metadata=weights_init)
             try:
                 timed(f"{plugin.name}: load weights", partial(plugin.load_state_dict, model, state))
             except InvalidWeights as exc:
                 missing, unexpected, misshaped = weight_mismatches(plugin.state_dict(model), shapes_of(state))
-                errors[plugin.name] = (f"cannot load {names[0]}'s canonical layout ({exc.message}); "
+                errors[plugin.name] = (f"cannot load {origin} ({exc.message}); "
                                        f"its own layout lacks {missing[:5]}, adds {unexpected[:5]}, reshapes {misshaped[:5]}")
                 continue
             back = plugin.state_dict(model)
@@ -148,7 +165,8 @@ def run_parity(
         reference = next(iter(native.values()), None)
         report = ParityReport(
             arch=arch, frameworks=tuple(names), num_classes=num_classes, input_size=input_size, batch=batch,
-            seed=seed, opset=opset, weights_sha256=sha, tolerances=tolerances, provider=used_provider,
+            seed=seed, opset=opset, weights_sha256=sha, weights_source=weights_init.get("source", CANONICAL_INIT),
+            tolerances=tolerances, provider=used_provider,
             pairs=tuple(pairs), logit_std=float(np.std(reference)) if reference is not None else float("nan"),
             diagnosis=tuple(diagnose(pairs, roundtrip=roundtrip, divergence=divergence)),
             roundtrip_mismatches={k: v for k, v in roundtrip.items() if v}, divergence=divergence, errors=errors,

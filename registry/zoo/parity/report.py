@@ -29,6 +29,7 @@ import numpy as np
 
 from ..errors import InvalidInput
 from ..records import Record
+from ..weights._regenerate import CANONICAL_INIT
 
 __all__ = [
     "DEFAULT_BATCH", "DEFAULT_RTOL", "DEFAULT_SEED", "DEFAULT_TIE", "DEFAULT_TOLERANCES", "DEFAULT_TOP1", "PAIR_KINDS", "PAIR_KIND_MEANING",
@@ -117,6 +118,7 @@ class ParityReport(Record):
     notes: tuple[str, ...] = ()  # TF32 off, providers, ...
     timings_s: dict[str, float] = field(default_factory=dict)
     versions: dict[str, str] = field(default_factory=dict)  # plugin -> registered ref
+    weights_source: str = CANONICAL_INIT  # the seeded recipe (see ``seed``), or the weight file's name
 
     @property
     def passed(self) -> bool:
