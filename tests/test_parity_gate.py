@@ -49,6 +49,8 @@ def test_broken_conv_conversion_fails_the_gate(monkeypatch, fault, export):
         assert {p.kind for p in report.failures} == {"native-native", "onnx-onnx", "cross"}
         assert all(p.passed for p in report.pairs if p.kind == "export"), "each export still matches its framework"
         assert any("exporters are not at fault" in d for d in report.diagnosis)
+    assert report.divergence is not None and report.divergence["group"] == "conv1", "the first conv is the first broken one"
+    assert any("first diverging layer group: 'conv1'" in d for d in report.diagnosis)
     broken = set(report.roundtrip_mismatches["tensorflow"])
     assert {"conv1.weight", "layer1.0.conv1.weight", "layer4.1.conv2.weight"} <= broken
     assert not any(".bn" in k or k.startswith(("bn1", "fc")) for k in broken), "only conv kernels are named"
@@ -83,6 +85,7 @@ def test_missing_flatten_permutation_fails_the_cli_gate(monkeypatch, tmp_path):
     assert out.exit_code == ParityFailure.exit_code, out.output
     assert "tensorflow vs torch [native-native]" in out.output
     assert "classifier.1.weight" in out.output, "the round trip names the mis-converted tensor"
+    assert "first diverging layer group: 'classifier.2'" in out.output, "features agree; the flatten-fed Linear (+ReLU) not"
     assert 'type="native-native"' in junit.read_text()
 
 
@@ -93,6 +96,7 @@ def test_missing_flatten_permutation_fails_vgg(monkeypatch):
     report = run_parity("vgg16", _plugins(), export=False, **SMALL)
     assert not report.passed
     assert report.roundtrip_mismatches == {"tensorflow": ["classifier.0.weight"]}
+    assert report.divergence["group"] == "classifier.1", "every features.* group agrees; classifier.0 (+ReLU) does not"
 
 
 def test_broken_exporter_is_blamed_on_the_exporter(monkeypatch):

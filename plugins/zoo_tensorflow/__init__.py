@@ -116,6 +116,13 @@ class TensorFlowPlugin:
 
         return export_onnx(model, Path(path), opset=opset, input_size=input_size)
 
+    def intermediates(self, model: Any, images: "np.ndarray") -> "dict[str, np.ndarray]":
+        """Optional hook: each layer group's output under torchvision's module name, NCHW (see
+        ``zoo_tensorflow.inference.intermediates``), for the parity gate's first diverging group."""
+        from .inference import intermediates
+
+        return intermediates(model, images)
+
     def devices(self) -> tuple[str, ...]:
         """Optional hook: "cpu", plus "cuda" when TensorFlow sees a GPU (imports TensorFlow)."""
         from .native import devices

@@ -48,3 +48,39 @@ def predict(model: Any, images: np.ndarray) -> np.ndarray:
         )
     nhwc = np.ascontiguousarray(images.transpose(0, 2, 3, 1), dtype=np.float32)
     return np.asarray(_compiled(model)(nhwc), dtype=np.float32)
+
+
+def intermediates(model: Any, images: np.ndarray) -> dict[str, np.ndarray]:
+    """Each layer group's output under torchvision's module name, NCHW float32, in graph order.
+
+    The builders name layers after torchvision's modules, so a group is the layer of that name, or,
+    where torchvision's module is a block, the block's last layer (``layer2.1.relu`` for a ResNet
+    block, ``inception3a.concat``, ``conv1.relu`` for GoogLeNet's BasicConv2d). Only names with at
+    most one dot are groups (torchvision's top-level children and their children). A layer with a
+    fused ReLU (``Dense(activation="relu")`` as ``classifier.0``) stands for torchvision's next
+    module, the ``nn.ReLU`` that follows its ``nn.Linear`` (``classifier.1``); other fused
+    activations are left out.
+    """
+    import keras
+
+    infer = inference_model(model)
+    exact = {layer.name for layer in infer.layers}
+    groups: dict[str, Any] = {}
+    for layer in infer.layers:
+        if isinstance(layer, keras.layers.InputLayer):
+            continue
+        base, _, suffix = layer.name.rpartition(".")
+        activation = getattr(layer, "activation", None)
+        if activation in (None, keras.activations.linear):
+            group = base if suffix in ("relu", "concat") and base and base not in exact else layer.name
+        elif activation is keras.activations.relu and suffix.isdigit():
+            group = f"{base}.{int(suffix) + 1}"
+        else:
+            continue
+        if group.count(".") <= 1:
+            groups.setdefault(group, layer)
+    probe = keras.Model(infer.inputs, [layer.output for layer in groups.values()])
+    nhwc = np.ascontiguousarray(np.asarray(images, dtype=np.float32).transpose(0, 2, 3, 1))
+    outputs = probe([nhwc], training=False)
+    return {group: (a.transpose(0, 3, 1, 2) if a.ndim == 4 else a).copy()
+            for group, a in zip(groups, (np.asarray(o, dtype=np.float32) for o in outputs), strict=True)}

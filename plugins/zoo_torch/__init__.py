@@ -107,6 +107,13 @@ class TorchPlugin:
             out = out[0]
         return out.detach().to("cpu", torch.float32).numpy()
 
+    def intermediates(self, model: "nn.Module", images: np.ndarray) -> dict[str, np.ndarray]:
+        """Optional hook: each layer group's output (torchvision's module names, NCHW), for the parity
+        gate's "first diverging layer group" (see ``zoo_torch.native.intermediates``)."""
+        from .native import intermediates
+
+        return intermediates(model, images)
+
     def devices(self) -> tuple[str, ...]:
         """Optional hook: "cpu", plus "cuda" when torch sees a CUDA GPU (imports torch)."""
         from .native import devices

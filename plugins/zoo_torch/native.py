@@ -110,3 +110,40 @@ def native_runner(model: nn.Module, *, device: str, precision: str) -> TorchRunn
 
 
 __all__ = ["PRECISIONS", "TorchRunner", "devices", "native_runner"]
+
+
+def intermediate_groups(model: nn.Module) -> list[str]:
+    """torchvision's module names of the layer groups, in execution order: every top-level child, and
+    the children of a top-level ``nn.Sequential`` (``features.3``, ``layer2.1``, ``classifier.4``)."""
+    names = []
+    for name, child in model.named_children():
+        if isinstance(child, nn.Sequential):
+            names += [f"{name}.{sub}" for sub, _ in child.named_children()]
+        else:
+            names.append(name)
+    return names
+
+
+def intermediates(model: nn.Module, images: np.ndarray) -> dict[str, np.ndarray]:
+    """The output of each layer group (:func:`intermediate_groups`) for ``images``, NCHW float32, in the
+    order they ran (eval mode; GoogLeNet's aux heads do not run). The model is left as it was."""
+    modules = dict(model.named_modules())
+    out: dict[str, np.ndarray] = {}
+
+    def keep(name: str) -> Callable[..., None]:
+        def hook(_module: nn.Module, _inputs: object, output: object) -> None:
+            if isinstance(output, torch.Tensor) and name not in out:
+                out[name] = output.detach().to("cpu", torch.float32).numpy().copy()
+        return hook
+
+    handles = [modules[name].register_forward_hook(keep(name)) for name in intermediate_groups(model)]
+    was_training = model.training
+    try:
+        model.eval()
+        with torch.inference_mode():
+            model(torch.from_numpy(np.ascontiguousarray(images, dtype=np.float32)))
+    finally:
+        model.train(was_training)
+        for handle in handles:
+            handle.remove()
+    return out

@@ -115,8 +115,10 @@ class OptionalHooks(Protocol):
       batch on ``device`` ("cpu" or "cuda") at ``precision`` ("fp32" or "fp16") and returns float32
       logits; it may keep the model on the device between calls. Default: ``predict`` on the CPU in
       fp32, and :class:`~zoo.errors.PluginError` for anything else.
-    - ``intermediates(model, images)``: named activations after each layer group, to locate where
-      two frameworks first diverge. Default: none.
+    - ``intermediates(model, images)``: the output of each layer group, NCHW, keyed by torchvision's
+      module name (``conv1``, ``layer2.1``, ``features.4``, ``inception3a``), in execution order: the
+      parity gate compares them to name the first group where two frameworks diverge. Called only
+      when the native models disagree (on a fresh build). Default: none.
     - ``owns(model)``: True if ``model`` is a native model of this plugin's framework (a user's own
       ``torch.nn.Module``, ``keras.Model``), so that :func:`zoo.register_model` can export it. Must
       not import the framework: a model of a framework that is not imported yet cannot exist, so

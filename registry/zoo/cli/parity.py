@@ -56,7 +56,7 @@ def parity_cmd(ctx, arch, all_archs, frameworks, input_size, batch, seed, num_cl
       zoo parity vgg16 --rtol 1e-3 --json
       zoo parity resnet50 --weights resnet50-11ad3fa6.pth  # your checkpoint, in every framework
     """
-    from ..parity import DEFAULT_RTOL, DEFAULT_TOP1, Tolerances, parity_jobs, raise_for_failures, run_parity, to_junit
+    from ..parity import DEFAULT_RTOL, DEFAULT_TOP1, DIAGNOSE_STEP, Tolerances, parity_jobs, raise_for_failures, run_parity, to_junit
     from ..plugins import DEFAULT_OPSET, resolve_frameworks
     from ._render import parse_tags
 
@@ -92,7 +92,7 @@ def parity_cmd(ctx, arch, all_archs, frameworks, input_size, batch, seed, num_cl
         task = bar.add_task("parity", total=total)
         for a, plugins in jobs:
             def step(label: str, _a=a) -> None:
-                if label != "register":
+                if label not in ("register", DIAGNOSE_STEP):
                     bar.advance(task)
                 bar.update(task, description=f"{_a}: {label}")
 

@@ -22,7 +22,7 @@ metrics of a pair and the diagnosis of a failing run), :mod:`.engine` (:func:`ru
 from __future__ import annotations
 
 from .comparison import compare, compare_all, diagnose, first_divergence
-from .engine import parity_archs, parity_jobs, raise_for_failures, run_parity, strict_fp32
+from .engine import DIAGNOSE_STEP, parity_archs, parity_jobs, raise_for_failures, run_parity, strict_fp32
 from .junit import to_junit
 from .report import (
     DEFAULT_BATCH,
@@ -40,7 +40,8 @@ from .report import (
 )
 
 __all__ = [
-    "DEFAULT_BATCH", "DEFAULT_RTOL", "DEFAULT_SEED", "DEFAULT_TIE", "DEFAULT_TOLERANCES", "DEFAULT_TOP1", "PAIR_KINDS", "PAIR_KIND_MEANING",
-    "PairResult", "ParityReport", "Progress", "Tolerances", "compare", "compare_all", "diagnose", "first_divergence",
-    "parity_archs", "parity_jobs", "raise_for_failures", "run_parity", "strict_fp32", "to_junit",
+    "DEFAULT_BATCH", "DIAGNOSE_STEP", "DEFAULT_RTOL", "DEFAULT_SEED", "DEFAULT_TIE", "DEFAULT_TOLERANCES",
+    "DEFAULT_TOP1", "PAIR_KINDS", "PAIR_KIND_MEANING", "PairResult", "ParityReport", "Progress", "Tolerances",
+    "compare", "compare_all", "diagnose", "first_divergence", "parity_archs", "parity_jobs",
+    "raise_for_failures", "run_parity", "strict_fp32", "to_junit",
 ]

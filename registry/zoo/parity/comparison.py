@@ -92,6 +92,8 @@ def first_divergence(hooks: Mapping[str, Mapping[str, np.ndarray]], order: Seque
         if group not in other:
             continue
         actual, expected = np.asarray(other[group]), np.asarray(expected)
+        if actual.shape != expected.shape and actual.size == expected.size:  # (N, C) vs (N, C, 1, 1) after a pool
+            actual = actual.reshape(expected.shape)
         if actual.shape != expected.shape:
             return {"group": group, "a": other_name, "b": ref_name, "max_rel_error": float("inf"),
                     "detail": f"shapes {actual.shape} vs {expected.shape}"}

@@ -23,7 +23,9 @@ from .report import DEFAULT_BATCH, DEFAULT_SEED, DEFAULT_TOLERANCES, ParityRepor
 if TYPE_CHECKING:
     from .._registry import Registry
 
-__all__ = ["parity_archs", "parity_jobs", "raise_for_failures", "run_parity", "strict_fp32"]
+DIAGNOSE_STEP = "locating the first diverging layer group"  # a progress step not counted per plugin
+
+__all__ = ["DIAGNOSE_STEP", "parity_archs", "parity_jobs", "raise_for_failures", "run_parity", "strict_fp32"]
 
 
 @contextlib.contextmanager
@@ -103,7 +105,6 @@ def run_parity(
     native: dict[str, np.ndarray] = {}
     onnx_out: dict[str, np.ndarray] = {}
     roundtrip: dict[str, list[str]] = {}
-    hooks: dict[str, dict[str, np.ndarray]] = {}
     exported: dict[str, tuple[Path, Any, Any]] = {}  # plugin -> (path, ExportInfo, ParamCounts)
     images = verification_batch(input_size, batch=batch, seed=seed)
     if weights is None:
@@ -140,13 +141,6 @@ def run_parity(
             if device != "cpu":
                 notes.append(f"{plugin.name} runs natively on {device}, the device ONNX Runtime runs on")
             native[plugin.name] = timed(f"{plugin.name}: native", partial(_native_logits, plugin, model, images, device=device))
-            try:
-                groups = _plugins.intermediates(plugin, model, images)
-            except Exception as exc:  # an optional diagnostic must not break the run
-                notes.append(f"{plugin.name}.intermediates failed: {type(exc).__name__}: {exc}")
-            else:
-                if groups is not None:
-                    hooks[plugin.name] = groups
             if not export:
                 continue
             path = Path(tmp) / f"{plugin.name}.onnx"
@@ -160,8 +154,12 @@ def run_parity(
             onnx_out[plugin.name], used_provider = timed(f"{plugin.name}: onnx", partial(_run_onnx, path, images, provider=provider))
 
         pairs = compare_all(native, onnx_out, tolerances=tolerances)
-        divergence = first_divergence(hooks, names, tolerances) if any(
-            not p.passed for p in pairs if p.kind == "native-native") else None
+        divergence = None
+        if state is not None and any(not p.passed for p in pairs if p.kind == "native-native"):
+            step(DIAGNOSE_STEP)
+            hooks = _layer_outputs(plugins, arch, state, images, notes=notes, num_classes=num_classes, seed=seed,
+                                   **dict(build_options or {}))
+            divergence = first_divergence(hooks, names, tolerances)
         reference = next(iter(native.values()), None)
         report = ParityReport(
             arch=arch, frameworks=tuple(names), num_classes=num_classes, input_size=input_size, batch=batch,
@@ -177,6 +175,26 @@ def run_parity(
             report = _register(registry, plugins, arch, exported, report, name=name or arch, tags=tags,
                                weights_init=weights_init)
     return report
+
+
+def _layer_outputs(plugins: Sequence[FrameworkPlugin], arch: str, state: Mapping[str, np.ndarray], images: np.ndarray,
+                   *, notes: list[str], **build: Any) -> dict[str, dict[str, np.ndarray]]:
+    """Each plugin's ``intermediates`` on a fresh build holding ``state``; run only when the native
+    models disagree (it keeps every layer group's output: too much memory for every run)."""
+    hooks: dict[str, dict[str, np.ndarray]] = {}
+    for plugin in plugins:
+        if not callable(getattr(plugin, "intermediates", None)):
+            continue
+        try:
+            model = plugin.build(arch, **build)
+            plugin.load_state_dict(model, state)
+            groups = _plugins.intermediates(plugin, model, images)
+        except Exception as exc:  # an optional diagnostic must not break the run
+            notes.append(f"{plugin.name}.intermediates failed: {type(exc).__name__}: {str(exc)[:200]}")
+            continue
+        if groups is not None:
+            hooks[plugin.name] = groups
+    return hooks
 
 
 def _ort_device(provider: str | None) -> str:
