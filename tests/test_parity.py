@@ -36,7 +36,7 @@ from zoo.parity import (
 )
 from zoo.plugins import get_plugin
 from zoo.records import ExportInfo, ParamCounts
-from zoo.weights import random_canonical_weights, state_sha256
+from zoo.weights import random_canonical_weights, shapes_of, state_sha256
 
 # --------------------------------------------------------------------------- a numpy framework
 
@@ -451,6 +451,36 @@ def test_parity_passes_every_pair_of_every_arch(arch, tmp_path):
     (suite,) = [ts for ts in junit.iter("testsuite") if ts.get("name") == f"parity.{arch}"]
     cases = suite.findall("testcase")
     assert len(cases) == 6 and not [c for c in cases if c.find("failure") is not None]
+
+
+@needs_both
+@pytest.mark.torch
+@pytest.mark.tensorflow
+@pytest.mark.parametrize("arch,unmatched", [
+    ("alexnet", {"classifier.1", "classifier.4"}),  # Linear before its ReLU: Keras fuses them (classifier.2 / .5)
+    ("googlenet", set()),
+    ("resnet18", {"relu"}),  # the stem's ReLU: Keras names it conv1.relu, and conv1 is the conv itself
+])
+def test_both_plugins_name_the_same_layer_groups_and_agree_on_them(arch, unmatched):
+    """The intermediates hooks speak torchvision's module names: every torch group has its TensorFlow
+    twin (but the fused ones), and with the same weights they agree."""
+    from zoo.metrics import relative_error
+
+    torch_plugin, tf_plugin = _real_plugins()
+    models = []
+    for plugin in (torch_plugin, tf_plugin):
+        model = plugin.build(arch, num_classes=10, aux_logits=False) if arch == "googlenet" else plugin.build(arch, num_classes=10)
+        models.append(model)
+    state = random_canonical_weights(shapes_of(torch_plugin.state_dict(models[0])), seed=0)
+    images = np.random.default_rng(1).standard_normal((2, 3, 64, 64)).astype(np.float32)
+    groups = []
+    for plugin, model in zip((torch_plugin, tf_plugin), models, strict=True):
+        plugin.load_state_dict(model, state)
+        groups.append(plugin.intermediates(model, images))
+    ours, theirs = groups
+    assert set(ours) - set(theirs) == unmatched
+    for name in set(ours) & set(theirs):
+        assert relative_error(theirs[name].reshape(ours[name].shape), ours[name]) <= DEFAULT_RTOL, name
 
 
 @needs_both
