@@ -152,6 +152,17 @@ def test_version_is_the_distributions_and_cold(tmp_path):
     assert result.stdout.strip() == f"zoo, version {version()}" and version() != "0+unknown"
 
 
+def test_json_is_one_line_in_a_pipe_and_indented_on_a_terminal(monkeypatch, capsys):
+    from zoo.cli import emit_json
+    from zoo.records import TensorSpec
+
+    emit_json({"spec": TensorSpec("images", "float32", ("batch", 3)), "error": float("nan")})
+    assert capsys.readouterr().out == '{"spec": {"name": "images", "dtype": "float32", "shape": ["batch", 3]}, "error": null}\n'
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: True)
+    emit_json({"a": 1})
+    assert capsys.readouterr().out == '{\n  "a": 1\n}\n'
+
+
 def test_archs_counts_equal_the_reference_without_building(tmp_path):
     """`zoo archs` counts from the architecture tables: no framework is imported, nothing is built."""
     from zoo.architectures import ARCHITECTURES, REFERENCE_PARAMS

@@ -8,11 +8,12 @@ escaped, so a name cannot drive the terminal. No framework is imported here.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import sys
 import traceback
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,22 +44,33 @@ pass_ctx = click.make_pass_decorator(Context)
 json_option = click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON instead of a table.")
 
 
-def _finite(value: Any) -> Any:
-    """NaN and infinities become null: they are not JSON, and a report may hold them."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_finite(v) for v in value]
+_FIELDS: dict[type, tuple[str, ...]] = {}
+
+
+def _plain(value: Any) -> Any:
+    """Records as dicts, tuples as lists, NaN and infinities as null (not JSON; a report may hold them): one walk."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, (str, int, bool)) or value is None:
+        return value
+    kind = type(value)
+    names = _FIELDS.get(kind)
+    if names is None and dataclasses.is_dataclass(value) and not isinstance(value, type):
+        names = _FIELDS[kind] = tuple(f.name for f in dataclasses.fields(value))
+    if names is not None:
+        return {name: _plain(getattr(value, name)) for name in names}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
     return value
 
 
 def emit_json(data: Any) -> None:
-    """Print ``data`` (records, lists of records, dicts) as strict JSON on stdout (NaN -> null)."""
-    from ..records import _jsonable
-
-    click.echo(json.dumps(_finite(_jsonable(data)), indent=2, sort_keys=False, default=str, allow_nan=False))
+    """Print ``data`` (records, lists of records, dicts) as strict JSON on stdout (NaN -> null): indented on
+    a terminal, one line for pipes and files (the C encoder: 10,000 versions in about a second)."""
+    text = json.dumps(_plain(data), indent=2 if sys.stdout.isatty() else None, default=str, allow_nan=False)
+    click.echo(text)
 
 
 def printable(text: str) -> str:
