@@ -109,9 +109,6 @@ def native_runner(model: nn.Module, *, device: str, precision: str) -> TorchRunn
     return TorchRunner(model, device=device, precision=precision)
 
 
-__all__ = ["PRECISIONS", "TorchRunner", "devices", "native_runner"]
-
-
 def intermediate_groups(model: nn.Module) -> list[str]:
     """torchvision's module names of the layer groups, in execution order: every top-level child, and
     the children of a top-level ``nn.Sequential`` (``features.3``, ``layer2.1``, ``classifier.4``)."""
@@ -147,3 +144,6 @@ def intermediates(model: nn.Module, images: np.ndarray) -> dict[str, np.ndarray]
         for handle in handles:
             handle.remove()
     return out
+
+
+__all__ = ["PRECISIONS", "TorchRunner", "devices", "intermediate_groups", "intermediates", "native_runner"]

@@ -42,10 +42,10 @@ def parity_cmd(ctx, arch, all_archs, frameworks, input_size, batch, seed, num_cl
 
     One seeded set of canonical weights (or the checkpoint given with --weights) is loaded into
     each framework's build; each native model and each ONNX export (run under ONNX Runtime) sees
-    the same seeded batch, and every
-    pair is compared: native vs native (architectures and weight conversion), native vs its own
-    ONNX (the exporter), ONNX vs ONNX, and native vs the other framework's ONNX. Exits 10 if any
-    pair is out of tolerance, naming it and what the failing pair kind implicates.
+    the same seeded batch, and every pair is compared: native vs native (architectures and weight
+    conversion), native vs its own ONNX (the exporter), ONNX vs ONNX, and native vs the other
+    framework's ONNX. Exits 10 if any pair is out of tolerance, naming it, what the failing pair
+    kind implicates and, when the native models disagree, the first layer group where they part.
 
     TF32 is turned off everywhere for the run (it matters on GPUs only).
 
@@ -81,8 +81,8 @@ def parity_cmd(ctx, arch, all_archs, frameworks, input_size, batch, seed, num_cl
             info(f"note: only {plugins[0].name} builds {a}: checking its export only (no cross-framework pairs)")
     weights: dict[str, Any] = {}
     if weights_file is not None:
-        weights = _checkpoint(jobs[0][1][0], jobs[0][0], weights_file, num_classes)
-    num_classes = weights.get("num_classes", num_classes or 1000)
+        num_classes, weights = _checkpoint(jobs[0][1][0], jobs[0][0], weights_file, num_classes)
+    num_classes = num_classes or 1000
     registry = ctx.registry() if register and not native_only else None
 
     reports = []
@@ -99,7 +99,7 @@ def parity_cmd(ctx, arch, all_archs, frameworks, input_size, batch, seed, num_cl
             reports.append(run_parity(
                 a, plugins, num_classes=num_classes, input_size=input_size, batch=batch, seed=seed,
                 opset=opset or DEFAULT_OPSET, tolerances=tolerances, provider=provider, export=not native_only, registry=registry,
-                name=name, tags=tag_map, progress=step, **{k: v for k, v in weights.items() if k != "num_classes"},
+                name=name, tags=tag_map, progress=step, **weights,
             ))
         bar.update(task, completed=total, description="parity done")
 
@@ -118,16 +118,17 @@ def parity_cmd(ctx, arch, all_archs, frameworks, input_size, batch, seed, num_cl
     raise_for_failures(reports)
 
 
-def _checkpoint(plugin, arch: str, path: Path, num_classes: int | None) -> dict[str, Any]:
-    """run_parity's keywords for a weight file: read, fitted to ``arch`` (InvalidWeights lists every misfit)."""
+def _checkpoint(plugin, arch: str, path: Path, num_classes: int | None) -> tuple[int, dict[str, Any]]:
+    """A weight file read and fitted to ``arch`` (InvalidWeights lists every misfit): its class count and
+    run_parity's keywords."""
     from ..weights import load_weights, plan_import
 
     state, sha = load_weights(path)
     plan = plan_import(plugin, arch, state, num_classes=num_classes, source=path.name)
     for note in plan.notes:
         info(f"note: {note}")
-    return {"weights": plan.state, "weights_sha256": sha, "weights_source": path.name, "num_classes": plan.num_classes,
-            "build_options": plan.build_options}
+    return plan.num_classes, {"weights": plan.state, "weights_sha256": sha, "weights_source": path.name,
+                              "build_options": plan.build_options}
 
 
 def _render(r) -> None:
