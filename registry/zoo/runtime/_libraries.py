@@ -63,6 +63,11 @@ def ort_cuda_major() -> int | None:
     return int(match.group(1)) if match else None
 
 
+# CUDA toolkit library (soname stem) -> the pip package that ships it, less its -cuNN suffix.
+_TOOLKIT_PACKAGES = {"cublas": "nvidia-cublas", "cudart": "nvidia-cuda-runtime", "cufft": "nvidia-cufft",
+                     "curand": "nvidia-curand", "nvrtc": "nvidia-cuda-nvrtc", "nvjitlink": "nvidia-nvjitlink"}
+
+
 def package_for(library: str, cuda_major: int | None) -> Diagnosis:
     """The pip package that ships ``library`` for CUDA ``cuda_major`` (12 when unknown)."""
     name = library.lower()
@@ -79,18 +84,10 @@ def package_for(library: str, cuda_major: int | None) -> Diagnosis:
         return Diagnosis(library, f"tensorrt-cu{cuda}-libs{pin}")
     if name.startswith(("libcudnn", "cudnn")):
         return Diagnosis(library, f"nvidia-cudnn{suffix}")
-    if name.startswith(("libcublas", "cublas")):
-        return Diagnosis(library, f"nvidia-cublas{toolkit}")
-    if name.startswith(("libcudart", "cudart")):
-        return Diagnosis(library, f"nvidia-cuda-runtime{toolkit}")
-    if name.startswith(("libcufft", "cufft")):
-        return Diagnosis(library, f"nvidia-cufft{toolkit}")
-    if name.startswith(("libcurand", "curand")):
-        return Diagnosis(library, f"nvidia-curand{toolkit}")
-    if name.startswith(("libnvrtc", "nvrtc")):
-        return Diagnosis(library, f"nvidia-cuda-nvrtc{toolkit}")
-    if name.startswith(("libnvjitlink", "nvjitlink")):
-        return Diagnosis(library, f"nvidia-nvjitlink{toolkit}")
+    stem = name.removeprefix("lib")
+    package = next((pkg for prefix, pkg in _TOOLKIT_PACKAGES.items() if stem.startswith(prefix)), None)
+    if package is not None:
+        return Diagnosis(library, f"{package}{toolkit}")
     if name.startswith(("libcuda.so", "nvcuda")):
         return Diagnosis(library, None, "the NVIDIA driver is not installed (it ships this library; `nvidia-smi` must see the GPU)")
     return Diagnosis(library, None, "not found (install it, or add its folder to LD_LIBRARY_PATH)")
