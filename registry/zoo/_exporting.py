@@ -89,6 +89,25 @@ def export_onnx(plugin: FrameworkPlugin, model: Any, path: Path, *, opset: int =
     return replace(info, notes=(*info.notes, *notes)) if notes else info
 
 
+
+def verify_export(path: Path, images: np.ndarray, expected: np.ndarray, *, what: str, plugin: str, rtol: float,
+                  hint: str, where: str = "") -> float:
+    """The exported file's max relative error against the native logits ``expected`` on ``images``
+    (ONNX Runtime on the CPU); ExportError if the shape or the values disagree. ``what`` names the
+    export in messages ("Exported 'resnet18'"), ``where`` says on what data, ``hint`` what to do."""
+    from .runtime import InferenceModel
+
+    actual = InferenceModel(path, provider="cpu", cache=False).predict(images)  # a temp file: never cache
+    if actual.shape != expected.shape:
+        raise ExportError(f"{what} returns shape {actual.shape}; the native model returns {expected.shape}",
+                          hint="the exporter changed the output contract; report it with --debug output")
+    error = relative_error(actual, expected)
+    if not error <= rtol:
+        raise ExportError(f"{what} ({plugin}) disagrees with the native model{where}: max relative error "
+                          f"{error:.3g} > {rtol:g}", hint=hint)
+    return error
+
+
 def export_and_register(
     registry: "Registry",
     plugin: FrameworkPlugin,
@@ -169,21 +188,8 @@ def export_and_register(
         batch = verification_batch(input_size)
         expected = plugin.predict(model, batch)
         del model  # the native model can be large (VGG19: 0.5 GB); free it before ORT loads the copy
-        from .runtime import InferenceModel
-
-        actual = InferenceModel(path, provider="cpu", cache=False).predict(batch)  # a temp file: never cache
-        if actual.shape != expected.shape:
-            raise ExportError(
-                f"Exported {arch!r} returns shape {actual.shape}; the native model returns {expected.shape}",
-                hint="the exporter changed the output contract; report it with --debug output",
-            )
-        error = relative_error(actual, expected)
-        if not error <= rtol:
-            raise ExportError(
-                f"Exported {arch!r} ({plugin.name}) disagrees with the native model: max relative error "
-                f"{error:.3g} > {rtol:g}",
-                hint="the export is wrong; nothing was registered. Rerun with --debug and report it",
-            )
+        error = verify_export(path, batch, expected, what=f"Exported {arch!r}", plugin=plugin.name, rtol=rtol,
+                              hint="the export is wrong; nothing was registered. Rerun with --debug and report it")
 
         step("register")
         provenance = dict(provenance or {})

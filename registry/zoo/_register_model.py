@@ -19,11 +19,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ._exporting import VERIFY_RTOL, ExportResult, Progress, register_export
+from ._exporting import VERIFY_RTOL, ExportResult, Progress, register_export, verify_export
 from ._names import received, validate_name
 from .errors import ExportError, InvalidInput, ZooError
 from .labels import Labels, check_labels_fit, resolve_labels
-from .metrics import relative_error
 from .plugins import DEFAULT_OPSET, FrameworkPlugin, plugin_for
 from .transforms import Transform
 
@@ -105,20 +104,11 @@ def _native_logits(plugin: FrameworkPlugin, model: Any, example: np.ndarray) -> 
 
 def _verify(plugin: FrameworkPlugin, model: Any, path: Path, example: np.ndarray, expected: np.ndarray, rtol: float) -> float:
     """The max relative error of the exported file against the native logits on ``example``."""
-    from .runtime import InferenceModel
-
-    actual = InferenceModel(path, provider="cpu", cache=False).predict(example)  # a temp file: never cache
-    if actual.shape != expected.shape:
-        raise ExportError(f"The exported {_model_class(model)} returns shape {actual.shape}; the native model returns {expected.shape}",
-                          hint="the exporter changed the output contract; report it with --debug output")
-    error = relative_error(actual, expected)
-    if not error <= rtol:
-        raise ExportError(
-            f"The exported {_model_class(model)} ({plugin.name}) disagrees with the native model on the example: "
-            f"max relative error {error:.3g} > {rtol:g}",
-            hint="nothing was registered; a layer may behave differently in eval mode or in ONNX: rerun with --debug and report it",
-        )
-    return error
+    return verify_export(
+        path, example, expected, what=f"The exported {_model_class(model)}", plugin=plugin.name, rtol=rtol,
+        where=" on the example",
+        hint="nothing was registered; a layer may behave differently in eval mode or in ONNX: rerun with --debug and report it",
+    )
 
 
 def register_model(

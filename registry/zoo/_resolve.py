@@ -22,9 +22,7 @@ def resolve(txn: MetadataTxn, ref: Ref, *, location: str) -> ModelVersion:
     if ref.version is not None:
         version = txn.get(name, ref.version)
         if version is None:
-            known = txn.versions(name)
-            if not known:
-                raise no_model(txn, name, location=location)
+            known = _known(txn, name, location=location)
             raise NotFound(f"Model {name!r} has no version {ref.version}",
                            hint="it has versions " + ", ".join(str(v.version) for v in known))
         if fw is not None and version.framework != fw:
@@ -34,9 +32,7 @@ def resolve(txn: MetadataTxn, ref: Ref, *, location: str) -> ModelVersion:
     if ref.alias is not None:
         number = txn.alias_target(name, ref.alias)
         if number is None:
-            known = txn.versions(name)
-            if not known:
-                raise no_model(txn, name, location=location)
+            known = _known(txn, name, location=location)
             aliases = sorted({a for v in known for a in v.aliases})
             raise NotFound(f"Model {name!r} has no alias {ref.alias!r}",
                            hint=("its aliases: " + ", ".join(aliases)) if aliases else
@@ -51,9 +47,7 @@ def resolve(txn: MetadataTxn, ref: Ref, *, location: str) -> ModelVersion:
         return version
     version = txn.latest(name, framework=fw)
     if version is None:
-        known = txn.versions(name)
-        if not known:
-            raise no_model(txn, name, location=location)
+        known = _known(txn, name, location=location)
         frameworks = sorted({describe_framework(v.framework) for v in known})
         raise NotFound(f"Model {name!r} has no version built by {fw!r}", hint="it has versions built by " + ", ".join(frameworks))
     return version
@@ -68,9 +62,7 @@ def _resolve_digest(txn: MetadataTxn, ref: Ref, digest: Digest, *, location: str
     else:
         matches = [v for v in txn.versions(name) if digest.matches(v.sha256)]
     if not matches:
-        known = txn.versions(name)
-        if not known:
-            raise no_model(txn, name, location=location)
+        known = _known(txn, name, location=location)
         raise NotFound(f"Model {name!r} has no version whose sha256 starts with {digest.prefix}",
                        hint="its versions: " + ", ".join(f"{v.ref} (sha256:{v.sha256[:12]})" for v in known[-10:])
                             + ("" if len(known) <= 10 else f" and {len(known) - 10} earlier"))
@@ -84,6 +76,14 @@ def _resolve_digest(txn: MetadataTxn, ref: Ref, digest: Digest, *, location: str
         raise NotFound(f"{name}@{digest} is {version.ref}, built by {describe_framework(version.framework)}, not by {fw!r}",
                        hint=f"use {name}@{digest} without ':{fw}'")
     return version
+
+def _known(txn: MetadataTxn, name: str, *, location: str) -> list[ModelVersion]:
+    """The versions of ``name``, to explain a miss; NotFound (with close names) if the model does not exist."""
+    known = txn.versions(name)
+    if not known:
+        raise no_model(txn, name, location=location)
+    return known
+
 
 def no_model(txn: MetadataTxn, name: str, *, location: str) -> NotFound:
     close = difflib.get_close_matches(name, txn.models(), n=3)
