@@ -100,6 +100,20 @@ def embedded_store(tmp_path: Path):
     registry.close()
 
 
+def cli_on(store: Path) -> Callable[..., object]:
+    """``invoke(*args, code=0)``: the zoo CLI in-process on ``store``, asserting the exit code."""
+    from click.testing import CliRunner
+
+    from zoo.cli import main
+
+    def invoke(*args: str, code: int = 0):
+        result = CliRunner().invoke(main, ["--store", str(store), *args], catch_exceptions=False)
+        assert result.exit_code == code, (result.stdout, result.stderr)
+        return result
+
+    return invoke
+
+
 def subprocess_env(**extra: str) -> dict[str, str]:
     """Environment for a child ``python``: this one's, plus ``extra`` (zoo is installed, no path tricks)."""
     env = dict(os.environ)

@@ -8,8 +8,8 @@ import time
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
+from conftest import cli_on
 from onnx_models import tiny_cnn, tiny_cnn_macs
 from zoo import bench
 from zoo.errors import InvalidInput
@@ -160,14 +160,7 @@ def store(tmp_path):
 
 @pytest.fixture
 def zoo(store):
-    from zoo.cli import main
-
-    def invoke(*args: str, code: int = 0):
-        result = CliRunner().invoke(main, ["--store", str(store), *args], catch_exceptions=False)
-        assert result.exit_code == code, (result.stdout, result.stderr)
-        return result
-
-    return invoke
+    return cli_on(store)
 
 
 FAST = ["--warmup", "1", "--min-time", "0.05", "--min-iters", "3"]

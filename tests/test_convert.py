@@ -11,8 +11,8 @@ import json
 import numpy as np
 import onnx
 import pytest
-from click.testing import CliRunner
 
+from conftest import cli_on
 from onnx_models import tiny_cnn
 from zoo import open_registry
 from zoo.convert import convert_version, load_calibration, precision_of
@@ -39,14 +39,7 @@ def store(tmp_path):
 
 @pytest.fixture
 def zoo(store):
-    from zoo.cli import main
-
-    def invoke(*args: str, code: int = 0):
-        result = CliRunner().invoke(main, ["--store", str(store), *args], catch_exceptions=False)
-        assert result.exit_code == code, (result.stdout, result.stderr)
-        return result
-
-    return invoke
+    return cli_on(store)
 
 
 @pytest.mark.parametrize("precision", ["fp16", "int8"])
