@@ -29,6 +29,7 @@ from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
+from .._digest import file_sha256
 from ..errors import InvalidInput, StoreError
 from ..records import StoredFile
 from .base import MODEL_FILE
@@ -45,7 +46,6 @@ CACHE_MAX_ENV = "ZOO_CACHE_MAX"
 DEFAULT_MAX_BYTES = 10 << 30
 RECENT_S = 60.0  # entries used this recently are never evicted
 STALE_TMP_S = 24 * 3600
-_CHUNK = 1 << 20
 _UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
 
 _verified: dict[str, tuple[tuple[int, int, int, int], str]] = {}
@@ -80,14 +80,6 @@ def parse_size(text: str) -> int:
 
 def _signature(st: os.stat_result) -> tuple[int, int, int, int]:
     return (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
-
-
-def _hash_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(_CHUNK):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 class HashingWriter:
@@ -157,7 +149,7 @@ class ArtifactCache:
             with _verified_lock:
                 if _verified.get(key) == (sig, f.sha256):
                     continue
-            actual = _hash_file(path) if st.st_size == f.size else "(wrong size)"
+            actual = file_sha256(path) if st.st_size == f.size else "(wrong size)"
             if actual != f.sha256:
                 found.append(f"{key}: sha256 {actual}, expected {f.sha256}")
                 continue

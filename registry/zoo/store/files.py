@@ -28,6 +28,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from pathlib import Path, PurePosixPath
 
+from .._digest import file_sha256
 from ..errors import InvalidModelFile, StoreError
 from ..records import StoredFile
 from ._durable import fsync_dir, seal, write_all
@@ -370,7 +371,7 @@ class FileBlobStore:
                 cached = _verified.get(key)
             if cached is not None and cached == (sig, f.sha256):
                 return None
-        actual = _hash_file(path)
+        actual = file_sha256(path)
         if actual != f.sha256:
             self._forget(path)
             return f"{key}: sha256 mismatch: expected {f.sha256}, actual {actual} ({st.st_size} bytes, expected {f.size})"
@@ -385,11 +386,3 @@ class FileBlobStore:
 
 def _is_digest(value: object) -> bool:
     return isinstance(value, str) and len(value) == 64 and all(c in "0123456789abcdef" for c in value)
-
-
-def _hash_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(_CHUNK):
-            h.update(chunk)
-    return h.hexdigest()

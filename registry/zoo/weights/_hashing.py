@@ -8,18 +8,10 @@ from typing import Any
 
 import numpy as np
 
-from ._canonical import PathLike, as_canonical
+from .._digest import file_sha256
+from ._canonical import as_canonical
 
 METADATA_KEY = "zoo"  # one key only: safetensors writes metadata from a hash map, so >1 key has no stable order
-
-
-def file_sha256(path: PathLike) -> str:
-    """sha256 of a file's bytes, streamed (weight files can be 0.5 GB)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def canonical_bytes(state: Mapping[str, np.ndarray], *, metadata: Mapping[str, Any] | None = None) -> bytes:
@@ -33,3 +25,6 @@ def canonical_bytes(state: Mapping[str, np.ndarray], *, metadata: Mapping[str, A
 def state_sha256(state: Mapping[str, np.ndarray], *, metadata: Mapping[str, Any] | None = None) -> str:
     """sha256 of the file :func:`~zoo.weights.save_weights` would write for ``state``, without writing it."""
     return hashlib.sha256(canonical_bytes(state, metadata=metadata)).hexdigest()
+
+
+__all__ = ["METADATA_KEY", "canonical_bytes", "file_sha256", "state_sha256"]
