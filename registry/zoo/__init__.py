@@ -56,9 +56,7 @@ def open_registry(store: str | os.PathLike[str] | None = None, *, artifacts: str
         from .store.location import is_database_url
 
         if is_database_url(where):
-            from .store.shared import open_shared
-
-            return open_shared(where, artifacts=artifacts)
+            return Registry.open_shared(where, artifacts=artifacts)
     if artifacts is not None:
         from .errors import InvalidInput
 

@@ -25,10 +25,9 @@ from __future__ import annotations
 import builtins
 import json
 import os
-import signal
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -47,8 +46,6 @@ if TYPE_CHECKING:
 
 __all__ = ["CRASH_WINDOW_S", "Registry", "RegisterResult", "VerifyResult", "metadata_props"]
 
-CRASH_ENV = "ZOO_TEST_CRASH_AT"  # test-only: SIGKILL ourselves at a named step of register()
-CRASH_POINTS = ("after_tmp_write", "after_rename", "before_commit", "after_commit")
 CRASH_WINDOW_S = 3600.0  # gc keeps unreferenced artifacts younger than this: a writer may still be committing
 
 
@@ -65,11 +62,6 @@ class VerifyResult(Record):
     ok: bool
     problem: str | None
     path: Path
-
-
-def _crash_point(step: str) -> None:
-    if os.environ.get(CRASH_ENV) == step:
-        os.kill(os.getpid(), getattr(signal, "SIGKILL", signal.SIGTERM))
 
 
 def _now() -> str:
@@ -105,6 +97,17 @@ class Registry(StoreGuard):
         if create:
             registry._prepare_write()
         return registry
+
+    @classmethod
+    def open_shared(cls, url: str, *, artifacts: str | None = None,
+                    cache: str | os.PathLike[str] | None = None) -> "Registry":
+        """Open the shared store at the ``postgresql://`` ``url`` (see :mod:`zoo.store.shared`): its artifacts
+        are where the store recorded them unless ``artifacts`` or ``$ZOO_ARTIFACTS`` says otherwise;
+        ``cache`` is the local read-through cache folder (default ``$ZOO_CACHE``)."""
+        from .store.shared import open_shared
+
+        metadata, blobs, location = open_shared(url, artifacts=artifacts, cache=cache)
+        return cls(Path(location), metadata=metadata, blobs=blobs, location=location)
 
     def __repr__(self) -> str:
         return f"Registry({self.location!r})"
@@ -159,6 +162,7 @@ class Registry(StoreGuard):
         tag_map = validate_tags(tags)
         meta = meta or VersionMeta()
         check_meta(meta)
+        meta = replace(meta, provenance=_jsonable(dict(meta.provenance)))
         props = metadata_props(meta)
 
         from . import onnx as onnx_tools
@@ -177,7 +181,6 @@ class Registry(StoreGuard):
         del data
         published, orphaned = False, False
         try:
-            _crash_point("after_tmp_write")
             with self._write() as txn:
                 existing = txn.find(name, staged.digest)
                 published = True  # from here on a failure may leave the object in place: see below
@@ -187,18 +190,12 @@ class Registry(StoreGuard):
                         txn.set_tags(existing.name, existing.version, tag_map)
                         existing = txn.get(existing.name, existing.version) or existing
                     return RegisterResult(version=existing, created=False)
-                _crash_point("after_rename")
                 version = txn.add_version(ModelVersion(
+                    **{f.name: getattr(meta, f.name) for f in fields(VersionMeta)},
                     name=name, version=0, sha256=staged.digest, size_bytes=staged.size, created_at=_now(),
                     signature=facts.signature, opset=facts.opset, onnx_params=facts.onnx_params, macs=facts.macs,
-                    arch=meta.arch, framework=meta.framework, framework_version=meta.framework_version,
-                    plugin_version=meta.plugin_version, exporter=meta.exporter, exporter_version=meta.exporter_version,
-                    params=meta.params, num_classes=meta.num_classes, preprocessing=meta.preprocessing,
-                    provenance=_jsonable(dict(meta.provenance)), files=staged.files, tags=tag_map,
-                    transform=meta.transform, labels=meta.labels,
+                    files=staged.files, tags=tag_map,
                 ))
-                _crash_point("before_commit")
-            _crash_point("after_commit")
             return RegisterResult(version=version, created=True)
         except BaseException:
             if published:  # the commit failed (disk full, I/O error): take the object back unless a version uses it
