@@ -105,9 +105,9 @@ class Backend:
         import zoo
 
         if cache is not None and self.name == "shared":
-            from zoo.store.shared import open_shared
+            from zoo._registry import Registry
 
-            return open_shared(self.location, cache=cache)
+            return Registry.open_shared(self.location, cache=cache)
         return zoo.open_registry(self.location)
 
     def drop(self) -> None:

@@ -1,7 +1,7 @@
 """Crash mid-write: a registering process SIGKILLed at any step leaves the full version or no trace.
 
-The child kills itself (``ZOO_TEST_CRASH_AT``) after writing the scratch copy, after moving the object
-into place, just before the commit, or just after it. Afterwards the next write (``gc --yes`` is one)
+The child kills itself (a fault-injecting store wrapper, ``faults.crash_at``) after writing the scratch
+copy, after moving the object into place, just before the commit, or just after it. Afterwards the next write (``gc --yes`` is one)
 clears the leftovers under the write lock, ``verify`` is clean, and version numbers stay gapless.
 A commit that fails (disk full) takes its published object back at once.
 """
@@ -15,19 +15,23 @@ import pytest
 
 from backends import Backend
 from conftest import PYTHON, subprocess_env
-from zoo._registry import CRASH_ENV, CRASH_POINTS, Registry
+from faults import CRASH_POINTS, FailingCommit
+from zoo._registry import Registry
 
+TESTS = Path(__file__).resolve().parent
 CHILD = r"""
 import sys
+sys.path.insert(0, sys.argv[5])
+from faults import crash_at
 from zoo import open_registry
-open_registry(sys.argv[1]).register(sys.argv[2], name=sys.argv[3])
+crash_at(open_registry(sys.argv[1]), sys.argv[4]).register(sys.argv[2], name=sys.argv[3])
 print("survived")
 """
 
 
 def register_and_crash(store: Path | str, model: Path, name: str, point: str, env: dict[str, str] | None = None) -> None:
-    proc = subprocess.run([PYTHON, "-c", CHILD, str(store), str(model), name], env=subprocess_env(**(env or {}), **{CRASH_ENV: point}),
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run([PYTHON, "-c", CHILD, str(store), str(model), name, point, str(TESTS)],
+                          env=subprocess_env(**(env or {})), capture_output=True, text=True, timeout=120)
     assert proc.returncode == -signal.SIGKILL, (proc.returncode, proc.stdout, proc.stderr)
     assert "survived" not in proc.stdout
 
@@ -40,8 +44,10 @@ def assert_clean(registry: Registry, backend: Backend) -> None:
     assert backend.objects(registry) == sorted({v.sha256 for v in registry.list()})
 
 
-def test_crash_points_match_the_code():
-    assert CRASH_POINTS == ("after_tmp_write", "after_rename", "before_commit", "after_commit")
+def test_production_code_reads_no_crash_switch():
+    """Fault injection lives in tests/faults.py: no environment variable makes zoo kill itself."""
+    source = "\n".join(p.read_text() for p in (TESTS.parent / "registry" / "zoo").rglob("*.py"))
+    assert "ZOO_TEST_CRASH" not in source and "os.kill(os.getpid()" not in source
 
 
 @pytest.mark.parametrize("cleanup", ["next_write", "gc"])
@@ -99,31 +105,6 @@ def test_live_writers_scratch_space_is_not_taken_for_abandoned(tmp_path: Path, t
     assert list((registry.root / "tmp").iterdir()) == []
 
 
-class _FailingCommit:
-    """A metadata store whose next write transaction fails as SQLite does on a full disk at COMMIT."""
-
-    def __init__(self, inner):
-        self._inner = inner
-        self.failures = 1
-
-    def __getattr__(self, name):
-        return getattr(self._inner, name)
-
-    def write(self):
-        from contextlib import contextmanager
-
-        from zoo.errors import StoreError
-
-        @contextmanager
-        def txn():
-            with self._inner.write() as t:
-                yield t
-                if self.failures:
-                    self.failures -= 1
-                    raise StoreError("Cannot use the registry database: no space left on device")
-        return txn()
-
-
 @pytest.mark.parametrize("shared", [False, True], ids=["new-bytes", "bytes-another-model-uses"])
 def test_a_failed_commit_leaves_no_published_object(store: Registry, backend: Backend, tiny_onnx, shared: bool):
     """Issue 10.6: the object published inside a transaction whose commit failed is taken back at once
@@ -131,7 +112,7 @@ def test_a_failed_commit_leaves_no_published_object(store: Registry, backend: Ba
     from zoo.errors import StoreError
 
     kept = store.register(tiny_onnx(0), name="first").version if shared else None
-    store._meta = _FailingCommit(store._meta)  # type: ignore[assignment]
+    store._meta = FailingCommit(store._meta)  # type: ignore[assignment]
     with pytest.raises(StoreError, match="no space left on device"):
         store.register(tiny_onnx(0), name="second")
     assert store.list("second") == []

@@ -15,6 +15,7 @@ from zoo.records import ModelVersion, Report, VersionMeta
 PUBLIC_API = {
     "open", "close", "register", "list", "models", "resolve", "path", "load", "set_alias", "remove_alias",
     "set_tags", "remove_tag", "remove", "verify", "attach", "reports",
+    "open_shared", "alias_history",  # open_shared: the shared store; alias_history: reads the append-only log
     "gc", "ensure_writable",  # gc deletes only unreferenced artifacts; ensure_writable writes nothing
 }
 MOVABLE = {"aliases", "tags"}

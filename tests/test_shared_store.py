@@ -114,10 +114,10 @@ def test_artifacts_of_another_store_are_refused(shared: Backend, shared_services
     other = Backend.create("shared", tmp_path / "other", shared_services)
     registry = shared.open()
     registry.register(tiny_onnx(0), name="tiny")
-    from zoo.store.shared import open_shared
+    from zoo._registry import Registry
 
     with pytest.raises(StoreError, match="belong to another store"):  # checked on the first S3 request
-        open_shared(shared.location, artifacts=other.artifacts, cache=tmp_path / "fresh").path("tiny@1")
+        Registry.open_shared(shared.location, artifacts=other.artifacts, cache=tmp_path / "fresh").path("tiny@1")
 
 
 # ---------------------------------------------------------------------- read-only consumers

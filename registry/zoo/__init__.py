@@ -56,9 +56,7 @@ def open_registry(store: str | os.PathLike[str] | None = None, *, artifacts: str
         from .store.location import is_database_url
 
         if is_database_url(where):
-            from .store.shared import open_shared
-
-            return open_shared(where, artifacts=artifacts)
+            return Registry.open_shared(where, artifacts=artifacts)
     if artifacts is not None:
         from .errors import InvalidInput
 
@@ -69,15 +67,17 @@ def open_registry(store: str | os.PathLike[str] | None = None, *, artifacts: str
 
 
 def load(ref: str, *, store: str | os.PathLike[str] | None = None, artifacts: str | None = None,
-         provider: str | None = None, sha256: str | None = None, **options: Any) -> "InferenceModel":
+         provider: str | None = None, sha256: str | None = None, at: str | None = None,
+         **options: Any) -> "InferenceModel":
     """Resolve ``ref``, verify the artifact's sha256, and return a ready-to-run model (reads only).
 
     ``sha256`` pins the content an app was tested with (the full digest, or 12+ hex digits of it):
     if ``ref`` now resolves to any other artifact (an alias moved, another store numbers versions
     differently), :class:`~zoo.errors.IntegrityError` names both digests. ``ref`` may itself pin by
-    content: ``"resnet50@sha256:9f86d081884c"``.
+    content: ``"resnet50@sha256:9f86d081884c"``. ``at`` (ISO 8601, e.g. ``"2026-12-01T12:00Z"``) loads what
+    ``ref`` meant then: an alias through its recorded history.
     """
-    return open_registry(store, artifacts=artifacts).load(ref, provider=provider, sha256=sha256, **options)
+    return open_registry(store, artifacts=artifacts).load(ref, provider=provider, sha256=sha256, at=at, **options)
 
 
 def register_model(model: Any, *, name: str, example: Any, labels: Any = None,

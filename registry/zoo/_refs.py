@@ -147,3 +147,32 @@ def _invalid_digest(what: str, value: object) -> InvalidReference:
     return InvalidReference(f"Expected a sha256 prefix {what}. Received: {received(value)}",
                             hint="copy at least the first 12 hex digits of the artifact's sha256 from `zoo list` or "
                                  "`zoo show`, e.g. resnet50@sha256:9f86d081884c")
+
+
+AT_EXAMPLE = "2026-12-01T12:00Z"
+
+
+def parse_time(value: object) -> str:
+    """A point in time for ``at=`` (what a reference meant then) -> ISO 8601 UTC as the store records it.
+
+    Accepts an ISO 8601 string (``2026-12-01T12:00Z``, ``2026-12-01 12:00:00+01:00``, ``2026-12-01``;
+    without an offset it is UTC) or a ``datetime`` (naive: UTC). :class:`InvalidReference` otherwise.
+    """
+    from datetime import datetime, timezone
+
+    if isinstance(value, datetime):
+        moment = value
+    elif isinstance(value, str) and 0 < len(value) <= 64:
+        text = value.strip()
+        text = text[:-1] + "+00:00" if text[-1:] in ("Z", "z") else text
+        try:
+            moment = datetime.fromisoformat(text)
+        except ValueError:
+            raise InvalidReference(f"Expected a time as ISO 8601, e.g. {AT_EXAMPLE}. Received: {received(value)}",
+                                   hint="write YYYY-MM-DDTHH:MM[:SS][Z|+HH:MM]; a time without an offset is UTC") from None
+    else:
+        raise InvalidReference(f"Expected a time as ISO 8601, e.g. {AT_EXAMPLE}. Received: {received(value)}",
+                               hint="write YYYY-MM-DDTHH:MM[:SS][Z|+HH:MM]; a time without an offset is UTC")
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.astimezone(timezone.utc).isoformat(timespec="microseconds")

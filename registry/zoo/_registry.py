@@ -25,30 +25,27 @@ from __future__ import annotations
 import builtins
 import json
 import os
-import signal
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ._artifact_meta import check_meta, json_prop, metadata_props, strip_zoo_keys
 from ._names import received, validate_alias, validate_kind, validate_name, validate_tag_key, validate_tags
-from ._refs import Ref, parse_digest, parse_ref
+from ._refs import Ref, parse_digest, parse_ref, parse_time
 from ._resolve import no_model, resolve
 from ._store_guard import StoreGuard
 from .errors import Conflict, IntegrityError, InvalidInput, NotFound
-from .records import ModelVersion, Record, Report, VersionMeta, _jsonable
-from .store import BlobStore, MetadataStore, MetadataTxn, Orphan, open_local
+from .records import AliasEvent, ModelVersion, Record, Report, VersionMeta, _jsonable
+from .store import BlobStore, Filters, MetadataStore, MetadataTxn, Orphan, open_local
 
 if TYPE_CHECKING:
     from .runtime import InferenceModel
 
 __all__ = ["CRASH_WINDOW_S", "Registry", "RegisterResult", "VerifyResult", "metadata_props"]
 
-CRASH_ENV = "ZOO_TEST_CRASH_AT"  # test-only: SIGKILL ourselves at a named step of register()
-CRASH_POINTS = ("after_tmp_write", "after_rename", "before_commit", "after_commit")
 CRASH_WINDOW_S = 3600.0  # gc keeps unreferenced artifacts younger than this: a writer may still be committing
 
 
@@ -67,9 +64,14 @@ class VerifyResult(Record):
     path: Path
 
 
-def _crash_point(step: str) -> None:
-    if os.environ.get(CRASH_ENV) == step:
-        os.kill(os.getpid(), getattr(signal, "SIGKILL", signal.SIGTERM))
+def _reason(reason: str | None) -> str | None:
+    """Why an alias moved, as recorded: printable text of at most 500 characters (None: not given)."""
+    if reason is None:
+        return None
+    if not isinstance(reason, str) or len(reason) > 500 or not reason.isprintable():
+        raise InvalidInput(f"Expected a reason as printable text of at most 500 characters. Received: {received(reason)}",
+                           hint="one line, e.g. --reason 'eval top-1 +0.4 on the holdout set'")
+    return reason
 
 
 def _now() -> str:
@@ -105,6 +107,17 @@ class Registry(StoreGuard):
         if create:
             registry._prepare_write()
         return registry
+
+    @classmethod
+    def open_shared(cls, url: str, *, artifacts: str | None = None,
+                    cache: str | os.PathLike[str] | None = None) -> "Registry":
+        """Open the shared store at the ``postgresql://`` ``url`` (see :mod:`zoo.store.shared`): its artifacts
+        are where the store recorded them unless ``artifacts`` or ``$ZOO_ARTIFACTS`` says otherwise;
+        ``cache`` is the local read-through cache folder (default ``$ZOO_CACHE``)."""
+        from .store.shared import open_shared
+
+        metadata, blobs, location = open_shared(url, artifacts=artifacts, cache=cache)
+        return cls(Path(location), metadata=metadata, blobs=blobs, location=location)
 
     def __repr__(self) -> str:
         return f"Registry({self.location!r})"
@@ -159,6 +172,7 @@ class Registry(StoreGuard):
         tag_map = validate_tags(tags)
         meta = meta or VersionMeta()
         check_meta(meta)
+        meta = replace(meta, provenance=_jsonable(dict(meta.provenance)))
         props = metadata_props(meta)
 
         from . import onnx as onnx_tools
@@ -177,7 +191,6 @@ class Registry(StoreGuard):
         del data
         published, orphaned = False, False
         try:
-            _crash_point("after_tmp_write")
             with self._write() as txn:
                 existing = txn.find(name, staged.digest)
                 published = True  # from here on a failure may leave the object in place: see below
@@ -187,18 +200,12 @@ class Registry(StoreGuard):
                         txn.set_tags(existing.name, existing.version, tag_map)
                         existing = txn.get(existing.name, existing.version) or existing
                     return RegisterResult(version=existing, created=False)
-                _crash_point("after_rename")
                 version = txn.add_version(ModelVersion(
+                    **{f.name: getattr(meta, f.name) for f in fields(VersionMeta)},
                     name=name, version=0, sha256=staged.digest, size_bytes=staged.size, created_at=_now(),
                     signature=facts.signature, opset=facts.opset, onnx_params=facts.onnx_params, macs=facts.macs,
-                    arch=meta.arch, framework=meta.framework, framework_version=meta.framework_version,
-                    plugin_version=meta.plugin_version, exporter=meta.exporter, exporter_version=meta.exporter_version,
-                    params=meta.params, num_classes=meta.num_classes, preprocessing=meta.preprocessing,
-                    provenance=_jsonable(dict(meta.provenance)), files=staged.files, tags=tag_map,
-                    transform=meta.transform, labels=meta.labels,
+                    files=staged.files, tags=tag_map,
                 ))
-                _crash_point("before_commit")
-            _crash_point("after_commit")
             return RegisterResult(version=version, created=True)
         except BaseException:
             if published:  # the commit failed (disk full, I/O error): take the object back unless a version uses it
@@ -220,18 +227,26 @@ class Registry(StoreGuard):
 
     # ------------------------------------------------------------------ read
 
-    def list(self, name: str | None = None, *, framework: str | None = None, arch: str | None = None) -> list[ModelVersion]:
-        """Versions sorted by name and number, optionally of one model, framework and/or architecture."""
+    def list(self, name: str | None = None, *, framework: str | None = None, arch: str | None = None,
+             tags: Mapping[str, str] | None = None, alias: str | None = None,
+             precision: str | None = None) -> list[ModelVersion]:
+        """Versions sorted by name and number; each filter given must match, in the store's query:
+        one model, framework, architecture, every ``tags`` KEY=VALUE, carrying ``alias``, and
+        ``precision`` ("fp32", "fp16", "int8": the version's ``precision`` tag or provenance, else fp32)."""
         if name is not None:
             validate_name(name)
         if framework is not None:
             from .plugins import canonical_name
 
             framework = canonical_name(framework)
+        filters = Filters(
+            name=name, framework=framework, arch=None if arch is None else validate_name(arch, kind="an architecture name"),
+            tags=tuple(sorted(validate_tags(tags).items())), alias=None if alias is None else validate_alias(alias),
+            precision=None if precision is None else validate_name(precision, kind="a precision"))
         if self._unborn():
             return []
         with self._read() as txn:
-            return txn.versions(name, framework=framework, arch=arch)
+            return txn.versions(filters=filters)
 
     def models(self) -> builtins.list[str]:
         if self._unborn():
@@ -239,11 +254,14 @@ class Registry(StoreGuard):
         with self._read() as txn:
             return txn.models()
 
-    def resolve(self, ref: str, *, framework: str | None = None) -> ModelVersion:
-        """The version ``ref`` means now (see :mod:`zoo._refs` for the grammar)."""
+    def resolve(self, ref: str, *, framework: str | None = None, at: str | datetime | None = None) -> ModelVersion:
+        """The version ``ref`` means now (see :mod:`zoo._refs` for the grammar), or meant at time ``at``
+        (ISO 8601, e.g. ``"2026-12-01T12:00Z"``, or a datetime; naive is UTC): an alias resolves
+        through its history, ``latest`` to the newest version registered by then."""
         parsed = self._parse(ref, framework)
+        when = None if at is None else parse_time(at)
         with self._read(str(parsed)) as txn:
-            return resolve(txn, parsed, location=self.location)
+            return resolve(txn, parsed, location=self.location, at=when)
 
     def _parse(self, ref: str | ModelVersion, framework: str | None = None) -> Ref:
         if isinstance(ref, ModelVersion):
@@ -275,15 +293,16 @@ class Registry(StoreGuard):
         return self._blobs.locate(version.sha256)
 
     def load(self, ref: str | ModelVersion, *, provider: str | None = None, sha256: str | None = None,
-             **options: Any) -> "InferenceModel":
+             at: str | datetime | None = None, **options: Any) -> "InferenceModel":
         """A ready-to-run ONNX Runtime model for ``ref``, after checking its sha256.
 
         ``sha256`` pins the content: the full digest (or a prefix of 12+ hex digits, optionally after
         ``sha256:``) that the artifact ``ref`` resolves to must have; any other artifact is refused with
         :class:`~zoo.errors.IntegrityError` naming both digests, before a session is created.
+        ``at`` loads what ``ref`` meant at that time (see :meth:`resolve`).
         """
         pinned = parse_digest(sha256, ref=sha256) if sha256 is not None else None
-        version = ref if isinstance(ref, ModelVersion) else self.resolve(ref)
+        version = ref if isinstance(ref, ModelVersion) else self.resolve(ref, at=at)
         if pinned is not None and not pinned.matches(version.sha256):
             raise IntegrityError(
                 f"{version.ref} is not the pinned artifact: expected sha256 {pinned.prefix}"
@@ -297,20 +316,39 @@ class Registry(StoreGuard):
 
     # ------------------------------------------------------------------ aliases and tags: the only things that move
 
-    def set_alias(self, ref: str, alias: str) -> ModelVersion:
-        """Point ``alias`` of the model at the version ``ref`` means (moving it if it pointed elsewhere)."""
+    def set_alias(self, ref: str, alias: str, *, reason: str | None = None) -> ModelVersion:
+        """Point ``alias`` of the model at the version ``ref`` means (moving it if it pointed elsewhere).
+
+        The move is appended to the alias's history (who, when, from, to, ``reason``) in the same
+        transaction; setting it where it already points records nothing.
+        """
         validate_alias(alias)
+        why = _reason(reason)
         parsed = self._parse(ref)
         with self._write() as txn:
             version = resolve(txn, parsed, location=self.location)
-            txn.set_alias(version.name, alias, version.version)
+            # the hook for gated aliases: a policy check passes forced= and policy= (its verdict) here
+            txn.set_alias(version.name, alias, version.version, reason=why)
             return txn.get(version.name, version.version) or version
 
-    def remove_alias(self, name: str, alias: str, *, version: int | None = None) -> None:
+    def alias_history(self, name: str, alias: str | None = None) -> builtins.list[AliasEvent]:
+        """Every move of ``alias`` of model ``name`` (or of all its aliases), oldest first: append-only,
+        written in the transaction of the move. A model with no version and no history is NotFound."""
+        validate_name(name)
+        if alias is not None:
+            validate_alias(alias)
+        with self._read(name) as txn:
+            events = txn.alias_history(name, alias)
+            if not events and not txn.versions(name):
+                raise no_model(txn, name, location=self.location)
+            return events
+
+    def remove_alias(self, name: str, alias: str, *, version: int | None = None, reason: str | None = None) -> None:
         """Remove ``alias`` of model ``name``; with ``version``, only if the alias points at that version
-        (:class:`~zoo.errors.Conflict` otherwise, naming where it points)."""
+        (:class:`~zoo.errors.Conflict` otherwise, naming where it points). Recorded in its history."""
         validate_name(name)
         validate_alias(alias)
+        why = _reason(reason)
         with self._write() as txn:
             target = txn.alias_target(name, alias)
             if target is None:
@@ -320,7 +358,7 @@ class Registry(StoreGuard):
             if version is not None and target != version:
                 raise Conflict(f"Alias {name}@{alias} points at {name}@{target}, not at {name}@{version}; it was kept",
                                hint=f"zoo alias {name}@{target} {alias} --delete removes it")
-            txn.delete_alias(name, alias)
+            txn.delete_alias(name, alias, reason=why)
 
     def set_tags(self, ref: str, tags: Mapping[str, str]) -> ModelVersion:
         tag_map = validate_tags(tags)

@@ -1,4 +1,8 @@
-"""What a reference means now: ``NAME``, ``@N``, ``@ALIAS``, ``:FRAMEWORK``, ``@sha256:HEX`` against the metadata.
+"""What a reference means now (or at a past time): ``NAME``, ``@N``, ``@ALIAS``, ``:FRAMEWORK``, ``@sha256:HEX``.
+
+With ``at`` (ISO 8601 UTC, see :func:`zoo._refs.parse_time`), an alias means the version its history
+says it pointed at then, ``latest`` the newest version created by then, and a version that did not
+exist yet is not found.
 
 Pure lookups in one read transaction; every miss is a :class:`~zoo.errors.NotFound` that says what
 the model does have (versions, aliases, frameworks, close names), so the fix is in the message.
@@ -15,10 +19,20 @@ from .store import MetadataTxn
 __all__ = ["describe_framework", "no_model", "resolve"]
 
 
-def resolve(txn: MetadataTxn, ref: Ref, *, location: str) -> ModelVersion:
+def resolve(txn: MetadataTxn, ref: Ref, *, location: str, at: str | None = None) -> ModelVersion:
+    found = _resolve_now(txn, ref, location=location, at=at)
+    if at is not None and found.created_at > at:
+        raise NotFound(f"{found.ref} did not exist at {at} (it was registered at {found.created_at})",
+                       hint="give a later time, or leave the time out")
+    return found
+
+
+def _resolve_now(txn: MetadataTxn, ref: Ref, *, location: str, at: str | None) -> ModelVersion:
     name, fw = ref.name, ref.framework
     if ref.digest is not None:
         return _resolve_digest(txn, ref, ref.digest, location=location)
+    if ref.alias is not None and at is not None:
+        return _resolve_alias_at(txn, ref, ref.alias, location=location, at=at)
     if ref.version is not None:
         version = txn.get(name, ref.version)
         if version is None:
@@ -45,12 +59,38 @@ def resolve(txn: MetadataTxn, ref: Ref, *, location: str) -> ModelVersion:
                 hint=f"use {name}@{ref.alias}, or {name}:{fw} for the newest {fw} version",
             )
         return version
-    version = txn.latest(name, framework=fw)
+    version = txn.latest(name, framework=fw, created_until=at)
     if version is None:
         known = _known(txn, name, location=location)
+        if at is not None:
+            raise NotFound(f"Model {name!r} had no version{f' built by {fw!r}' if fw else ''} at {at}",
+                           hint=f"its first version was registered at {known[0].created_at}")
         frameworks = sorted({describe_framework(v.framework) for v in known})
         raise NotFound(f"Model {name!r} has no version built by {fw!r}", hint="it has versions built by " + ", ".join(frameworks))
     return version
+
+def _resolve_alias_at(txn: MetadataTxn, ref: Ref, alias: str, *, location: str, at: str) -> ModelVersion:
+    """The version the alias's history says it pointed at, at ``at``."""
+    name = ref.name
+    last = txn.alias_history(name, alias, until=at, last=True)
+    if not last or last[0].to_version is None:
+        _known(txn, name, location=location)
+        history = txn.alias_history(name, alias)
+        said = "had been deleted" if last else "was not set"
+        raise NotFound(f"Alias {name}@{alias} {said} at {at}",
+                       hint=(f"its first recorded move was at {history[0].at}; `zoo alias --history {name} {alias}` "
+                             "lists them") if history else f"{name}@{alias} has no recorded history")
+    number = last[0].to_version
+    version = txn.get(name, number)
+    if version is None:
+        raise NotFound(f"Alias {name}@{alias} pointed at {name}@{number} at {at}, and that version was removed since",
+                       hint=f"`zoo alias --history {name} {alias}` lists its moves")
+    if ref.framework is not None and version.framework != ref.framework:
+        raise NotFound(f"Alias {name}@{alias} pointed at {version.ref} at {at}, built by "
+                       f"{describe_framework(version.framework)}, not by {ref.framework!r}",
+                       hint=f"use {name}@{alias} without ':{ref.framework}'")
+    return version
+
 
 def _resolve_digest(txn: MetadataTxn, ref: Ref, digest: Digest, *, location: str) -> ModelVersion:
     """The one version of ``ref.name`` whose artifact sha256 starts with ``digest`` (a full digest is

@@ -132,8 +132,33 @@ class ExportInfo(Record):
 
 
 @dataclass(frozen=True)
-class ModelVersion(Record):
-    """One immutable, numbered version of a registered model.
+class VersionMeta(Record):
+    """What the producer of an artifact knows and the ONNX graph cannot tell: given to ``register``.
+
+    Everything here is also embedded in the artifact's ``metadata_props`` (keys ``zoo.<field>``),
+    so a file copied out of the store still says what it is. Registry facts that depend on the
+    store (name, version number, created time, aliases, tags) are *not* embedded: identical
+    content must give identical bytes, so that re-registering dedupes. :class:`ModelVersion` is
+    these fields plus what the registry measured and assigned (declared once, here).
+    """
+
+    arch: str | None = None
+    framework: str | None = None  # plugin name: "torch", "tensorflow"; None for external ONNX
+    framework_version: str | None = None
+    plugin_version: str | None = None
+    exporter: str | None = None
+    exporter_version: str | None = None
+    params: ParamCounts | None = None  # native counts, from the plugin
+    num_classes: int | None = None
+    preprocessing: Preprocessing | None = None
+    provenance: dict[str, Any] = field(default_factory=dict)  # weights sha256, source file, host, ...
+    transform: Transform | None = None  # the full eval transform (resize, crop, interpolation, ...)
+    labels: Labels | None = None  # class names by output index
+
+
+@dataclass(frozen=True, kw_only=True)
+class ModelVersion(VersionMeta):
+    """One immutable, numbered version of a registered model: its :class:`VersionMeta` and registry facts.
 
     ``sha256`` identifies the artifact's content (for a single-file model, the file's sha256;
     with external data, a digest over every file, see ``files``). ``aliases`` and ``tags`` are
@@ -149,25 +174,18 @@ class ModelVersion(Record):
     opset: int
     onnx_params: int  # element count of ONNX initializers (can differ from native after BN folding)
     macs: int | None  # multiply-accumulates per sample, from the ONNX graph, at preprocessing.input_size
-    arch: str | None = None
-    framework: str | None = None  # plugin name: "torch", "tensorflow"; None for external ONNX
-    framework_version: str | None = None
-    plugin_version: str | None = None
-    exporter: str | None = None
-    exporter_version: str | None = None
-    params: ParamCounts | None = None  # native counts, from the plugin
-    num_classes: int | None = None
-    preprocessing: Preprocessing | None = None
-    provenance: dict[str, Any] = field(default_factory=dict)  # weights sha256, source file, host, ...
     files: tuple[StoredFile, ...] = ()
     tags: dict[str, str] = field(default_factory=dict)
     aliases: tuple[str, ...] = ()
-    transform: Transform | None = None  # the full eval transform (resize, crop, interpolation, ...)
-    labels: Labels | None = None  # class names by output index
 
     @property
     def ref(self) -> str:
         return f"{self.name}@{self.version}"
+
+    @property
+    def meta(self) -> VersionMeta:
+        """The producer's half of this record."""
+        return VersionMeta(**{f.name: getattr(self, f.name) for f in dataclasses.fields(VersionMeta)})
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "ModelVersion":
@@ -213,24 +231,29 @@ class Report(Record):
 
 
 @dataclass(frozen=True)
-class VersionMeta(Record):
-    """What the producer of an artifact knows and the ONNX graph cannot tell: given to ``register``.
+class AliasEvent(Record):
+    """One move of an alias, appended in the transaction that made it; never changed or deleted.
 
-    Everything here is also embedded in the artifact's ``metadata_props`` (keys ``zoo.<field>``),
-    so a file copied out of the store still says what it is. Registry facts that depend on the
-    store (name, version number, created time, aliases, tags) are *not* embedded: identical
-    content must give identical bytes, so that re-registering dedupes.
+    ``from_version`` is None when the alias was first set, ``to_version`` None when it was deleted.
+    ``actor`` is the OS user (embedded store) or the PostgreSQL role (shared store); ``at`` is ISO 8601
+    UTC and never earlier than the alias's previous event. ``forced`` and ``policy`` record a gate
+    (a policy on the alias) that was overridden or checked; None where no policy applied.
     """
 
-    arch: str | None = None
-    framework: str | None = None
-    framework_version: str | None = None
-    plugin_version: str | None = None
-    exporter: str | None = None
-    exporter_version: str | None = None
-    params: ParamCounts | None = None
-    num_classes: int | None = None
-    preprocessing: Preprocessing | None = None
-    provenance: dict[str, Any] = field(default_factory=dict)
-    transform: Transform | None = None
-    labels: Labels | None = None
+    id: int  # increasing in the order the moves were committed
+    name: str
+    alias: str
+    at: str
+    actor: str
+    from_version: int | None
+    to_version: int | None
+    reason: str | None = None
+    forced: bool = False
+    policy: dict[str, Any] | None = None
+
+    @property
+    def action(self) -> str:
+        """"set" (first time), "move" or "delete"."""
+        if self.to_version is None:
+            return "delete"
+        return "set" if self.from_version is None else "move"

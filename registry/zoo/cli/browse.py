@@ -14,16 +14,28 @@ SHOW_LABELS = 5  # class names `zoo show` prints (--json has them all)
 @click.argument("name", required=False)
 @click.option("--framework", "-f", help="Only versions built by this plugin.")
 @click.option("--arch", help="Only versions of this architecture.")
+@click.option("--tag", "tags", multiple=True, metavar="KEY=VALUE", help="Only versions with this tag (repeatable: all must match).")
+@click.option("--alias", help="Only versions this alias points at (e.g. prod).")
+@click.option("--precision", help="Only versions of this precision: fp32, fp16 or int8 (its tag or provenance; else fp32).")
 @json_option
 @pass_ctx
-def list_cmd(ctx, name, framework, arch, as_json) -> None:
-    """List registered versions (all models, or only NAME)."""
-    versions = ctx.registry().list(name, framework=framework or None, arch=arch)  # it canonicalises the framework
+def list_cmd(ctx, name, framework, arch, tags, alias, precision, as_json) -> None:
+    """List registered versions (all models, or only NAME).
+
+    Every filter runs in the store's query, so it stays fast on large registries:
+
+    \b
+      zoo list --tag team=vision --precision int8
+      zoo list resnet50 --alias prod --json
+    """
+    versions = ctx.registry().list(name, framework=framework or None, arch=arch, tags=parse_tags(tags), alias=alias,
+                                   precision=precision)  # it canonicalises the framework
     if as_json:
         emit_json(versions)
         return
     if not versions:
-        filters = [f"{k} {v!r}" for k, v in (("name", name), ("framework", framework), ("arch", arch)) if v]
+        filters = [f"{k} {v!r}" for k, v in (("name", name), ("framework", framework), ("arch", arch), ("alias", alias),
+                                             ("precision", precision)) if v] + [f"tag {t!r}" for t in tags]
         info(f"no versions match {', '.join(filters)}; `zoo list` shows them all" if filters
              else "no versions registered yet; try `zoo export resnet18`")
         return
@@ -32,16 +44,19 @@ def list_cmd(ctx, name, framework, arch, as_json) -> None:
 
 @main.command("show")
 @click.argument("ref")
+@click.option("--at", "at", metavar="TIME",
+              help="Resolve REF as it was at this time (ISO 8601, e.g. 2026-12-01T12:00Z; no offset means UTC): "
+                   "an alias through its history, NAME to the newest version registered by then.")
 @json_option
 @pass_ctx
-def show_cmd(ctx, ref, as_json) -> None:
+def show_cmd(ctx, ref, at, as_json) -> None:
     """Show everything recorded on one version.
 
     Includes its eval transform (resize, crop, interpolation, mean, std) and its
     labels (name, count, sha256 of the list, the first names); --json has every name.
     """
     registry = ctx.registry()
-    v = registry.resolve(ref)
+    v = registry.resolve(ref, at=at)
     reports = registry.reports(v)
     if as_json:
         labels = None if v.labels is None else {"name": v.labels.name, "count": len(v.labels), "sha256": v.labels.sha256,
@@ -84,36 +99,68 @@ def _implied_transform(v) -> str | None:
 
 
 @main.command("alias")
-@click.argument("ref")
-@click.argument("alias")
+@click.argument("ref", metavar="REF|MODEL")
+@click.argument("alias", required=False)
 @click.option("--delete", is_flag=True,
               help="Remove ALIAS instead of setting it; with NAME@N, only if ALIAS points at version N.")
+@click.option("--reason", metavar="TEXT", help="Why the alias moves; recorded in its history.")
+@click.option("--history", is_flag=True,
+              help="List every move of MODEL's aliases (or of ALIAS only), oldest first: when, who, from, to, why.")
 @json_option
 @pass_ctx
-def alias_cmd(ctx, ref, alias, delete, as_json) -> None:
-    """Point ALIAS (like prod) at version REF.
+def alias_cmd(ctx, ref, alias, delete, reason, history, as_json) -> None:
+    """Point ALIAS (like prod) at version REF, or show an alias's history.
 
-    Aliases move; versions never change. `latest` is implicit.
+    Aliases move; versions never change. `latest` is implicit. Every set, move and
+    delete is recorded (append-only) with the time, the OS user (the PostgreSQL role
+    on a shared store), the versions and --reason.
+
+    \b
+      zoo alias resnet50@3 prod --reason "eval +0.4% top-1"
+      zoo alias --history resnet50 prod
     """
     from .._names import validate_alias
     from .._refs import parse_ref
 
+    if history:
+        _alias_history(ctx, ref, alias, as_json, conflicting=[f for f, on in (("--delete", delete), ("--reason", reason)) if on])
+        return
+    if alias is None:
+        raise InvalidInput("Expected REF and ALIAS. Received: no ALIAS",
+                           hint=f"e.g. zoo alias {ref} prod; `zoo alias --history {parse_ref(ref).name}` lists past moves")
     parsed = parse_ref(ref)
     validate_alias(alias)
     registry = ctx.registry()
     if delete:
         expected = None if parsed.is_latest else registry.resolve(ref).version
-        registry.remove_alias(parsed.name, alias, version=expected)
+        registry.remove_alias(parsed.name, alias, version=expected, reason=reason)
         if as_json:
             emit_json({"name": parsed.name, "alias": alias, "removed": True})
         else:
             info(f"removed alias {alias!r} from {parsed.name}")
         return
-    v = registry.set_alias(ref, alias)
+    v = registry.set_alias(ref, alias, reason=reason)
     if as_json:
         emit_json({"name": v.name, "alias": alias, "removed": False, "version": v})
     else:
         info(f"{v.name}@{alias} -> {v.ref}")
+
+
+def _alias_history(ctx, model: str, alias: str | None, as_json: bool, *, conflicting: list[str]) -> None:
+    if conflicting:
+        raise InvalidInput(f"Expected --history alone. Received: --history with {' and '.join(conflicting)}",
+                           hint=f"zoo alias --history {model} [ALIAS]")
+    events = ctx.registry().alias_history(model, alias)
+    if as_json:
+        emit_json([{**e.to_dict(), "action": e.action} for e in events])
+        return
+    if not events:
+        info(f"no alias of {model} has moved yet" if alias is None else f"{model}@{alias} has no recorded moves")
+        return
+    table(f"alias history of {model}" + (f"@{alias}" if alias else ""),
+          ["#", "at (UTC)", "alias", "action", "from", "to", "who", "reason"],
+          [(e.id, e.at[:19].replace("T", " "), e.alias, e.action + (" (forced)" if e.forced else ""),
+            e.from_version, e.to_version, e.actor, e.reason) for e in events])
 
 
 @main.command("tag")

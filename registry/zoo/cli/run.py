@@ -77,9 +77,12 @@ def _check_image_files(paths: tuple[Path, ...]) -> None:
               help="Write the logits to exactly this file (numpy .npy format; no suffix is added).")
 @click.option("--top-k", type=int, default=5, show_default=True, help="Classes to show per sample (>= 1).")
 @click.option("--provider", type=click.Choice(["cpu", "cuda", "tensorrt"]), help="Force an execution provider.")
+@click.option("--at", "at", metavar="TIME",
+              help="Resolve REF as it was at this time (ISO 8601, e.g. 2026-12-01T12:00Z; no offset means UTC): "
+                   "an alias through its history, NAME to the newest version registered by then.")
 @json_option
 @pass_ctx
-def run_cmd(ctx, ref, image_paths, image_mode, input_path, random_batch, output_path, top_k, provider, as_json) -> None:
+def run_cmd(ctx, ref, image_paths, image_mode, input_path, random_batch, output_path, top_k, provider, at, as_json) -> None:
     """Run REF under ONNX Runtime on images, an input array, or a random batch.
 
     Prints the top-k classes (with the version's label names, if it records them),
@@ -90,14 +93,16 @@ def run_cmd(ctx, ref, image_paths, image_mode, input_path, random_batch, output_
       zoo run resnet50@prod --image cat.jpg dog.png --top-k 3
       zoo run resnet50@sha256:9f86d081884c --input batch.npy --json
       zoo run resnet50 --random 4 --output logits.npy
+      zoo run resnet50@prod --at 2026-12-01T12:00Z --random 1
     """
     import numpy as np
 
     from .._atomic import check_destination, write_file
-    from .._refs import parse_ref
+    from .._refs import parse_ref, parse_time
     from ..metrics import VERIFY_SEED
 
     parse_ref(ref)
+    when = None if at is None else parse_time(at)
     if image_paths and not image_mode:
         raise InvalidInput(f"Expected only REF as an argument. Received: {', '.join(repr(str(p)) for p in image_paths)} after it",
                            hint=f"to classify image files, put --image before them: zoo run {ref} --image FILE...")
@@ -119,7 +124,7 @@ def run_cmd(ctx, ref, image_paths, image_mode, input_path, random_batch, output_
         check_destination(output_path, what="--output")
     _check_image_files(image_paths)
     array = _read_input(input_path) if input_path is not None else None
-    model = ctx.registry().load(ref, provider=provider)
+    model = ctx.registry().load(ref, provider=provider, at=when)
     info(f"{model.version.ref if model.version else ref}: {model.provider.reason}")
     if image_mode:
         from .._classify import classify_images

@@ -13,7 +13,9 @@ def store_group() -> None:
 
 @store_group.command("init")
 @click.argument("store", required=False, metavar="[STORE]")
-@click.option("--artifacts", metavar="S3URL|DIR", help="Where a new PostgreSQL store keeps artifacts: s3://bucket/prefix or a folder.")
+@click.option("--artifacts", metavar="S3URL|DIR",
+              help="Where a new PostgreSQL store keeps artifacts: s3://bucket/prefix or a folder (default: env "
+                   "ZOO_ARTIFACTS).")
 @click.option("--grant-read", multiple=True, metavar="ROLE", help="Let this PostgreSQL role read the store (repeatable).")
 @click.option("--grant-write", multiple=True, metavar="ROLE", help="Let this PostgreSQL role also write (repeatable).")
 @json_option

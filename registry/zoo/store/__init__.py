@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from ._sql import Filters
 from .base import (
     LEGACY_STORE_ID,
     MODEL_FILE,
@@ -29,7 +30,7 @@ from .base import (
 )
 
 __all__ = [
-    "LEGACY_STORE_ID", "MODEL_FILE", "STORE_FORMAT_VERSION", "Abandoned", "BlobStore", "MetadataStore", "MetadataTxn",
+    "LEGACY_STORE_ID", "MODEL_FILE", "STORE_FORMAT_VERSION", "Abandoned", "BlobStore", "Filters", "MetadataStore", "MetadataTxn",
     "Orphan", "Staged", "StoreIdentity", "open_local",
 ]
 

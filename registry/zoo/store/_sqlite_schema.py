@@ -1,57 +1,39 @@
-"""The embedded store's SQLite schema: tables, and the triggers that make versions and reports immutable."""
+"""The embedded store's SQLite schema: the shared tables (:mod:`._sql`), the store identity, and the
+triggers that make versions, reports and alias history immutable.
 
-__all__ = ["SCHEMA"]
+``PRAGMA user_version`` keeps the schema version. Every statement is idempotent (``IF NOT EXISTS``),
+so applying :data:`SCHEMA` to an older store under the write lock migrates it (1 -> 2 added the search
+indexes and ``alias_events``).
+"""
+from __future__ import annotations
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS models (
-    name          TEXT PRIMARY KEY,
-    last_version  INTEGER NOT NULL            -- numbers are never reused, even after a removal
-);
-CREATE TABLE IF NOT EXISTS versions (
-    name        TEXT NOT NULL REFERENCES models(name),
-    version     INTEGER NOT NULL,
-    sha256      TEXT NOT NULL,
-    framework   TEXT,
-    arch        TEXT,
-    created_at  TEXT NOT NULL,
-    record      TEXT NOT NULL,                -- the immutable ModelVersion as JSON (no tags/aliases)
-    PRIMARY KEY (name, version),
-    UNIQUE (name, sha256)
-);
-CREATE INDEX IF NOT EXISTS versions_sha256 ON versions(sha256);
-CREATE TABLE IF NOT EXISTS aliases (
-    name     TEXT NOT NULL,
-    alias    TEXT NOT NULL,
-    version  INTEGER NOT NULL,
-    PRIMARY KEY (name, alias),
-    FOREIGN KEY (name, version) REFERENCES versions(name, version) ON DELETE CASCADE
-);
-CREATE TABLE IF NOT EXISTS tags (
-    name     TEXT NOT NULL,
-    version  INTEGER NOT NULL,
-    key      TEXT NOT NULL,
-    value    TEXT NOT NULL,
-    PRIMARY KEY (name, version, key),
-    FOREIGN KEY (name, version) REFERENCES versions(name, version) ON DELETE CASCADE
-);
-CREATE TABLE IF NOT EXISTS reports (
-    id          INTEGER PRIMARY KEY AUTOINCREMENT,
-    name        TEXT NOT NULL,
-    version     INTEGER NOT NULL,
-    kind        TEXT NOT NULL,
-    created_at  TEXT NOT NULL,
-    payload     TEXT NOT NULL,
-    FOREIGN KEY (name, version) REFERENCES versions(name, version) ON DELETE CASCADE
-);
-CREATE INDEX IF NOT EXISTS reports_version ON reports(name, version);
-CREATE TRIGGER IF NOT EXISTS versions_immutable BEFORE UPDATE ON versions
-BEGIN SELECT RAISE(ABORT, 'zoo: versions are immutable'); END;
-CREATE TRIGGER IF NOT EXISTS reports_append_only BEFORE UPDATE ON reports
-BEGIN SELECT RAISE(ABORT, 'zoo: reports are append-only'); END;
-CREATE TABLE IF NOT EXISTS store_info (
+from ._sql import Dialect, tables_ddl
+
+__all__ = ["DIALECT", "SCHEMA", "SCHEMA_VERSION"]
+
+SCHEMA_VERSION = 2
+
+DIALECT = Dialect(
+    param="?", prefix="",
+    tags_json="json_group_object(t.key, t.value)", aliases_json="json_group_array(a.alias)",
+    record_field="json_extract({col}, '{path}')",
+    identity="INTEGER PRIMARY KEY AUTOINCREMENT",
+    actor="?",  # the OS user, given by the store
+)
+
+SCHEMA: list[str] = tables_ddl(DIALECT) + [
+    """CREATE TRIGGER IF NOT EXISTS versions_immutable BEFORE UPDATE ON versions
+BEGIN SELECT RAISE(ABORT, 'zoo: versions are immutable'); END""",
+    """CREATE TRIGGER IF NOT EXISTS reports_append_only BEFORE UPDATE ON reports
+BEGIN SELECT RAISE(ABORT, 'zoo: reports are append-only'); END""",
+    """CREATE TRIGGER IF NOT EXISTS alias_events_append_only BEFORE UPDATE ON alias_events
+BEGIN SELECT RAISE(ABORT, 'zoo: alias history is append-only'); END""",
+    """CREATE TRIGGER IF NOT EXISTS alias_events_kept BEFORE DELETE ON alias_events
+BEGIN SELECT RAISE(ABORT, 'zoo: alias history is append-only'); END""",
+    """CREATE TABLE IF NOT EXISTS store_info (
     key    TEXT PRIMARY KEY,                  -- store_id, format_version: written once at creation
     value  TEXT NOT NULL
-);
-CREATE TRIGGER IF NOT EXISTS store_info_immutable BEFORE UPDATE ON store_info
-BEGIN SELECT RAISE(ABORT, 'zoo: the store identity is immutable'); END;
-"""
+)""",
+    """CREATE TRIGGER IF NOT EXISTS store_info_immutable BEFORE UPDATE ON store_info
+BEGIN SELECT RAISE(ABORT, 'zoo: the store identity is immutable'); END""",
+]

@@ -14,6 +14,13 @@ created, both halves record the same :class:`StoreIdentity` (a random id and a f
 that is missing, empty or another store's, next to published blobs, is a :class:`~zoo.errors.StoreError`,
 never "a new, empty registry": nothing is deleted on the word of metadata the store cannot vouch for.
 
+Alias moves are history: every set, move and delete of an alias appends an :class:`~zoo.records.AliasEvent`
+row in the transaction that moves it (``MetadataTxn.set_alias`` / ``delete_alias`` / ``delete_version``
+write it; nothing else can move an alias), and the database refuses UPDATE and DELETE of those rows.
+On PostgreSQL the same transaction sends ``NOTIFY zoo_alias, '<json>'`` (the event's fields plus
+``schema``; delivered at commit, never for a rolled-back move): a server following an alias
+``LISTEN``s on channel ``zoo_alias`` and filters on ``schema``, ``name`` and ``alias``.
+
 Reads never create or write anything. A store that cannot be written (a read-only mount, another
 user's folder) is opened with ``read_only`` set: it serves every read, and writes raise
 :class:`~zoo.errors.StoreError` saying it is read-only.
@@ -25,9 +32,12 @@ from collections.abc import Set as AbstractSet
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from ..records import ModelVersion, Report, StoredFile
+from ..records import AliasEvent, ModelVersion, Report, StoredFile
+
+if TYPE_CHECKING:
+    from ._sql import Filters
 
 MODEL_FILE = "model.onnx"  # the model's name inside its object folder; external data sits beside it
 STORE_FORMAT_VERSION = 1
@@ -70,10 +80,12 @@ class MetadataTxn(Protocol):
     def find(self, name: str, sha256: str) -> ModelVersion | None:
         """The version of ``name`` whose artifact digest is ``sha256`` (dedupe)."""
 
-    def latest(self, name: str, *, framework: str | None = None) -> ModelVersion | None: ...
+    def latest(self, name: str, *, framework: str | None = None, created_until: str | None = None) -> ModelVersion | None:
+        """The highest-numbered version (built by ``framework``; created at or before ``created_until``)."""
 
-    def versions(self, name: str | None = None, *, framework: str | None = None, arch: str | None = None) -> list[ModelVersion]:
-        """Sorted by name, then version number."""
+    def versions(self, name: str | None = None, *, framework: str | None = None, arch: str | None = None,
+                 filters: Filters | None = None) -> list[ModelVersion]:
+        """Sorted by name, then version number; every filter is part of the database query."""
 
     def models(self) -> list[str]:
         """Names that have at least one version, sorted."""
@@ -88,6 +100,10 @@ class MetadataTxn(Protocol):
     def reports(self, name: str, version: int, kind: str | None = None) -> list[Report]:
         """In the order they were attached."""
 
+    def alias_history(self, name: str, alias: str | None = None, *, until: str | None = None,
+                      last: bool = False) -> list[AliasEvent]:
+        """Events in commit order; ``until``: at or before that ISO time; ``last``: the newest only."""
+
     # -- writes
     def add_version(self, record: ModelVersion) -> ModelVersion:
         """Insert ``record`` as the next version number of its model (``record.version`` is ignored).
@@ -95,12 +111,16 @@ class MetadataTxn(Protocol):
         Numbers start at 1, increase by one, and are never reused, even after a removal.
         """
 
-    def delete_version(self, name: str, version: int) -> None:
-        """Delete the row and everything hanging off it (aliases, tags, reports)."""
+    def delete_version(self, name: str, version: int, *, reason: str | None = None) -> None:
+        """Delete the row and everything hanging off it (tags, reports, aliases: each recorded as deleted)."""
 
-    def set_alias(self, name: str, alias: str, version: int) -> None: ...
+    def set_alias(self, name: str, alias: str, version: int, *, reason: str | None = None, forced: bool = False,
+                  policy: Mapping[str, Any] | None = None) -> AliasEvent | None:
+        """Point the alias at ``version`` and append its event; None (nothing recorded) if it already did."""
 
-    def delete_alias(self, name: str, alias: str) -> bool: ...
+    def delete_alias(self, name: str, alias: str, *, reason: str | None = None, forced: bool = False,
+                     policy: Mapping[str, Any] | None = None) -> AliasEvent | None:
+        """Delete the alias and append its event; None if there was no such alias."""
 
     def set_tags(self, name: str, version: int, tags: Mapping[str, str]) -> None: ...
 

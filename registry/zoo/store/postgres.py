@@ -20,25 +20,25 @@ psycopg is imported when a store is opened, never on the cold path of a local st
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import threading
-from collections.abc import Iterator, Mapping
+import uuid
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import Any
 
-from ..errors import NotFound, StoreError
-from ..records import ModelVersion, Report
+from ..errors import ImmutableError, NotFound, StoreError
+from ._pg_schema import SCHEMA_VERSION, create_statements, dialect, migration_statements
+from ._sql import SQLTxn
 from .base import StoreIdentity
 from .location import StoreURL, scrub
 
 __all__ = ["SCHEMA_VERSION", "PostgresMetadataStore", "StoreInfo"]
-
-SCHEMA_VERSION = 1
 LOCK_TIMEOUT_ENV = "ZOO_LOCK_TIMEOUT"
 CONNECT_TIMEOUT_S = 10
-TABLES = ("store", "models", "versions", "aliases", "tags", "reports")
+TABLES = ("store", "models", "versions", "aliases", "tags", "reports", "alias_events")
 
 # Connections inherited across fork: never used or closed in the child (closing would end the parent's session).
 _inherited: list[Any] = []
@@ -61,142 +61,6 @@ class StoreInfo:
     created_at: str
 
 
-class PostgresTxn:
-    """:class:`~zoo.store.base.MetadataTxn` on one connection inside BEGIN ... COMMIT."""
-
-    def __init__(self, cur: Any, schema: str, *, writable: bool):
-        self._cur = cur
-        self._s = schema
-        self._writable = writable
-
-    def _select(self, where: str, args: tuple[Any, ...], tail: str = "ORDER BY v.name, v.version") -> list[ModelVersion]:
-        s = self._s
-        self._cur.execute(
-            f"""SELECT v.name, v.version, v.record,
-                  (SELECT json_object_agg(t.key, t.value ORDER BY t.key)::text FROM {s}.tags t
-                    WHERE t.name = v.name AND t.version = v.version),
-                  (SELECT array_agg(a.alias ORDER BY a.alias) FROM {s}.aliases a
-                    WHERE a.name = v.name AND a.version = v.version)
-                FROM {s}.versions v {where} {tail}""",
-            args,
-        )
-        out = []
-        for name, number, record, tags, aliases in self._cur.fetchall():
-            d = json.loads(record)
-            d["name"], d["version"] = name, number
-            d["tags"] = json.loads(tags) if tags else {}
-            d["aliases"] = tuple(aliases or ())
-            out.append(ModelVersion.from_dict(d))
-        return out
-
-    def _one(self, where: str, args: tuple[Any, ...], tail: str = "") -> ModelVersion | None:
-        found = self._select(where, args, tail or "LIMIT 1")
-        return found[0] if found else None
-
-    def get(self, name: str, version: int) -> ModelVersion | None:
-        return self._one("WHERE v.name = %s AND v.version = %s", (name, version))
-
-    def find(self, name: str, sha256: str) -> ModelVersion | None:
-        return self._one("WHERE v.name = %s AND v.sha256 = %s", (name, sha256))
-
-    def latest(self, name: str, *, framework: str | None = None) -> ModelVersion | None:
-        if framework is None:
-            return self._one("WHERE v.name = %s", (name,), "ORDER BY v.version DESC LIMIT 1")
-        return self._one("WHERE v.name = %s AND v.framework = %s", (name, framework), "ORDER BY v.version DESC LIMIT 1")
-
-    def versions(self, name: str | None = None, *, framework: str | None = None, arch: str | None = None) -> list[ModelVersion]:
-        where, args = [], []
-        for column, value in (("name", name), ("framework", framework), ("arch", arch)):
-            if value is not None:
-                where.append(f"v.{column} = %s")
-                args.append(value)
-        return self._select(("WHERE " + " AND ".join(where)) if where else "", tuple(args))
-
-    def models(self) -> list[str]:
-        self._cur.execute(f"SELECT DISTINCT name FROM {self._s}.versions ORDER BY name")
-        return [n for (n,) in self._cur.fetchall()]
-
-    def alias_target(self, name: str, alias: str) -> int | None:
-        self._cur.execute(f"SELECT version FROM {self._s}.aliases WHERE name = %s AND alias = %s", (name, alias))
-        row = self._cur.fetchone()
-        return None if row is None else int(row[0])
-
-    def digest_in_use(self, sha256: str) -> bool:
-        self._cur.execute(f"SELECT 1 FROM {self._s}.versions WHERE sha256 = %s LIMIT 1", (sha256,))
-        return self._cur.fetchone() is not None
-
-    def digests(self) -> set[str]:
-        self._cur.execute(f"SELECT DISTINCT sha256 FROM {self._s}.versions")
-        return {d for (d,) in self._cur.fetchall()}
-
-    def reports(self, name: str, version: int, kind: str | None = None) -> list[Report]:
-        sql = f"SELECT name, version, kind, created_at, payload FROM {self._s}.reports WHERE name = %s AND version = %s"
-        args: tuple[Any, ...] = (name, version)
-        if kind is not None:
-            sql, args = sql + " AND kind = %s", args + (kind,)
-        self._cur.execute(sql + " ORDER BY id", args)
-        return [Report(name=n, version=v, kind=k, created_at=c, payload=json.loads(p)) for n, v, k, c, p in self._cur.fetchall()]
-
-    # ------------------------------------------------------------------ writes
-
-    def _need_write(self) -> None:
-        if not self._writable:
-            raise RuntimeError("write inside a read transaction")  # a bug in the caller, not user input
-
-    def add_version(self, record: ModelVersion) -> ModelVersion:
-        self._need_write()
-        s, cur = self._s, self._cur
-        cur.execute(f"INSERT INTO {s}.models(name, last_version) VALUES (%s, 0) ON CONFLICT (name) DO NOTHING", (record.name,))
-        cur.execute(f"UPDATE {s}.models SET last_version = last_version + 1 WHERE name = %s RETURNING last_version", (record.name,))
-        (number,) = cur.fetchone()
-        body = record.to_dict()
-        for key in ("name", "version", "tags", "aliases"):
-            body.pop(key, None)
-        cur.execute(
-            f"INSERT INTO {s}.versions(name, version, sha256, framework, arch, created_at, record) VALUES (%s,%s,%s,%s,%s,%s,%s)",
-            (record.name, number, record.sha256, record.framework, record.arch, record.created_at, json.dumps(body, sort_keys=True)),
-        )
-        if record.tags:
-            self.set_tags(record.name, number, record.tags)
-        created = self.get(record.name, number)
-        assert created is not None
-        return created
-
-    def delete_version(self, name: str, version: int) -> None:
-        self._need_write()
-        self._cur.execute(f"DELETE FROM {self._s}.versions WHERE name = %s AND version = %s", (name, version))
-
-    def set_alias(self, name: str, alias: str, version: int) -> None:
-        self._need_write()
-        self._cur.execute(
-            f"INSERT INTO {self._s}.aliases(name, alias, version) VALUES (%s,%s,%s) "
-            "ON CONFLICT (name, alias) DO UPDATE SET version = EXCLUDED.version", (name, alias, version))
-
-    def delete_alias(self, name: str, alias: str) -> bool:
-        self._need_write()
-        self._cur.execute(f"DELETE FROM {self._s}.aliases WHERE name = %s AND alias = %s", (name, alias))
-        return self._cur.rowcount > 0
-
-    def set_tags(self, name: str, version: int, tags: Mapping[str, str]) -> None:
-        self._need_write()
-        self._cur.executemany(
-            f"INSERT INTO {self._s}.tags(name, version, key, value) VALUES (%s,%s,%s,%s) "
-            "ON CONFLICT (name, version, key) DO UPDATE SET value = EXCLUDED.value",
-            [(name, version, k, v) for k, v in tags.items()])
-
-    def delete_tag(self, name: str, version: int, key: str) -> bool:
-        self._need_write()
-        self._cur.execute(f"DELETE FROM {self._s}.tags WHERE name = %s AND version = %s AND key = %s", (name, version, key))
-        return self._cur.rowcount > 0
-
-    def add_report(self, report: Report) -> Report:
-        self._need_write()
-        self._cur.execute(
-            f"INSERT INTO {self._s}.reports(name, version, kind, created_at, payload) VALUES (%s,%s,%s,%s,%s)",
-            (report.name, report.version, report.kind, report.created_at, json.dumps(report.payload, sort_keys=True)))
-        return report
-
-
 class PostgresMetadataStore:
     """:class:`~zoo.store.base.MetadataStore` in a PostgreSQL schema; one connection per thread and process."""
 
@@ -204,6 +68,7 @@ class PostgresMetadataStore:
         self.url = url
         self.location = url.shown
         self._s = f'"{url.schema}"'  # validated against SCHEMA_PATTERN: safe to quote and interpolate
+        self._dialect = dialect(url.schema)
         self._local = threading.local()
         self._writable: bool | None = None
         self._info: StoreInfo | None = None
@@ -232,10 +97,13 @@ class PostgresMetadataStore:
     def _scrub(self, exc: BaseException) -> str:
         return scrub(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__, self.url.conninfo)
 
-    def _error(self, exc: BaseException, action: str = "use") -> StoreError | NotFound:
+    def _error(self, exc: BaseException, action: str = "use") -> StoreError | NotFound | ImmutableError:
         import psycopg.errors as pe
 
         text = self._scrub(exc)
+        if isinstance(exc, pe.RaiseException) and text.startswith("zoo: "):
+            return ImmutableError(f"Refused by the registry database {self.location}: {text[5:]}",
+                                  hint="versions, reports and alias history never change; register a new version instead")
         if isinstance(exc, (pe.UndefinedTable, pe.InvalidSchemaName)):
             return NotFound(f"No zoo registry in the database {self.location} (schema {self.url.schema!r} has no zoo tables)",
                             hint=f"create it with `zoo store init {self.location} --artifacts s3://BUCKET/PREFIX`")
@@ -252,7 +120,7 @@ class PostgresMetadataStore:
                           hint="check that the server is up and the URL names a zoo store (`zoo store info URL`)")
 
     @contextmanager
-    def _transaction(self, begin: str, *, writable: bool) -> Iterator[PostgresTxn]:
+    def _transaction(self, begin: str, *, writable: bool) -> Iterator[SQLTxn]:
         import psycopg
 
         conn = self._conn()
@@ -265,7 +133,8 @@ class PostgresMetadataStore:
         try:
             if writable:
                 self._begin_write(cur)
-            yield PostgresTxn(cur, self._s, writable=writable)
+            info = self._info or self.info()
+            yield SQLTxn(cur, self._dialect, writable=writable, history=info.schema_version >= 2)
             cur.execute("COMMIT")
         except BaseException as exc:
             try:
@@ -295,6 +164,11 @@ class PostgresMetadataStore:
         if why:
             raise StoreError(why, hint=f"write with a role that may (`zoo store init {self.location} --grant-write ROLE`); "
                                        "reading works as is")
+        info = self._info or self.info()
+        if info.schema_version < SCHEMA_VERSION:
+            raise StoreError(f"The registry at {self.location} uses schema {info.schema_version}, older than this zoo's "
+                             f"{SCHEMA_VERSION}: it serves reads, and writes wait for its migration",
+                             hint=f"migrate it once with `zoo store init {self.location}` (a role that may create tables)")
         cur.execute("SELECT set_config('lock_timeout', %s, true)", (f"{int(_lock_timeout() * 1000)}ms",))
         cur.execute("SELECT pg_advisory_xact_lock(%s)", (self._lock_key(),))
 
@@ -334,10 +208,7 @@ class PostgresMetadataStore:
         if info.schema_version > SCHEMA_VERSION:
             raise StoreError(f"The registry at {self.location} uses schema {info.schema_version}; this zoo understands "
                              f"up to {SCHEMA_VERSION}", hint="upgrade zoo (pip install -U zoo-registry)")
-        if info.schema_version < SCHEMA_VERSION:
-            raise StoreError(f"The registry at {self.location} uses schema {info.schema_version}, older than this zoo's "
-                             f"{SCHEMA_VERSION}", hint=f"migrate it once with `zoo store init {self.location}`")
-        return info
+        return info  # an older schema serves reads; writes ask for its migration (see _begin_write)
 
     # The MetadataStore protocol's identity half: `zoo store init` creates the store, never a write.
 
@@ -369,15 +240,55 @@ class PostgresMetadataStore:
         return self._writable
 
     def initialise(self, artifacts: str | None) -> tuple[StoreInfo, str]:
-        """Create the schema, or migrate an older one; idempotent. Returns (info, what was done)."""
-        from ._pg_schema import initialise
+        """Create the schema, or migrate an older one, under a lock (concurrent inits are safe); idempotent.
+        Returns (info, what was done: "created", "migrated" or "unchanged")."""
+        import psycopg
 
-        done = initialise(self, artifacts)
+        conn = self._conn()
+        try:
+            with conn.transaction():
+                conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"zoo-init:{self.url.schema}",))
+                exists = conn.execute("SELECT to_regclass(%s)", (f"{self._s}.store",)).fetchone()[0]
+                if exists is None:
+                    done = self._create_schema(conn, artifacts)
+                else:
+                    (found,) = conn.execute(f"SELECT schema_version FROM {self._s}.store").fetchone()
+                    if found > SCHEMA_VERSION:
+                        raise StoreError(f"The registry at {self.location} uses schema {found}; this zoo understands up "
+                                         f"to {SCHEMA_VERSION}", hint="upgrade zoo (pip install -U zoo-registry)")
+                    for target in range(found + 1, SCHEMA_VERSION + 1):
+                        for statement in migration_statements(self.url.schema, target):
+                            conn.execute(statement)
+                        conn.execute(f"UPDATE {self._s}.store SET schema_version = %s", (target,))
+                    done = "migrated" if found < SCHEMA_VERSION else "unchanged"
+        except psycopg.Error as exc:
+            raise self._error(exc, "initialise") from None
         self._info = self.info()
         return self._info, done
 
+    def _create_schema(self, conn: Any, artifacts: str | None) -> str:
+        if not artifacts:
+            raise StoreError(f"Creating the registry at {self.location} needs an artifacts location",
+                             hint="add --artifacts s3://BUCKET/PREFIX (or a shared folder), or set ZOO_ARTIFACTS")
+        for statement in create_statements(self.url.schema):
+            conn.execute(statement)
+        conn.execute(f"INSERT INTO {self._s}.store(store_id, schema_version, artifacts, created_at) VALUES (%s,%s,%s,%s)",
+                     (uuid.uuid4().hex, SCHEMA_VERSION, artifacts, datetime.now(timezone.utc).isoformat(timespec="seconds")))
+        return "created"
+
     def grant(self, role: str, *, write: bool) -> None:
         """Let ``role`` read (SELECT) or also write (INSERT, UPDATE, DELETE) this store's tables."""
-        from ._pg_schema import grant
+        import psycopg
+        from psycopg import sql
 
-        grant(self, role, write=write)
+        privileges = "SELECT, INSERT, UPDATE, DELETE" if write else "SELECT"
+        schema, who = sql.Identifier(self.url.schema), sql.Identifier(role)
+        conn = self._conn()
+        try:
+            with conn.transaction():
+                conn.execute(sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(schema, who))
+                conn.execute(sql.SQL("GRANT " + privileges + " ON ALL TABLES IN SCHEMA {} TO {}").format(schema, who))
+                if write:
+                    conn.execute(sql.SQL("GRANT USAGE ON ALL SEQUENCES IN SCHEMA {} TO {}").format(schema, who))
+        except psycopg.Error as exc:
+            raise self._error(exc, "grant access to") from None

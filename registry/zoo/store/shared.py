@@ -13,17 +13,15 @@ import json
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, NamedTuple
 
 from ..errors import InvalidInput, StoreError
+from .base import BlobStore
 from .cache import ArtifactCache
 from .location import ArtifactsURL, parse_artifacts, parse_database
 from .postgres import PostgresMetadataStore, StoreInfo
 
-if TYPE_CHECKING:
-    from .._registry import Registry
-
-__all__ = ["ARTIFACTS_ENV", "SharedStoreInfo", "init_shared", "open_shared", "shared_info"]
+__all__ = ["ARTIFACTS_ENV", "SharedStoreInfo", "SharedStores", "init_shared", "open_shared", "shared_info"]
 
 ARTIFACTS_ENV = "ZOO_ARTIFACTS"
 IDENTITY_FILE = "zoo-store.json"
@@ -76,15 +74,21 @@ def _folder_identity(folder: Path) -> str | None:
     return found if isinstance(found, str) else None
 
 
-def open_shared(store: str, *, artifacts: str | None = None, cache: str | os.PathLike[str] | None = None) -> "Registry":
-    """A :class:`~zoo._registry.Registry` over a PostgreSQL store and its artifacts (S3 or a folder)."""
-    from .._registry import Registry
+class SharedStores(NamedTuple):
+    """The two halves of a shared store, checked to be one store's; ``location`` is the redacted URL."""
 
+    metadata: PostgresMetadataStore
+    blobs: BlobStore
+    location: str
+
+
+def open_shared(store: str, *, artifacts: str | None = None, cache: str | os.PathLike[str] | None = None) -> SharedStores:
+    """A PostgreSQL store and its artifacts (S3 or a folder); :meth:`zoo._registry.Registry.open` builds on it."""
     url = parse_database(store)
     metadata = PostgresMetadataStore(url)
     info = metadata.info()
     blobs = _blobs(_artifacts(artifacts, info.artifacts), info.store_id, ArtifactCache(cache))
-    return Registry(Path(url.shown), metadata=metadata, blobs=blobs, location=url.shown)
+    return SharedStores(metadata, blobs, url.shown)
 
 
 def shared_info(store: str, *, artifacts: str | None = None, cache: str | os.PathLike[str] | None = None) -> SharedStoreInfo:
@@ -106,9 +110,12 @@ def _describe(metadata: PostgresMetadataStore, info: StoreInfo, artifacts: str |
 
 def init_shared(store: str, *, artifacts: str | None = None, grant_read: tuple[str, ...] = (),
                 grant_write: tuple[str, ...] = ()) -> SharedStoreInfo:
-    """Create (or migrate) the schema, mark the artifacts location with the store's id, grant roles. Idempotent."""
+    """Create (or migrate) the schema, mark the artifacts location with the store's id, grant roles. Idempotent.
+
+    ``artifacts`` defaults to ``$ZOO_ARTIFACTS``; an existing store keeps the location it recorded."""
     url = parse_database(store)
     metadata = PostgresMetadataStore(url, check=False)
+    artifacts = artifacts or os.environ.get(ARTIFACTS_ENV) or None
     try:
         where = parse_artifacts(artifacts) if artifacts else None
         if where is not None and where.folder is not None:

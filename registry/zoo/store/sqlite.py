@@ -17,24 +17,23 @@ The store's identity lives in table ``store_info`` (key ``store_id``), guarded a
 """
 from __future__ import annotations
 
-import json
+import getpass
 import os
 import random
 import sqlite3
 import threading
 import time
 import urllib.parse
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 from ..errors import ImmutableError, StoreError, ZooError
-from ..records import ModelVersion, Report
-from ._sqlite_schema import SCHEMA as _SCHEMA
+from ._sql import SQLTxn, _decode_error
+from ._sqlite_schema import DIALECT, SCHEMA, SCHEMA_VERSION
 from .base import LEGACY_STORE_ID, StoreIdentity
 
-SCHEMA_VERSION = 1
+__all__ = ["SCHEMA_VERSION", "SQLiteMetadataStore"]
 LOCK_TIMEOUT_ENV = "ZOO_LOCK_TIMEOUT"
 _BUSY_TIMEOUT_MS = 2000
 
@@ -58,9 +57,12 @@ def _free_bytes(folder: Path) -> int | None:
     return st.f_bavail * st.f_frsize
 
 
-def _decode_error(what: str, exc: BaseException) -> StoreError:
-    return StoreError(f"The registry database holds a corrupt record for {what}: {type(exc).__name__}: {exc}",
-                      hint="restore registry.db from a backup; `zoo verify` reports what is readable and deletes nothing")
+def _os_user() -> str:
+    """Who moves an alias on the embedded store: the OS user (the uid when it has no name)."""
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError, ImportError):
+        return f"uid {os.getuid()}" if hasattr(os, "getuid") else "unknown"
 
 
 def _lock_timeout() -> float:
@@ -68,150 +70,6 @@ def _lock_timeout() -> float:
         return float(os.environ.get(LOCK_TIMEOUT_ENV, "300"))
     except ValueError:
         return 300.0
-
-
-# A version with its tags and aliases in one statement (no query per row: `zoo list` of 10,000 versions).
-_VERSIONS = (
-    "SELECT v.*,"
-    " (SELECT json_group_object(t.key, t.value) FROM tags t WHERE t.name = v.name AND t.version = v.version) AS tags_json,"
-    " (SELECT json_group_array(a.alias) FROM aliases a WHERE a.name = v.name AND a.version = v.version) AS aliases_json"
-    " FROM versions v"
-)
-
-
-class SQLiteTxn:
-    """:class:`~zoo.store.base.MetadataTxn` over one connection inside BEGIN ... COMMIT."""
-
-    def __init__(self, conn: sqlite3.Connection, *, writable: bool):
-        self._c = conn
-        self._writable = writable
-
-    # ------------------------------------------------------------------ reads
-
-    def _hydrate(self, rows: list[sqlite3.Row]) -> list[ModelVersion]:
-        """Rows of :data:`_VERSIONS` (a version with its tags and aliases, one statement) as records."""
-        out = []
-        for row in rows:
-            try:
-                d = json.loads(row["record"])
-                d["name"], d["version"] = row["name"], row["version"]
-                d["tags"] = dict(sorted(json.loads(row["tags_json"]).items()))
-                d["aliases"] = tuple(sorted(json.loads(row["aliases_json"])))
-                out.append(ModelVersion.from_dict(d))
-            except (ValueError, TypeError, KeyError, AttributeError) as exc:
-                raise _decode_error(f"{row['name']}@{row['version']}", exc) from None
-        return out
-
-    def _one(self, sql: str, args: tuple[Any, ...]) -> ModelVersion | None:
-        found = self._hydrate(self._c.execute(sql, args).fetchall())
-        return found[0] if found else None
-
-    def get(self, name: str, version: int) -> ModelVersion | None:
-        return self._one(_VERSIONS + " WHERE name=? AND version=?", (name, version))
-
-    def find(self, name: str, sha256: str) -> ModelVersion | None:
-        return self._one(_VERSIONS + " WHERE name=? AND sha256=?", (name, sha256))
-
-    def latest(self, name: str, *, framework: str | None = None) -> ModelVersion | None:
-        if framework is None:
-            return self._one(_VERSIONS + " WHERE name=? ORDER BY version DESC LIMIT 1", (name,))
-        return self._one(_VERSIONS + " WHERE name=? AND framework=? ORDER BY version DESC LIMIT 1", (name, framework))
-
-    def versions(self, name: str | None = None, *, framework: str | None = None, arch: str | None = None) -> list[ModelVersion]:
-        where, args = [], []
-        for column, value in (("name", name), ("framework", framework), ("arch", arch)):
-            if value is not None:
-                where.append(f"{column}=?")
-                args.append(value)
-        sql = _VERSIONS + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY name, version"
-        return self._hydrate(self._c.execute(sql, args).fetchall())
-
-    def models(self) -> list[str]:
-        return [n for (n,) in self._c.execute("SELECT DISTINCT name FROM versions ORDER BY name")]
-
-    def alias_target(self, name: str, alias: str) -> int | None:
-        row = self._c.execute("SELECT version FROM aliases WHERE name=? AND alias=?", (name, alias)).fetchone()
-        return None if row is None else row[0]
-
-    def digest_in_use(self, sha256: str) -> bool:
-        return self._c.execute("SELECT 1 FROM versions WHERE sha256=? LIMIT 1", (sha256,)).fetchone() is not None
-
-    def digests(self) -> set[str]:
-        return {d for (d,) in self._c.execute("SELECT DISTINCT sha256 FROM versions")}
-
-    def reports(self, name: str, version: int, kind: str | None = None) -> list[Report]:
-        sql, args = "SELECT * FROM reports WHERE name=? AND version=?", [name, version]
-        if kind is not None:
-            sql, args = sql + " AND kind=?", args + [kind]
-        out = []
-        for r in self._c.execute(sql + " ORDER BY id", args):
-            try:
-                payload = json.loads(r["payload"])
-            except ValueError as exc:
-                raise _decode_error(f"a {r['kind']!r} report of {name}@{version}", exc) from None
-            out.append(Report(name=r["name"], version=r["version"], kind=r["kind"], created_at=r["created_at"], payload=payload))
-        return out
-
-    # ------------------------------------------------------------------ writes
-
-    def _need_write(self) -> None:
-        if not self._writable:
-            raise RuntimeError("write inside a read transaction")  # a bug in the caller, not user input
-
-    def add_version(self, record: ModelVersion) -> ModelVersion:
-        self._need_write()
-        self._c.execute("INSERT INTO models(name, last_version) VALUES (?, 0) ON CONFLICT(name) DO NOTHING", (record.name,))
-        (last,) = self._c.execute("SELECT last_version FROM models WHERE name=?", (record.name,)).fetchone()
-        number = last + 1
-        body = record.to_dict()
-        for key in ("name", "version", "tags", "aliases"):
-            body.pop(key, None)
-        self._c.execute(
-            "INSERT INTO versions(name, version, sha256, framework, arch, created_at, record) VALUES (?,?,?,?,?,?,?)",
-            (record.name, number, record.sha256, record.framework, record.arch, record.created_at,
-             json.dumps(body, sort_keys=True)),
-        )
-        self._c.execute("UPDATE models SET last_version=? WHERE name=?", (number, record.name))
-        if record.tags:
-            self.set_tags(record.name, number, record.tags)
-        created = self.get(record.name, number)
-        assert created is not None
-        return created
-
-    def delete_version(self, name: str, version: int) -> None:
-        self._need_write()
-        self._c.execute("DELETE FROM versions WHERE name=? AND version=?", (name, version))
-
-    def set_alias(self, name: str, alias: str, version: int) -> None:
-        self._need_write()
-        self._c.execute(
-            "INSERT INTO aliases(name, alias, version) VALUES (?,?,?) ON CONFLICT(name, alias) DO UPDATE SET version=excluded.version",
-            (name, alias, version),
-        )
-
-    def delete_alias(self, name: str, alias: str) -> bool:
-        self._need_write()
-        return self._c.execute("DELETE FROM aliases WHERE name=? AND alias=?", (name, alias)).rowcount > 0
-
-    def set_tags(self, name: str, version: int, tags: Mapping[str, str]) -> None:
-        self._need_write()
-        self._c.executemany(
-            "INSERT INTO tags(name, version, key, value) VALUES (?,?,?,?) "
-            "ON CONFLICT(name, version, key) DO UPDATE SET value=excluded.value",
-            [(name, version, k, v) for k, v in tags.items()],
-        )
-
-    def delete_tag(self, name: str, version: int, key: str) -> bool:
-        self._need_write()
-        return self._c.execute("DELETE FROM tags WHERE name=? AND version=? AND key=?", (name, version, key)).rowcount > 0
-
-    def add_report(self, report: Report) -> Report:
-        self._need_write()
-        self._c.execute(
-            "INSERT INTO reports(name, version, kind, created_at, payload) VALUES (?,?,?,?,?)",
-            (report.name, report.version, report.kind, report.created_at, json.dumps(report.payload, sort_keys=True)),
-        )
-        return report
 
 
 class SQLiteMetadataStore:
@@ -222,6 +80,7 @@ class SQLiteMetadataStore:
         self.location = str(self.path)
         self.read_only = read_only
         self._local = threading.local()
+        self._actor = _os_user()
 
     # ------------------------------------------------------------------ identity and creation
 
@@ -268,10 +127,7 @@ class SQLiteMetadataStore:
         with self.write() as txn:
             conn = txn._c
             self._schema_version(conn)
-            for statement in _SCHEMA.split(";\n"):
-                if statement.strip():
-                    conn.execute(statement)
-            conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+            self._migrate(conn, force=True)
             row = conn.execute("SELECT value FROM store_info WHERE key='store_id'").fetchone()
             if row is None:
                 conn.executemany("INSERT INTO store_info(key, value) VALUES (?, ?)",
@@ -279,6 +135,17 @@ class SQLiteMetadataStore:
             elif row[0] != identity.store_id:
                 raise StoreError(f"{self.location!r} belongs to store {row[0]}, not to store {identity.store_id}",
                                  hint="restore this store's own registry.db from a backup")
+
+    def _migrate(self, conn: sqlite3.Connection, *, force: bool = False) -> None:
+        """Inside a write transaction: bring a zoo database of an older schema up to this one (every
+        statement is idempotent). ``force``: also create the tables of a new, empty database."""
+        if self._schema_version(conn) >= SCHEMA_VERSION:
+            return
+        if not force and conn.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='versions'").fetchone() is None:
+            return  # not a zoo database (yet): identity() says what it is
+        for statement in SCHEMA:
+            conn.execute(statement)
+        conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
     def _schema_version(self, conn: sqlite3.Connection) -> int:
         found = conn.execute("PRAGMA user_version").fetchone()[0]
@@ -372,12 +239,16 @@ class SQLiteMetadataStore:
                 raise self._store_error("use", exc) from exc
 
     @contextmanager
-    def _transaction(self, statement: str, *, writable: bool) -> Iterator[SQLiteTxn]:
-        """Commit when the block exits normally; roll back otherwise. Driver errors become StoreError."""
+    def _transaction(self, statement: str, *, writable: bool) -> Iterator[SQLTxn]:
+        """Commit when the block exits normally; roll back otherwise. Driver errors become StoreError.
+        A write transaction first migrates an older schema (under the write lock)."""
         conn = self._conn()
         self._execute_when_free(conn, statement)
         try:
-            yield SQLiteTxn(conn, writable=writable)
+            if writable:
+                self._migrate(conn)
+            history = conn.execute("PRAGMA user_version").fetchone()[0] >= 2  # older stores: no alias events yet
+            yield SQLTxn(conn, DIALECT, writable=writable, actor=self._actor, history=history)
             conn.execute("COMMIT")
         except BaseException as exc:
             try:

@@ -1,0 +1,367 @@
+"""One SQL layer for both metadata stores: every statement is written once, here.
+
+SQLite and PostgreSQL differ only in what a :class:`Dialect` says: the placeholder (``?`` / ``%s``),
+the prefix of table names (none / ``"schema".``), four expressions (JSON aggregation of tags and
+aliases, reading a field of the stored record, the column type of an identity key) and, on
+PostgreSQL, the ``NOTIFY`` sent with an alias move. Statements use ``{p}`` for the prefix and ``?``
+for parameters, and contain no ``%``.
+
+:class:`SQLTxn` implements :class:`~zoo.store.base.MetadataTxn` over a DB-API object with
+``execute`` / ``executemany`` (a ``sqlite3.Connection`` or a ``psycopg`` cursor) inside a
+transaction the store opened.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from functools import lru_cache
+from typing import Any
+
+from ..errors import StoreError
+from ..records import AliasEvent, ModelVersion, Report
+
+__all__ = ["ALIAS_CHANNEL", "Dialect", "Filters", "SQLTxn", "tables_ddl"]
+
+ALIAS_CHANNEL = "zoo_alias"  # PostgreSQL NOTIFY channel of alias moves (see zoo.store.base)
+
+
+@dataclass(frozen=True)
+class Dialect:
+    """What differs between the two databases; everything else is shared text."""
+
+    param: str  # "?" or "%s"
+    prefix: str  # "" or '"schema".'
+    tags_json: str  # JSON object text of (t.key, t.value) rows
+    aliases_json: str  # JSON array text of a.alias rows
+    record_field: str  # text of a field of a JSON column: {col}, and {path} ('$.a.b' or '{a,b}', see field())
+    identity: str  # column type of an auto-numbered primary key
+    actor: str  # SQL expression (or "?" for a parameter) naming who writes
+    notify: str | None = None  # statement sending an alias event (one parameter: its JSON), or None
+    schema: str | None = None  # named in notifications (one channel serves every store in a database)
+
+    def sql(self, statement: str) -> str:
+        return _render(self, statement)
+
+    def field(self, column: str, dotted: str) -> str:
+        path = "$." + dotted if self.param == "?" else "{" + dotted.replace(".", ",") + "}"
+        return self.record_field.replace("{col}", column).replace("{path}", path)
+
+
+@lru_cache(maxsize=512)
+def _render(dialect: Dialect, statement: str) -> str:
+    text = (statement.replace("{tags}", dialect.tags_json).replace("{aliases}", dialect.aliases_json)
+            .replace("{precision}", _PRECISION.replace("{record_precision}", dialect.field("v.record", "provenance.precision")))
+            .replace("{p}", dialect.prefix).replace("{identity}", dialect.identity))
+    return text if dialect.param == "?" else text.replace("?", dialect.param)
+
+
+def tables_ddl(dialect: Dialect) -> list[str]:
+    """The tables and indexes both stores share (CREATE ... IF NOT EXISTS: also a migration)."""
+    return [dialect.sql(s) for s in _TABLES]
+
+
+_TABLES = (
+    """CREATE TABLE IF NOT EXISTS {p}models (
+    name          TEXT PRIMARY KEY,
+    last_version  INTEGER NOT NULL            -- numbers are never reused, even after a removal
+)""",
+    """CREATE TABLE IF NOT EXISTS {p}versions (
+    name        TEXT NOT NULL REFERENCES {p}models(name),
+    version     INTEGER NOT NULL,
+    sha256      TEXT NOT NULL,
+    framework   TEXT,
+    arch        TEXT,
+    created_at  TEXT NOT NULL,
+    record      TEXT NOT NULL,                -- the immutable ModelVersion as JSON (no tags/aliases)
+    PRIMARY KEY (name, version),
+    UNIQUE (name, sha256)
+)""",
+    "CREATE INDEX IF NOT EXISTS versions_sha256 ON {p}versions(sha256)",
+    """CREATE TABLE IF NOT EXISTS {p}aliases (
+    name     TEXT NOT NULL,
+    alias    TEXT NOT NULL,
+    version  INTEGER NOT NULL,
+    PRIMARY KEY (name, alias),
+    FOREIGN KEY (name, version) REFERENCES {p}versions(name, version) ON DELETE CASCADE
+)""",
+    """CREATE TABLE IF NOT EXISTS {p}tags (
+    name     TEXT NOT NULL,
+    version  INTEGER NOT NULL,
+    key      TEXT NOT NULL,
+    value    TEXT NOT NULL,
+    PRIMARY KEY (name, version, key),
+    FOREIGN KEY (name, version) REFERENCES {p}versions(name, version) ON DELETE CASCADE
+)""",
+    """CREATE TABLE IF NOT EXISTS {p}reports (
+    id          {identity},
+    name        TEXT NOT NULL,
+    version     INTEGER NOT NULL,
+    kind        TEXT NOT NULL,
+    created_at  TEXT NOT NULL,
+    payload     TEXT NOT NULL,
+    FOREIGN KEY (name, version) REFERENCES {p}versions(name, version) ON DELETE CASCADE
+)""",
+    "CREATE INDEX IF NOT EXISTS reports_version ON {p}reports(name, version)",
+    # schema 2: search in the store (a tag or alias filter is an index lookup) and alias history
+    "CREATE INDEX IF NOT EXISTS tags_key_value ON {p}tags(key, value)",
+    "CREATE INDEX IF NOT EXISTS aliases_alias ON {p}aliases(alias)",
+    "CREATE INDEX IF NOT EXISTS versions_arch ON {p}versions(arch)",
+    """CREATE TABLE IF NOT EXISTS {p}alias_events (
+    id            {identity},
+    name          TEXT NOT NULL,
+    alias         TEXT NOT NULL,
+    at            TEXT NOT NULL,              -- ISO 8601 UTC; never before the previous event of the alias
+    actor         TEXT NOT NULL,              -- the OS user (embedded) or the PostgreSQL role (shared)
+    from_version  INTEGER,                    -- NULL: the alias was set for the first time
+    to_version    INTEGER,                    -- NULL: the alias was deleted
+    reason        TEXT,
+    forced        INTEGER NOT NULL,           -- 1: a gate was overridden
+    policy        TEXT                        -- JSON: the gate's verdict, when a policy checked the move
+)""",
+    "CREATE INDEX IF NOT EXISTS alias_events_alias ON {p}alias_events(name, alias, id)",
+)
+
+# A version's precision as zoo.convert records it: its `precision` tag, else provenance, else fp32.
+_PRECISION = ("COALESCE((SELECT t.value FROM {p}tags t WHERE t.name = v.name AND t.version = v.version"
+              " AND t.key = 'precision'), {record_precision}, 'fp32')")
+
+# A version with its tags and aliases in one statement (no query per row: `zoo list` of 10,000 versions).
+_VERSIONS = (
+    "SELECT v.name, v.version, v.record,"
+    " (SELECT {tags} FROM {p}tags t WHERE t.name = v.name AND t.version = v.version),"
+    " (SELECT {aliases} FROM {p}aliases a WHERE a.name = v.name AND a.version = v.version)"
+    " FROM {p}versions v"
+)
+_EVENT_COLUMNS = "id, name, alias, at, actor, from_version, to_version, reason, forced, policy"
+
+
+@dataclass(frozen=True)
+class Filters:
+    """What :meth:`SQLTxn.versions` selects on; every field given must match (None: any)."""
+
+    name: str | None = None
+    framework: str | None = None
+    arch: str | None = None
+    tags: tuple[tuple[str, str], ...] = ()  # (key, value) pairs, all required
+    alias: str | None = None
+    precision: str | None = None
+    created_until: str | None = None  # ISO 8601 UTC: versions created at or before it
+
+    def where(self) -> tuple[str, list[Any]]:
+        clauses, args = [], []
+        for column, value in (("name", self.name), ("framework", self.framework), ("arch", self.arch)):
+            if value is not None:
+                clauses.append(f"v.{column} = ?")
+                args.append(value)
+        for key, value in self.tags:
+            clauses.append("EXISTS (SELECT 1 FROM {p}tags t WHERE t.name = v.name AND t.version = v.version"
+                           " AND t.key = ? AND t.value = ?)")
+            args += [key, value]
+        if self.alias is not None:
+            clauses.append("EXISTS (SELECT 1 FROM {p}aliases a WHERE a.name = v.name AND a.version = v.version"
+                           " AND a.alias = ?)")
+            args.append(self.alias)
+        if self.precision is not None:
+            clauses.append("{precision} = ?")
+            args.append(self.precision)
+        if self.created_until is not None:
+            clauses.append("v.created_at <= ?")
+            args.append(self.created_until)
+        return (" WHERE " + " AND ".join(clauses)) if clauses else "", args
+
+
+def _decode_error(what: str, exc: BaseException) -> StoreError:
+    return StoreError(f"The registry database holds a corrupt record for {what}: {type(exc).__name__}: {exc}",
+                      hint="restore the registry database from a backup; `zoo verify` reports what is readable and "
+                           "deletes nothing")
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="microseconds")
+
+
+class SQLTxn:
+    """:class:`~zoo.store.base.MetadataTxn` over ``conn`` (``execute``/``executemany``) inside a transaction."""
+
+    def __init__(self, conn: Any, dialect: Dialect, *, writable: bool, actor: str = "", history: bool = True):
+        self._c = conn
+        self._d = dialect
+        self._writable = writable
+        self._actor = actor  # the OS user, for a dialect whose actor is a parameter
+        self._history = history  # False on an older schema without alias_events (read as "no events")
+
+    def _x(self, statement: str, args: Any = ()) -> Any:
+        return self._c.execute(self._d.sql(statement), tuple(args))
+
+    # ------------------------------------------------------------------ reads
+
+    def _hydrate(self, rows: list[Any]) -> list[ModelVersion]:
+        out = []
+        for name, number, record, tags, aliases in rows:
+            try:
+                d = json.loads(record)
+                d["name"], d["version"] = name, number
+                d["tags"] = dict(sorted(json.loads(tags).items())) if tags else {}
+                d["aliases"] = tuple(sorted(json.loads(aliases))) if aliases else ()
+                out.append(ModelVersion.from_dict(d))
+            except (ValueError, TypeError, KeyError, AttributeError) as exc:
+                raise _decode_error(f"{name}@{number}", exc) from None
+        return out
+
+    def _select(self, where: str, args: Any, tail: str) -> list[ModelVersion]:
+        return self._hydrate(self._x(_VERSIONS + where + tail, args).fetchall())
+
+    def _one(self, where: str, args: Any, tail: str = " LIMIT 1") -> ModelVersion | None:
+        found = self._select(where, args, tail)
+        return found[0] if found else None
+
+    def get(self, name: str, version: int) -> ModelVersion | None:
+        return self._one(" WHERE v.name = ? AND v.version = ?", (name, version))
+
+    def find(self, name: str, sha256: str) -> ModelVersion | None:
+        return self._one(" WHERE v.name = ? AND v.sha256 = ?", (name, sha256))
+
+    def latest(self, name: str, *, framework: str | None = None, created_until: str | None = None) -> ModelVersion | None:
+        where, args = Filters(name=name, framework=framework, created_until=created_until).where()
+        return self._one(where, args, " ORDER BY v.version DESC LIMIT 1")
+
+    def versions(self, name: str | None = None, *, framework: str | None = None, arch: str | None = None,
+                 filters: Filters | None = None) -> list[ModelVersion]:
+        given: dict[str, Any] = {k: v for k, v in (("name", name), ("framework", framework), ("arch", arch)) if v is not None}
+        where, args = dataclasses.replace(filters or Filters(), **given).where()
+        return self._select(where, args, " ORDER BY v.name, v.version")
+
+    def models(self) -> list[str]:
+        return [n for (n,) in self._x("SELECT DISTINCT name FROM {p}versions ORDER BY name").fetchall()]
+
+    def alias_target(self, name: str, alias: str) -> int | None:
+        row = self._x("SELECT version FROM {p}aliases WHERE name = ? AND alias = ?", (name, alias)).fetchone()
+        return None if row is None else int(row[0])
+
+    def digest_in_use(self, sha256: str) -> bool:
+        return self._x("SELECT 1 FROM {p}versions WHERE sha256 = ? LIMIT 1", (sha256,)).fetchone() is not None
+
+    def digests(self) -> set[str]:
+        return {d for (d,) in self._x("SELECT DISTINCT sha256 FROM {p}versions").fetchall()}
+
+    def reports(self, name: str, version: int, kind: str | None = None) -> list[Report]:
+        sql, args = "SELECT name, version, kind, created_at, payload FROM {p}reports WHERE name = ? AND version = ?", [name, version]
+        if kind is not None:
+            sql, args = sql + " AND kind = ?", args + [kind]
+        out = []
+        for n, v, k, created, payload in self._x(sql + " ORDER BY id", args).fetchall():
+            try:
+                body = json.loads(payload)
+            except ValueError as exc:
+                raise _decode_error(f"a {k!r} report of {name}@{version}", exc) from None
+            out.append(Report(name=n, version=v, kind=k, created_at=created, payload=body))
+        return out
+
+    def alias_history(self, name: str, alias: str | None = None, *, until: str | None = None,
+                      last: bool = False) -> list[AliasEvent]:
+        """Alias events of ``name`` (of one ``alias``), oldest first; ``until``: at or before that time;
+        ``last``: only the newest matching one."""
+        if not self._history:
+            return []
+        sql, args = f"SELECT {_EVENT_COLUMNS} FROM {{p}}alias_events WHERE name = ?", [name]
+        if alias is not None:
+            sql, args = sql + " AND alias = ?", args + [alias]
+        if until is not None:
+            sql, args = sql + " AND at <= ?", args + [until]
+        rows = self._x(sql + (" ORDER BY id DESC LIMIT 1" if last else " ORDER BY id"), args).fetchall()
+        out = []
+        for row in rows:
+            try:
+                out.append(AliasEvent(id=int(row[0]), name=row[1], alias=row[2], at=row[3], actor=row[4],
+                                      from_version=row[5], to_version=row[6], reason=row[7], forced=bool(row[8]),
+                                      policy=None if row[9] is None else json.loads(row[9])))
+            except (ValueError, TypeError) as exc:
+                raise _decode_error(f"alias event {row[0]} of {name}@{row[2]}", exc) from None
+        return out
+
+    # ------------------------------------------------------------------ writes
+
+    def _need_write(self) -> None:
+        if not self._writable:
+            raise RuntimeError("write inside a read transaction")  # a bug in the caller, not user input
+
+    def add_version(self, record: ModelVersion) -> ModelVersion:
+        self._need_write()
+        self._x("INSERT INTO {p}models(name, last_version) VALUES (?, 0) ON CONFLICT (name) DO NOTHING", (record.name,))
+        ((number,),) = self._x("UPDATE {p}models SET last_version = last_version + 1 WHERE name = ? RETURNING last_version",
+                               (record.name,)).fetchall()
+        body = record.to_dict()
+        for key in ("name", "version", "tags", "aliases"):
+            body.pop(key, None)
+        self._x("INSERT INTO {p}versions(name, version, sha256, framework, arch, created_at, record) VALUES (?,?,?,?,?,?,?)",
+                (record.name, number, record.sha256, record.framework, record.arch, record.created_at,
+                 json.dumps(body, sort_keys=True)))
+        if record.tags:
+            self.set_tags(record.name, number, record.tags)
+        created = self.get(record.name, number)
+        assert created is not None
+        return created
+
+    def delete_version(self, name: str, version: int, *, reason: str | None = None) -> None:
+        self._need_write()
+        for (alias,) in self._x("SELECT alias FROM {p}aliases WHERE name = ? AND version = ? ORDER BY alias",
+                                (name, version)).fetchall():
+            self._record(name, alias, version, None, reason=reason or f"version {version} removed")
+        self._x("DELETE FROM {p}versions WHERE name = ? AND version = ?", (name, version))
+
+    def set_alias(self, name: str, alias: str, version: int, *, reason: str | None = None, forced: bool = False,
+                  policy: Mapping[str, Any] | None = None) -> AliasEvent | None:
+        self._need_write()
+        before = self.alias_target(name, alias)
+        if before == version:
+            return None  # not a move: nothing to record
+        self._x("INSERT INTO {p}aliases(name, alias, version) VALUES (?,?,?) "
+                "ON CONFLICT (name, alias) DO UPDATE SET version = EXCLUDED.version", (name, alias, version))
+        return self._record(name, alias, before, version, reason=reason, forced=forced, policy=policy)
+
+    def delete_alias(self, name: str, alias: str, *, reason: str | None = None, forced: bool = False,
+                     policy: Mapping[str, Any] | None = None) -> AliasEvent | None:
+        self._need_write()
+        before = self.alias_target(name, alias)
+        if before is None:
+            return None
+        self._x("DELETE FROM {p}aliases WHERE name = ? AND alias = ?", (name, alias))
+        return self._record(name, alias, before, None, reason=reason, forced=forced, policy=policy)
+
+    def _record(self, name: str, alias: str, before: int | None, after: int | None, *, reason: str | None,
+                forced: bool = False, policy: Mapping[str, Any] | None = None) -> AliasEvent:
+        """Append the event of one alias move, in the transaction that moves it."""
+        previous = self.alias_history(name, alias, last=True)
+        at = max(_now(), previous[0].at) if previous else _now()  # never before the alias's previous event
+        policy_json = None if policy is None else json.dumps(policy, sort_keys=True)
+        actor_sql = self._d.actor
+        args = [name, alias, at] + ([self._actor] if actor_sql == "?" else []) + \
+            [before, after, reason, int(forced), policy_json]
+        ((number, actor),) = self._x(
+            f"INSERT INTO {{p}}alias_events(name, alias, at, actor, from_version, to_version, reason, forced, policy) "
+            f"VALUES (?, ?, ?, {actor_sql}, ?, ?, ?, ?, ?) RETURNING id, actor", args).fetchall()
+        event = AliasEvent(id=int(number), name=name, alias=alias, at=at, actor=actor, from_version=before,
+                           to_version=after, reason=reason, forced=forced,
+                           policy=None if policy_json is None else json.loads(policy_json))
+        if self._d.notify is not None:
+            self._x(self._d.notify, (json.dumps({**event.to_dict(), "schema": self._d.schema}, sort_keys=True),))
+        return event
+
+    def set_tags(self, name: str, version: int, tags: Mapping[str, str]) -> None:
+        self._need_write()
+        self._c.executemany(self._d.sql("INSERT INTO {p}tags(name, version, key, value) VALUES (?,?,?,?) "
+                                        "ON CONFLICT (name, version, key) DO UPDATE SET value = EXCLUDED.value"),
+                            [(name, version, k, v) for k, v in tags.items()])
+
+    def delete_tag(self, name: str, version: int, key: str) -> bool:
+        self._need_write()
+        return self._x("DELETE FROM {p}tags WHERE name = ? AND version = ? AND key = ?", (name, version, key)).rowcount > 0
+
+    def add_report(self, report: Report) -> Report:
+        self._need_write()
+        self._x("INSERT INTO {p}reports(name, version, kind, created_at, payload) VALUES (?,?,?,?,?)",
+                (report.name, report.version, report.kind, report.created_at, json.dumps(report.payload, sort_keys=True)))
+        return report
