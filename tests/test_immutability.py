@@ -17,6 +17,9 @@ PUBLIC_API = {
     "set_tags", "remove_tag", "remove", "verify", "attach", "reports",
     "open_shared", "alias_history",  # open_shared: the shared store; alias_history: reads the append-only log
     "gc", "ensure_writable",  # gc deletes only unreferenced artifacts; ensure_writable writes nothing
+    # gated aliases and events: a policy gates alias moves; the event log is append-only; webhooks and their
+    # deliveries are configuration and an outbox. None of them touches a version.
+    "set_policy", "policies", "check_gate", "events", "add_webhook", "webhooks", "remove_webhook", "deliver",
 }
 MOVABLE = {"aliases", "tags"}
 
@@ -77,7 +80,10 @@ def test_the_database_refuses_updates_to_versions_and_reports(store: Registry, t
             conn.execute(f"UPDATE {tables}versions SET sha256 = '{'0' * 64}' WHERE name = 'tiny'")
         with pytest.raises(error, match="append-only"):
             conn.execute(f"UPDATE {tables}reports SET payload = '{{}}'")
-    assert store.resolve("tiny@1") == v
+        for sql in (f"UPDATE {tables}events SET body = '{{}}'", f"DELETE FROM {tables}events"):  # the event log
+            with pytest.raises(error, match="append-only"):
+                conn.execute(sql)
+    assert store.resolve("tiny@1") == v and [e["type"] for _, e in store.events()] == ["version.created", "report.attached"]
 
 
 def test_remove_keeps_bytes_another_version_uses(store: Registry, tiny_onnx):

@@ -42,6 +42,9 @@ from .records import AliasEvent, ModelVersion, Record, Report, VersionMeta, _jso
 from .store import BlobStore, Filters, MetadataStore, MetadataTxn, Orphan, open_local
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from .gates import GateResult, Policy
     from .runtime import InferenceModel
 
 __all__ = ["CRASH_WINDOW_S", "Registry", "RegisterResult", "VerifyResult", "metadata_props"]
@@ -151,6 +154,10 @@ class Registry(StoreGuard):
                 finally:
                     self._blobs.clear(item)
             yield txn
+        if getattr(txn, "emitted", None):  # after the commit: the webhooks hear of it now, or from their outbox later
+            from ._promotion import INLINE_BUDGET_S, deliver
+
+            deliver(self, events=list(txn.emitted), budget_s=INLINE_BUDGET_S)
 
     # ------------------------------------------------------------------ register
 
@@ -316,20 +323,75 @@ class Registry(StoreGuard):
 
     # ------------------------------------------------------------------ aliases and tags: the only things that move
 
-    def set_alias(self, ref: str, alias: str, *, reason: str | None = None) -> ModelVersion:
+    def set_alias(self, ref: str, alias: str, *, reason: str | None = None, force: bool = False) -> ModelVersion:
         """Point ``alias`` of the model at the version ``ref`` means (moving it if it pointed elsewhere).
 
         The move is appended to the alias's history (who, when, from, to, ``reason``) in the same
-        transaction; setting it where it already points records nothing.
+        transaction; setting it where it already points records nothing. A gated alias (see
+        :meth:`set_policy`) moves only to a version whose reports meet its policy: otherwise
+        :class:`~zoo.errors.GateRefused` names each unmet requirement, and a ``gate.refused`` event is
+        logged. ``force`` (with a ``reason``) overrides; the history records both and the verdict.
         """
         validate_alias(alias)
-        why = _reason(reason)
+        from ._promotion import move_alias
+
+        return move_alias(self, ref, alias, reason=_reason(reason), force=force)
+
+    def set_policy(self, name: str, alias: str, require: "Sequence[str] | None") -> "Policy | None":
+        """Gate ``name@alias``: the requirements (:mod:`zoo.gates` syntax) a version's reports must meet
+        before the alias may point at it. None or ``[]`` removes the gate."""
+        from ._promotion import set_policy
+
+        return set_policy(self, name, alias, require)
+
+    def policies(self, name: str | None = None) -> "builtins.list[Policy]":
+        """Every alias policy (of model ``name``), by model and alias."""
+        from .gates import Policy
+
+        with self._read() as txn:
+            return [Policy.parse(n, a, r) for n, a, r in txn.policies(name)]
+
+    def check_gate(self, ref: str | ModelVersion, alias: str) -> "GateResult | None":
+        """What moving ``alias`` to ``ref`` would meet and miss now (None: the alias has no policy); moves nothing."""
+        validate_alias(alias)
+        from ._promotion import gate
+
         parsed = self._parse(ref)
+        with self._read() as txn:
+            return gate(txn, resolve(txn, parsed, location=self.location), alias)
+
+    # ------------------------------------------------------------------ events and webhooks
+
+    def events(self, *, after: int = 0, limit: int = 1000) -> "builtins.list[tuple[int, dict[str, Any]]]":
+        """The event log after log id ``after``: (log id, CloudEvent), oldest first."""
+        with self._read() as txn:
+            return txn.events(after=after, limit=limit)
+
+    def add_webhook(self, url: str, *, secret: str | None = None, types: "Sequence[str]" = ()) -> int:
+        """POST every later event (of ``types``; default all) to ``url``, signed with ``secret``; its id."""
+        from ._promotion import check_webhook_url
+        from .events import EVENT_TYPES
+
+        bad = [t for t in types if t not in EVENT_TYPES]
+        if bad:
+            raise InvalidInput(f"Expected event types among {', '.join(EVENT_TYPES)}. Received: {', '.join(map(repr, bad))}")
         with self._write() as txn:
-            version = resolve(txn, parsed, location=self.location)
-            # the hook for gated aliases: a policy check passes forced= and policy= (its verdict) here
-            txn.set_alias(version.name, alias, version.version, reason=why)
-            return txn.get(version.name, version.version) or version
+            return txn.add_webhook(check_webhook_url(url), secret or None, list(dict.fromkeys(types)))
+
+    def webhooks(self) -> "builtins.list[dict[str, Any]]":
+        with self._read() as txn:
+            return txn.webhooks()
+
+    def remove_webhook(self, number: int) -> None:
+        with self._write() as txn:
+            if not txn.delete_webhook(number):
+                raise NotFound(f"No webhook {number} in {self.location}", hint="`zoo events webhooks` lists them")
+
+    def deliver(self, *, budget_s: float | None = None) -> dict[str, int]:
+        """Send every due webhook delivery (retries wait for their back-off); counts delivered and failed."""
+        from ._promotion import deliver
+
+        return deliver(self, budget_s=budget_s)
 
     def alias_history(self, name: str, alias: str | None = None) -> builtins.list[AliasEvent]:
         """Every move of ``alias`` of model ``name`` (or of all its aliases), oldest first: append-only,

@@ -114,5 +114,12 @@ class Conflict(ZooError):
     exit_code = 11
 
 
+class GateRefused(ZooError):
+    """A gated alias was not moved: the candidate does not meet the alias's policy (each unmet
+    requirement and its figures are named; ``--force --reason TEXT`` overrides, recorded)."""
+
+    exit_code = 12
+
+
 INTERNAL_ERROR_EXIT = 70  # a bug or an unexpected environment fault (not a ZooError)
 INTERRUPTED_EXIT = 130

@@ -104,16 +104,19 @@ def _implied_transform(v) -> str | None:
 @click.option("--delete", is_flag=True,
               help="Remove ALIAS instead of setting it; with NAME@N, only if ALIAS points at version N.")
 @click.option("--reason", metavar="TEXT", help="Why the alias moves; recorded in its history.")
+@click.option("--force", is_flag=True, help="Move a gated alias although the version misses its policy (needs --reason; "
+                                            "recorded in the history with the gate's verdict). See `zoo policy`.")
 @click.option("--history", is_flag=True,
               help="List every move of MODEL's aliases (or of ALIAS only), oldest first: when, who, from, to, why.")
 @json_option
 @pass_ctx
-def alias_cmd(ctx, ref, alias, delete, reason, history, as_json) -> None:
+def alias_cmd(ctx, ref, alias, delete, reason, force, history, as_json) -> None:
     """Point ALIAS (like prod) at version REF, or show an alias's history.
 
     Aliases move; versions never change. `latest` is implicit. Every set, move and
     delete is recorded (append-only) with the time, the OS user (the PostgreSQL role
-    on a shared store), the versions and --reason.
+    on a shared store), the versions and --reason. A gated alias (`zoo policy`) moves
+    only to a version that meets its policy: otherwise exit 12 names what is missing.
 
     \b
       zoo alias resnet50@3 prod --reason "eval +0.4% top-1"
@@ -123,7 +126,8 @@ def alias_cmd(ctx, ref, alias, delete, reason, history, as_json) -> None:
     from .._refs import parse_ref
 
     if history:
-        _alias_history(ctx, ref, alias, as_json, conflicting=[f for f, on in (("--delete", delete), ("--reason", reason)) if on])
+        given = (("--delete", delete), ("--reason", reason), ("--force", force))
+        _alias_history(ctx, ref, alias, as_json, conflicting=[flag for flag, on in given if on])
         return
     if alias is None:
         raise InvalidInput("Expected REF and ALIAS. Received: no ALIAS",
@@ -139,7 +143,7 @@ def alias_cmd(ctx, ref, alias, delete, reason, history, as_json) -> None:
         else:
             info(f"removed alias {alias!r} from {parsed.name}")
         return
-    v = registry.set_alias(ref, alias, reason=reason)
+    v = registry.set_alias(ref, alias, reason=reason, force=force)
     if as_json:
         emit_json({"name": v.name, "alias": alias, "removed": False, "version": v})
     else:

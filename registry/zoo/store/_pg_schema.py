@@ -3,7 +3,8 @@ immutability triggers, and the migrations from older schema versions. Statements
 is :meth:`zoo.store.postgres.PostgresMetadataStore.initialise`'s job (this module imports no store).
 
 The schema version is kept in ``store.schema_version``; 1 -> 2 added the search indexes and
-``alias_events`` (append-only history of alias moves).
+``alias_events`` (append-only history of alias moves); 2 -> 3 added ``alias_policies`` (gated aliases),
+``events`` (the append-only event log), ``webhooks`` and ``deliveries`` (the webhook outbox).
 """
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from ._sql import ALIAS_CHANNEL, Dialect, tables_ddl
 
 __all__ = ["SCHEMA_VERSION", "create_statements", "dialect", "migration_statements"]
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 
 def dialect(schema: str) -> Dialect:
@@ -30,6 +31,13 @@ def _alias_event_triggers(s: str) -> list[str]:
     return [
         f"""CREATE TRIGGER alias_events_append_only BEFORE UPDATE OR DELETE ON {s}.alias_events
     FOR EACH ROW EXECUTE FUNCTION {s}.refuse_update('alias events', 'append-only')""",
+    ]
+
+
+def _event_triggers(s: str) -> list[str]:
+    return [
+        f"""CREATE TRIGGER events_append_only BEFORE UPDATE OR DELETE ON {s}.events
+    FOR EACH ROW EXECUTE FUNCTION {s}.refuse_update('events', 'append-only')""",
     ]
 
 
@@ -53,6 +61,7 @@ $$ BEGIN RAISE EXCEPTION 'zoo: % are %', TG_ARGV[0], TG_ARGV[1]; END $$""",
         f"""CREATE TRIGGER reports_append_only BEFORE UPDATE ON {s}.reports
     FOR EACH ROW EXECUTE FUNCTION {s}.refuse_update('reports', 'append-only')""",
         *_alias_event_triggers(s),
+        *_event_triggers(s),
     ]
 
 
@@ -60,4 +69,6 @@ def migration_statements(schema: str, target: int) -> list[str]:
     """The statements that bring schema version ``target - 1`` up to ``target``."""
     if target == 2:
         return [*tables_ddl(dialect(schema)), *_alias_event_triggers(f'"{schema}"')]
+    if target == 3:
+        return [*tables_ddl(dialect(schema)), *_event_triggers(f'"{schema}"')]
     raise ValueError(f"no migration to schema {target}")  # a bug: SCHEMA_VERSION grew without one

@@ -122,6 +122,39 @@ _TABLES = (
     policy        TEXT                        -- JSON: the gate's verdict, when a policy checked the move
 )""",
     "CREATE INDEX IF NOT EXISTS alias_events_alias ON {p}alias_events(name, alias, id)",
+    # schema 3: gated aliases (a policy per alias) and registry events with their webhook deliveries (an outbox)
+    """CREATE TABLE IF NOT EXISTS {p}alias_policies (
+    name     TEXT NOT NULL,
+    alias    TEXT NOT NULL,
+    require  TEXT NOT NULL,                   -- JSON array of requirement texts (zoo.gates)
+    set_at   TEXT NOT NULL,
+    PRIMARY KEY (name, alias)
+)""",
+    """CREATE TABLE IF NOT EXISTS {p}events (
+    id        {identity},                     -- the log's order
+    event_id  TEXT NOT NULL UNIQUE,           -- the CloudEvent id receivers de-duplicate by
+    type      TEXT NOT NULL,
+    subject   TEXT NOT NULL,
+    at        TEXT NOT NULL,
+    body      TEXT NOT NULL                   -- the CloudEvent, JSON
+)""",
+    """CREATE TABLE IF NOT EXISTS {p}webhooks (
+    id          {identity},
+    url         TEXT NOT NULL,
+    secret      TEXT,
+    types       TEXT NOT NULL,                -- JSON array of event types; [] = every type
+    created_at  TEXT NOT NULL
+)""",
+    """CREATE TABLE IF NOT EXISTS {p}deliveries (
+    event         BIGINT NOT NULL,
+    webhook       BIGINT NOT NULL REFERENCES {p}webhooks(id) ON DELETE CASCADE,
+    attempts      INTEGER NOT NULL,
+    next_at       TEXT NOT NULL,
+    delivered_at  TEXT,
+    last_error    TEXT,
+    PRIMARY KEY (event, webhook)
+)""",
+    "CREATE INDEX IF NOT EXISTS deliveries_due ON {p}deliveries(delivered_at, next_at)",
 )
 
 # A version's precision as zoo.convert records it: its `precision` tag, else provenance, else fp32.
@@ -186,12 +219,16 @@ def _now() -> str:
 class SQLTxn:
     """:class:`~zoo.store.base.MetadataTxn` over ``conn`` (``execute``/``executemany``) inside a transaction."""
 
-    def __init__(self, conn: Any, dialect: Dialect, *, writable: bool, actor: str = "", history: bool = True):
+    def __init__(self, conn: Any, dialect: Dialect, *, writable: bool, actor: str = "", history: bool = True,
+                 events: bool = True, source: str = "zoo"):
         self._c = conn
         self._d = dialect
         self._writable = writable
         self._actor = actor  # the OS user, for a dialect whose actor is a parameter
         self._history = history  # False on an older schema without alias_events (read as "no events")
+        self._events = events  # False on a schema older than 3 (no policies, events or webhooks: read as none)
+        self._source = source  # the CloudEvents source of this store's events
+        self.emitted: list[int] = []  # log ids of the events this transaction queued for a webhook
 
     def _x(self, statement: str, args: Any = ()) -> Any:
         return self._c.execute(self._d.sql(statement), tuple(args))
@@ -303,6 +340,9 @@ class SQLTxn:
             self.set_tags(record.name, number, record.tags)
         created = self.get(record.name, number)
         assert created is not None
+        self.add_event("version.created", created.ref, {
+            "name": created.name, "version": created.version, "sha256": created.sha256, "created_at": created.created_at,
+            "framework": created.framework, "arch": created.arch})
         return created
 
     def delete_version(self, name: str, version: int, *, reason: str | None = None) -> None:
@@ -348,6 +388,7 @@ class SQLTxn:
                            policy=None if policy_json is None else json.loads(policy_json))
         if self._d.notify is not None:
             self._x(self._d.notify, (json.dumps({**event.to_dict(), "schema": self._d.schema}, sort_keys=True),))
+        self.add_event("alias.moved", f"{name}@{alias}", event.to_dict())
         return event
 
     def set_tags(self, name: str, version: int, tags: Mapping[str, str]) -> None:
@@ -364,4 +405,105 @@ class SQLTxn:
         self._need_write()
         self._x("INSERT INTO {p}reports(name, version, kind, created_at, payload) VALUES (?,?,?,?,?)",
                 (report.name, report.version, report.kind, report.created_at, json.dumps(report.payload, sort_keys=True)))
+        self.add_event("report.attached", f"{report.name}@{report.version}", {
+            "name": report.name, "version": report.version, "kind": report.kind, "created_at": report.created_at})
         return report
+
+    # ------------------------------------------------------------------ alias policies (schema 3)
+
+    def policy(self, name: str, alias: str) -> list[str] | None:
+        if not self._events:
+            return None
+        row = self._x("SELECT require FROM {p}alias_policies WHERE name = ? AND alias = ?", (name, alias)).fetchone()
+        return None if row is None else list(json.loads(row[0]))
+
+    def policies(self, name: str | None = None) -> list[tuple[str, str, list[str]]]:
+        if not self._events:
+            return []
+        sql, args = "SELECT name, alias, require FROM {p}alias_policies", []
+        if name is not None:
+            sql, args = sql + " WHERE name = ?", [name]
+        return [(n, a, list(json.loads(r))) for n, a, r in self._x(sql + " ORDER BY name, alias", args).fetchall()]
+
+    def set_policy(self, name: str, alias: str, require: list[str] | None) -> None:
+        """Replace the policy on ``name@alias`` (None or [] removes it)."""
+        self._need_write()
+        self._x("DELETE FROM {p}alias_policies WHERE name = ? AND alias = ?", (name, alias))
+        if require:
+            self._x("INSERT INTO {p}alias_policies(name, alias, require, set_at) VALUES (?,?,?,?)",
+                    (name, alias, json.dumps(list(require)), _now()))
+
+    # ------------------------------------------------------------------ events and webhook deliveries (schema 3)
+
+    def add_event(self, type_: str, subject: str, data: Mapping[str, Any]) -> dict[str, Any] | None:
+        """Append a CloudEvent to the log, with a pending delivery for each webhook that wants its type."""
+        if not self._events:
+            return None
+        from ..events import make_event
+
+        self._need_write()
+        event = make_event(type_, source=self._source, subject=subject, data=dict(data))
+        ((number,),) = self._x("INSERT INTO {p}events(event_id, type, subject, at, body) VALUES (?,?,?,?,?) RETURNING id",
+                               (event["id"], type_, subject, event["time"], json.dumps(event, sort_keys=True))).fetchall()
+        for hook, types in self._x("SELECT id, types FROM {p}webhooks ORDER BY id").fetchall():
+            if not json.loads(types) or type_ in json.loads(types):
+                self._x("INSERT INTO {p}deliveries(event, webhook, attempts, next_at) VALUES (?,?,0,?)",
+                        (number, hook, event["time"]))
+                if not self.emitted or self.emitted[-1] != number:
+                    self.emitted.append(int(number))
+        return event
+
+    def events(self, *, after: int = 0, limit: int = 1000) -> list[tuple[int, dict[str, Any]]]:
+        """(log id, event) after log id ``after``, oldest first."""
+        if not self._events:
+            return []
+        rows = self._x("SELECT id, body FROM {p}events WHERE id > ? ORDER BY id LIMIT ?", (after, limit)).fetchall()
+        return [(int(i), json.loads(b)) for i, b in rows]
+
+    def add_webhook(self, url: str, secret: str | None, types: list[str]) -> int:
+        self._need_write()
+        ((number,),) = self._x("INSERT INTO {p}webhooks(url, secret, types, created_at) VALUES (?,?,?,?) RETURNING id",
+                               (url, secret, json.dumps(types), _now())).fetchall()
+        return int(number)
+
+    def webhooks(self) -> list[dict[str, Any]]:
+        if not self._events:
+            return []
+        rows = self._x("SELECT w.id, w.url, w.secret IS NOT NULL, w.types, w.created_at,"
+                       " (SELECT COUNT(*) FROM {p}deliveries d WHERE d.webhook = w.id AND d.delivered_at IS NULL)"
+                       " FROM {p}webhooks w ORDER BY w.id").fetchall()
+        return [{"id": int(i), "url": u, "signed": bool(s), "types": json.loads(t), "created_at": c, "pending": int(n)}
+                for i, u, s, t, c, n in rows]
+
+    def delete_webhook(self, number: int) -> bool:
+        self._need_write()
+        return self._x("DELETE FROM {p}webhooks WHERE id = ?", (number,)).rowcount > 0
+
+    def claim_deliveries(self, now: str, lease_until: str, *, events: list[int] | None = None,
+                         limit: int = 100) -> list[tuple[int, int, str, str | None, dict[str, Any], int]]:
+        """Due deliveries (of ``events`` only, if given), leased until ``lease_until`` so that another worker
+        skips them meanwhile: (event log id, webhook id, url, secret, event, attempts so far)."""
+        self._need_write()
+        sql = ("SELECT d.event, d.webhook, w.url, w.secret, e.body, d.attempts FROM {p}deliveries d"
+               " JOIN {p}webhooks w ON w.id = d.webhook JOIN {p}events e ON e.id = d.event"
+               " WHERE d.delivered_at IS NULL AND d.next_at <= ?")
+        args: list[Any] = [now]
+        if events is not None:
+            if not events:
+                return []
+            sql += " AND d.event IN (" + ",".join("?" * len(events)) + ")"
+            args += events
+        rows = self._x(sql + " ORDER BY d.event, d.webhook LIMIT ?", [*args, limit]).fetchall()
+        for event, hook, *_ in rows:
+            self._x("UPDATE {p}deliveries SET next_at = ? WHERE event = ? AND webhook = ?", (lease_until, event, hook))
+        return [(int(e), int(h), u, s, json.loads(b), int(a)) for e, h, u, s, b, a in rows]
+
+    def delivery_result(self, event: int, webhook: int, *, at: str, error: str | None, next_at: str) -> None:
+        """Record one attempt: delivered (``error`` None) or failed, to retry at ``next_at``."""
+        self._need_write()
+        if error is None:
+            self._x("UPDATE {p}deliveries SET attempts = attempts + 1, delivered_at = ?, last_error = NULL"
+                    " WHERE event = ? AND webhook = ?", (at, event, webhook))
+        else:
+            self._x("UPDATE {p}deliveries SET attempts = attempts + 1, next_at = ?, last_error = ?"
+                    " WHERE event = ? AND webhook = ?", (next_at, error[:500], event, webhook))

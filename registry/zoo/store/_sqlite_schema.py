@@ -3,7 +3,7 @@ triggers that make versions, reports and alias history immutable.
 
 ``PRAGMA user_version`` keeps the schema version. Every statement is idempotent (``IF NOT EXISTS``),
 so applying :data:`SCHEMA` to an older store under the write lock migrates it (1 -> 2 added the search
-indexes and ``alias_events``).
+indexes and ``alias_events``; 2 -> 3 alias policies, the event log, webhooks and their deliveries).
 """
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from ._sql import Dialect, tables_ddl
 
 __all__ = ["DIALECT", "SCHEMA", "SCHEMA_VERSION"]
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 DIALECT = Dialect(
     param="?", prefix="",
@@ -30,6 +30,10 @@ BEGIN SELECT RAISE(ABORT, 'zoo: reports are append-only'); END""",
 BEGIN SELECT RAISE(ABORT, 'zoo: alias history is append-only'); END""",
     """CREATE TRIGGER IF NOT EXISTS alias_events_kept BEFORE DELETE ON alias_events
 BEGIN SELECT RAISE(ABORT, 'zoo: alias history is append-only'); END""",
+    """CREATE TRIGGER IF NOT EXISTS events_append_only BEFORE UPDATE ON events
+BEGIN SELECT RAISE(ABORT, 'zoo: the event log is append-only'); END""",
+    """CREATE TRIGGER IF NOT EXISTS events_kept BEFORE DELETE ON events
+BEGIN SELECT RAISE(ABORT, 'zoo: the event log is append-only'); END""",
     """CREATE TABLE IF NOT EXISTS store_info (
     key    TEXT PRIMARY KEY,                  -- store_id, format_version: written once at creation
     value  TEXT NOT NULL

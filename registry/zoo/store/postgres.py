@@ -134,7 +134,8 @@ class PostgresMetadataStore:
             if writable:
                 self._begin_write(cur)
             info = self._info or self.info()
-            yield SQLTxn(cur, self._dialect, writable=writable, history=info.schema_version >= 2)
+            yield SQLTxn(cur, self._dialect, writable=writable, history=info.schema_version >= 2,
+                         events=info.schema_version >= 3, source=f"zoo:{self.location}")
             cur.execute("COMMIT")
         except BaseException as exc:
             try:

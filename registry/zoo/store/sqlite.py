@@ -247,8 +247,9 @@ class SQLiteMetadataStore:
         try:
             if writable:
                 self._migrate(conn)
-            history = conn.execute("PRAGMA user_version").fetchone()[0] >= 2  # older stores: no alias events yet
-            yield SQLTxn(conn, DIALECT, writable=writable, actor=self._actor, history=history)
+            schema = conn.execute("PRAGMA user_version").fetchone()[0]  # older stores: no alias events, policies...
+            yield SQLTxn(conn, DIALECT, writable=writable, actor=self._actor, history=schema >= 2, events=schema >= 3,
+                         source=f"zoo:{self.location}")
             conn.execute("COMMIT")
         except BaseException as exc:
             try:
