@@ -97,13 +97,14 @@ def _csp_hash(text: str) -> str:
     return "'sha256-" + base64.b64encode(hashlib.sha256(text.encode("utf-8")).digest()).decode("ascii") + "'"
 
 
-CSP = ("default-src 'none'; img-src data:; style-src " + _csp_hash(CSS) + "; script-src " + _csp_hash(JS)
-       + "; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
+CSP_META = ("default-src 'none'; img-src data:; style-src " + _csp_hash(CSS) + "; script-src " + _csp_hash(JS)
+            + "; base-uri 'none'; form-action 'self'")  # a report file's (a meta tag cannot say frame-ancestors)
+CSP = CSP_META + "; frame-ancestors 'none'"  # the server's header
 
 
 def page(title: str, body: str, *, where: str = "", standalone: bool = False) -> str:
     """A whole HTML document. ``standalone`` (a report file): the CSP travels in a meta tag, links are not site links."""
-    meta = f'<meta http-equiv="Content-Security-Policy" content="{esc(CSP)}">' if standalone else ""
+    meta = f'<meta http-equiv="Content-Security-Policy" content="{esc(CSP_META)}">' if standalone else ""
     home = '<span>zoo report</span>' if standalone else '<a href="/">zoo</a>'
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
@@ -199,5 +200,5 @@ def flatten(data: Mapping[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
     return out
 
 
-__all__ = ["CSP", "CSS", "JS", "as_float", "badges", "esc", "flatten", "fmt_int", "fmt_num", "fmt_size", "grid", "href",
+__all__ = ["CSP", "CSP_META", "CSS", "JS", "as_float", "badges", "esc", "flatten", "fmt_int", "fmt_num", "fmt_size", "grid", "href",
            "kv_table", "page", "plain_text"]

@@ -294,19 +294,19 @@ def compare_body(versions: Sequence[ModelVersion], reports: Sequence[Sequence[Re
 
     parity = [(v, latest(rs, lambda k: k == "parity")) for v, rs in zip(versions, reports, strict=True)]
     if any(r for _, r in parity):
-        parts.append("<h2>Parity (same colour scale: error relative to each run's rtol)</h2><div class=cols>")
+        parts.append("<section data-kind=parity><h2>Parity (same colour scale: error relative to each run's rtol)</h2><div class=cols>")
         parts += [f"<figure>{card.parity_matrix(r.payload, title=f'{v.ref}: max relative error')}</figure>"
                   for v, r in parity if r is not None]
-        parts.append("</div>")
+        parts.append("</div></section>")
     bench = [(v.ref, r.payload) for v, rs in zip(versions, reports, strict=True) if (r := latest(rs, lambda k: k == "bench"))]
     if bench:
-        parts += ["<h2>Latency (one chart, shared axes)</h2>", card.bench_section(bench)]
+        parts += ["<section data-kind=bench><h2>Latency (one chart, shared axes)</h2>", card.bench_section(bench), "</section>"]
     conv = [(v.ref, r) for v, rs in zip(versions, reports, strict=True) if (r := latest(rs, lambda k: k.endswith("-parity")))]
     if conv:
         bars = [(f"{ref} ({r.kind})", as_float(r.payload.get("max_rel_error")) or 0.0) for ref, r in conv]
-        parts += ["<h2>Error vs the fp32 source (shared axis)</h2>",
+        parts += ["<section data-kind=conversion><h2>Error vs the fp32 source (shared axis)</h2>",
                   "<figure>" + bar_chart(bars, title="max relative error vs source", x_label="max relative error (log)", log=True)
-                  + "</figure>"]
+                  + "</figure></section>"]
     evals = [(v.ref, r.payload) for v, rs in zip(versions, reports, strict=True) if (r := latest(rs, lambda k: k == "eval"))]
     if evals:
         base = as_float(evals[0][1].get("top1", evals[0][1].get("top1_accuracy")))
@@ -315,8 +315,9 @@ def compare_body(versions: Sequence[ModelVersion], reports: Sequence[Sequence[Re
             t1 = as_float(p.get("top1", p.get("top1_accuracy")))
             delta = "-" if t1 is None or base is None else f"{(t1 - base) * 100:+.2f} pt"
             rows.append([esc(ref), esc(card._pct(t1)), esc(card._pct(p.get("top5", p.get("top5_accuracy")))), esc(delta)])
-        parts += ["<h2>Accuracy</h2>", grid(["version", "top-1", "top-5", "top-1 vs first"], rows, numeric=[False, True, True, True])]
-        parts += [f"<h3>{esc(ref)}</h3>" + card.eval_section(p) for ref, p in evals]
+        parts += ["<section data-kind=eval><h2>Accuracy</h2>",
+                  grid(["version", "top-1", "top-5", "top-1 vs first"], rows, numeric=[False, True, True, True])]
+        parts += [f"<h3>{esc(ref)}</h3>" + card.eval_section(p) for ref, p in evals] + ["</section>"]
     return "".join(parts)
 
 
