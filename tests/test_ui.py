@@ -1,5 +1,9 @@
 """The web UI (`zoo ui`) and the HTML reports (`zoo report`, `zoo parity --html`), in headless Chromium.
 
+The browser is Debian's ``chromium`` + ``chromium-driver`` (installed by .ci/run), driven by Selenium, one
+per session; its console log (``browser``) and network log (``performance``: DevTools events) are read
+after each page. Screenshots go to $ZOO_TEST_OUTPUT/ui (default: test-output/ui, git-ignored).
+
 The evidence store is made by real zoo commands on tiny models: `zoo parity` on the numpy frameworks of
 test_parity.py (registers two versions with the parity report), `zoo bench` (latency report) and
 `zoo convert --fp16` (a derived variant and its error report); the eval report has the documented
@@ -24,11 +28,59 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from selenium.webdriver.support.wait import WebDriverWait
 
 from conftest import cli_on, make_tiny_onnx
 from test_parity import FakePlugin
-from ui_browser import console_errors, output_folder, requests_made, start_browser
+
+# ---------------------------------------------------------------------------------------- the browser
+
+CHROMIUM = ("chromium", "chromium-browser", "google-chrome")
+DRIVER = "chromedriver"
+
+
+def start_browser() -> Any:
+    """A headless Chromium with console and network logging; fails (never skips) naming the packages."""
+    try:
+        from selenium import webdriver
+        from selenium.webdriver.chrome.service import Service
+    except ImportError:
+        pytest.fail("selenium is not installed: pip install -e '.[test]'", pytrace=False)
+    binary = next((shutil.which(b) for b in CHROMIUM if shutil.which(b)), None)
+    driver = shutil.which(DRIVER) or ("/usr/lib/chromium/chromedriver" if Path("/usr/lib/chromium/chromedriver").exists() else None)
+    if binary is None or driver is None:
+        pytest.fail("headless Chromium is needed: apt-get install -y chromium chromium-driver (.ci/run does)", pytrace=False)
+    options = webdriver.ChromeOptions()
+    options.binary_location = binary
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1280,1000",
+                "--hide-scrollbars", "--disable-extensions", "--no-first-run", "--disable-background-networking",
+                "--disable-component-update", "--disable-sync", "--disable-default-apps", "--force-device-scale-factor=1"):
+        options.add_argument(arg)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL", "performance": "ALL"})
+    return webdriver.Chrome(service=Service(driver), options=options)
+
+
+def console_errors(browser: Any) -> list[str]:
+    """Console messages of level SEVERE since the last call (CSP violations and script errors are SEVERE)."""
+    return [e["message"] for e in browser.get_log("browser") if e["level"] == "SEVERE"]
+
+
+def requests_made(browser: Any) -> list[str]:
+    """URLs the page asked the network for since the last call (DevTools ``Network.requestWillBeSent``)."""
+    urls = []
+    for entry in browser.get_log("performance"):
+        message = json.loads(entry["message"])["message"]
+        if message["method"] == "Network.requestWillBeSent":
+            urls.append(message["params"]["request"]["url"])
+    return urls
+
+
+def output_folder() -> Path:
+    """Where screenshots go: $ZOO_TEST_OUTPUT/ui, else test-output/ui in the repository (git-ignored)."""
+    root = Path(os.environ.get("ZOO_TEST_OUTPUT") or Path(__file__).resolve().parents[1] / "test-output")
+    folder = root / "ui"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
 
 FAST_BENCH = ["--warmup", "1", "--min-time", "0.02", "--min-iters", "3", "--no-save"]
 HOSTILE_LABELS = ("<script>alert(1)</script>", '"double"', "'single'", "a&b", "</td></tr></table>", "<img src=x onerror=alert(2)>",
@@ -138,9 +190,12 @@ def _open(browser, url: str, shot: str | None = None) -> dict[str, Any]:
     out = {"text": text, "timing": timing, "errors": console_errors(browser), "requests": requests_made(browser)}
     if shot:
         browser.save_screenshot(str(output_folder() / f"{shot}.png"))
-        docs = os.environ.get("ZOO_UI_DOCS")  # ZOO_UI_DOCS=docs: refresh the README's screenshots
+        docs = os.environ.get("ZOO_UI_DOCS")  # ZOO_UI_DOCS=docs: refresh the README's screenshots (taller, whole cards)
         if docs and shot in ("version", "compare"):
-            shutil.copy(output_folder() / f"{shot}.png", Path(docs) / f"ui-{shot}.png")
+            height = min(2600, browser.execute_script("return document.documentElement.scrollHeight"))
+            browser.set_window_size(1280, height)
+            browser.save_screenshot(str(Path(docs) / f"ui-{shot}.png"))
+            browser.set_window_size(1280, 1000)
     return out
 
 
@@ -193,6 +248,8 @@ def test_version_page_is_the_evidence_card(ui, browser):
 
 
 def test_compare_page_highlights_differences_on_shared_axes(ui, browser):
+    from selenium.webdriver.support.wait import WebDriverWait
+
     page = _open(browser, ui.url + "/compare?ref=tiny@1&ref=tiny@2&ref=tiny@3", "compare")
     assert page["errors"] == []
     differing = browser.execute_script("return Array.from(document.querySelectorAll('table.compare tr.diff th'), th => th.textContent)")

@@ -52,6 +52,7 @@ th,td{border:1px solid var(--line);padding:3px 8px;text-align:left;vertical-alig
 th{background:var(--soft);font-weight:600}
 td.num,th.num{text-align:right;font-variant-numeric:tabular-nums}
 table.facts th{width:220px}
+table.compare td{overflow-wrap:anywhere;max-width:420px}
 tr.diff td,tr.diff th{background:var(--diff)}
 .mark{color:#8a6100;font-weight:700}
 .badge{display:inline-block;border:1px solid var(--line);border-radius:10px;padding:0 7px;margin:0 3px 2px 0;

@@ -67,7 +67,7 @@ def facts(v: ModelVersion) -> list[tuple[str, str]]:
         ("params (trainable)", fmt_int(v.params.trainable) if v.params else "-"),
         ("params (non-trainable)", fmt_int(v.params.non_trainable) if v.params else "-"),
         ("params (ONNX initializers)", fmt_int(v.onnx_params)),
-        ("MACs per sample", "-" if v.macs is None else f"{v.macs / 1e9:.3f} G ({v.macs:,})"),
+        ("MACs per sample", "-" if v.macs is None else f"{v.macs / 1e9:.3f} G ({v.macs:,})" if v.macs >= 1e6 else f"{v.macs:,}"),
         ("size", f"{fmt_size(v.size_bytes)} ({v.size_bytes:,} bytes)"),
         ("num classes", fmt_int(v.num_classes)),
         ("transform", v.transform.describe() if v.transform else "none recorded"),
@@ -88,7 +88,9 @@ def weights_line(v: ModelVersion) -> str:
         source = pre.get("source") or pre.get("url") or pre.get("name") or "published checkpoint"
         digest = pre.get("sha256") or p.get("weights_sha256")
         return f"{source}" + (f", sha256 {digest}" if digest else "")
-    source = p.get("weights_source") or (f"seeded init (seed {p['init_seed']})" if "init_seed" in p else None)
+    init = p.get("weights_init")
+    seeded = f"{init.get('kind', 'seeded')} (seed {init.get('seed')})" if isinstance(init, Mapping) else None
+    source = p.get("weights_source") or seeded or (f"seeded init (seed {p['init_seed']})" if "init_seed" in p else None)
     digest = p.get("weights_sha256")
     if source is None and digest is None:
         return "-"
@@ -184,7 +186,7 @@ def parity_matrix(p: Mapping[str, Any], title: str = "max relative error per pai
         colours.append(row_c)
         labels.append(row_l)
     return heatmap(names, names, cells, title=title, colours=colours, labels=labels, cell=74,
-                   y_label=f"green: < rtol/100, light green: < rtol/10, amber: <= rtol, red: > rtol {rtol:g}")
+                   y_label=f"green < rtol/100, light < rtol/10, amber <= rtol, red > rtol ({rtol:g})")
 
 
 def parity_section(p: Mapping[str, Any]) -> str:
@@ -276,7 +278,8 @@ def bench_section(payloads: Sequence[tuple[str, Mapping[str, Any]]]) -> str:
     machine = first.get("machine") or {}
     about = ""
     if machine:
-        about = f'<p class="mute">{esc(plain_text({k: machine[k] for k in list(machine)[:8]}))}</p>'
+        shown = ", ".join(f"{k} {plain_text(val)}" for k, val in list(machine.items())[:10])
+        about = f'<p class="mute">machine: {esc(shown)}</p>'
     table = grid(["version", "batch", "engine", "device", "precision", "p50 ms", "p90 ms", "p99 ms", "samples/s"], rows,
                  numeric=[False, True, False, False, False, True, True, True, True])
     return f"<figure>{chart}</figure>{table}{about}"

@@ -43,12 +43,12 @@ def _ticks(lo: float, hi: float, n: int = 5) -> list[float]:
 
 
 def line_chart(series: Sequence[Series], *, x_label: str, y_label: str, title: str, log_x: bool = False,
-               width: int = 640, height: int = 320, x_is_time: Sequence[str] | None = None) -> str:
+               width: int = 760, height: int = 320, x_is_time: Sequence[str] | None = None) -> str:
     """Lines with points. ``log_x``: a log2 x axis (batch sizes); ``x_is_time``: tick labels for x (dates)."""
     pts = [p for s in series for p in s.points]
     if not pts:
         return '<p class="mute">no data to plot</p>'
-    left, right, top, bottom = 62, 16, 26, 44
+    left, right, top, bottom = 62, 190 if len(series) > 1 else 16, 26, 44  # the legend sits right of the plot
     fx = (lambda v: math.log2(v) if v > 0 else 0.0) if log_x else (lambda v: v)
     xs = [fx(x) for x, _ in pts]
     ys = [y for _, y in pts]
@@ -98,10 +98,11 @@ def line_chart(series: Sequence[Series], *, x_label: str, y_label: str, title: s
                        f'<title>{esc(s.name)}: {esc(fmt_num(x))}, {esc(fmt_num(y))}</title></circle>' for x, y in ordered)
         out.append(f'<g class="series" data-name="{esc(s.name)}"><path d="{path}" fill="none" stroke="{color}" '
                    f'stroke-width="1.8"{dash}/>{dots}</g>')
-        out.append(f'<line x1="{width - right - 150}" x2="{width - right - 130}" y1="{legend_y}" y2="{legend_y}" '
-                   f'stroke="{color}" stroke-width="2"{dash}/><text x="{width - right - 126}" y="{legend_y + 4}">'
-                   f'{esc(s.name[:28])}</text>')
-        legend_y += 14
+        if len(series) > 1:
+            out.append(f'<line x1="{width - right + 10}" x2="{width - right + 30}" y1="{legend_y}" y2="{legend_y}" '
+                       f'stroke="{color}" stroke-width="2"{dash}/><text x="{width - right + 34}" y="{legend_y + 4}">'
+                       f'{esc(s.name[:26])}</text>')
+            legend_y += 14
     out.append("</svg>")
     return "".join(out)
 
@@ -128,7 +129,7 @@ def heatmap(rows: Sequence[str], cols: Sequence[str], cells: Sequence[Sequence[f
     """A matrix of coloured cells with their value as text; ``colours``/``labels`` per cell (precomputed)."""
     label_w = min(220, 12 + 7 * max((len(r) for r in rows), default=4))
     head_h = min(160, 20 + 6 * max((len(c) for c in cols), default=4))
-    width, height = label_w + cell * len(cols) + 10, head_h + cell * len(rows) + 30
+    width, height = max(label_w + cell * len(cols) + 10, 6 * len(y_label) + 10), head_h + cell * len(rows) + 30
     small = cell < 40
     out = [f'<svg class="chart" role="img" viewBox="0 0 {width} {height}" width="{width}" height="{height}" '
            f'xmlns="http://www.w3.org/2000/svg" data-chart="heatmap"><title>{esc(title)}</title>',
