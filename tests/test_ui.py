@@ -243,6 +243,12 @@ def test_version_page_is_the_evidence_card(ui, browser):
     assert _count(browser, "section[data-kind=parity] svg[data-chart=heatmap]") == (4, [4, 4, 4, 4])
     assert _count(browser, "section[data-kind=bench] svg[data-chart=line]") == (3, [3, 3, 3])
     assert _count(browser, "section[data-kind=eval] svg[data-chart=heatmap]") == (3, [3, 3, 3])
+    head = browser.find_element("xpath", "//section[@data-kind='bench']//th[text()='batch']")
+    head.click()
+    head.click()  # descending: the script sorts in place; without it the server's order (ascending) stays
+    batches = browser.execute_script(
+        "return Array.from(document.querySelectorAll('section[data-kind=bench] tbody tr'), r => r.cells[1].textContent)")
+    assert batches == ["4", "2", "1"]
     variant = _open(browser, ui.url + "/v/tiny/3")
     assert "Converted (fp16) from tiny@1" in variant["text"] and "fp16-parity" in variant["text"]
 
@@ -480,3 +486,25 @@ def test_eval_section_draws_the_documented_shape():
     big = eval_section({"top1_accuracy": 0.5, "confusion_matrix": [[1 if i == j else 0 for j in range(n)] for i in range(n)]})
     assert big.count('<rect class="pt"') == MAX_CONFUSION ** 2 and f"{n:,} classes" in big
     assert "-" in eval_section({})  # every key optional
+
+
+# ---------------------------------------------------------------------------------------------- the CLI
+
+
+def test_zoo_ui_command_serves_and_refuses_a_missing_store(evidence, tmp_path):
+    import subprocess
+    import sys
+
+    from conftest import subprocess_env
+
+    proc = subprocess.Popen([sys.executable, "-m", "zoo", "--store", str(evidence), "ui", "--port", "0", "--json", "--quiet"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=subprocess_env())
+    try:
+        started = json.loads(proc.stdout.readline())
+        assert started["url"].startswith("http://127.0.0.1:") and started["versions"] == 5
+        with urllib.request.urlopen(started["url"] + "v/tiny/1", timeout=30) as r:
+            assert r.status == 200 and "tiny@1" in r.read().decode()
+    finally:
+        proc.terminate()
+        proc.wait(30)
+    cli_on(tmp_path / "none")("ui", "--port", "0", code=3)  # reads never create a store; nothing is bound
