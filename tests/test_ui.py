@@ -23,6 +23,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -395,11 +396,13 @@ def big(tmp_path_factory, serve) -> Served:
     root = tmp_path_factory.mktemp("ui-big") / "store"
     reg = Registry.open(root, create=True)
     seed = reg.register(make_tiny_onnx(root.parent / "t.onnx"), name="seed").version
+    start = datetime(2026, 1, 5, tzinfo=timezone.utc)
     with reg._write() as txn:  # one transaction: seconds, not the minutes of 10,000 registrations
         for i in range(10_000):
             sha = hashlib.sha256(f"{seed.sha256}:{i}".encode()).hexdigest()  # (name, sha256) is unique per model
+            made = (start + timedelta(minutes=7 * i + (i * i) % 97)).isoformat()  # spread over weeks, unevenly
             txn.add_version(dataclasses.replace(seed, name="big" if i < 5000 else f"m{i % 50:03d}", version=0, sha256=sha,
-                                                tags={"team": f"t{i % 7}"}))
+                                                created_at=made, tags={"team": f"t{i % 7}"}))
     reg.set_alias("big@4321", "prod")
     reg.close()
     return serve(lambda: open_registry(root, read_only=True))

@@ -10,7 +10,7 @@ import dataclasses
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any
 
 from ..errors import InvalidInput
@@ -177,9 +177,12 @@ def _timeline(versions: Sequence[ModelVersion]) -> str:
     if len(idx) > TIMELINE_POINTS:
         step = len(idx) / TIMELINE_POINTS
         idx = sorted({int(i * step) for i in range(TIMELINE_POINTS)} | {len(stamps) - 1})
-    points = [((stamps[i] - first) / 86400, float(i + 1)) for i in idx]
-    day = datetime.fromtimestamp(first).strftime("%Y-%m-%d %H:%M")
-    return line_chart([Series("versions", points)], x_label=f"days since the first version ({day} UTC)", y_label="versions",
+    span = stamps[-1] - first
+    unit, seconds = next((u, s) for u, s, upto in (("seconds", 1, 120), ("minutes", 60, 7200), ("hours", 3600, 172800),
+                                                     ("days", 86400, float("inf"))) if span < upto)
+    points = [((stamps[i] - first) / seconds, float(i + 1)) for i in idx]
+    day = datetime.fromtimestamp(first, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+    return line_chart([Series("versions", points)], x_label=f"{unit} since the first version ({day} UTC)", y_label="versions",
                       title=f"versions over time ({len(stamps):,})")
 
 
@@ -222,7 +225,7 @@ def model_page(registry: Any, index: Index, name: str, query: Mapping[str, str])
                      esc(fmt_size(v.size_bytes)), f'<code>{esc(v.sha256[:12])}</code>', badges(v.aliases, "alias"),
                      badges(f"{k}={val}" for k, val in v.tags.items())])
     aliases = [(a, v) for v in versions for a in v.aliases]
-    alias_html = grid(["alias", "points at", "created (UTC)"],
+    alias_html = grid(["alias", "points at", "version created (UTC)"],
                       [[esc(a), f'<a href="{link(v.name, v.version)}">{esc(v.ref)}</a>', esc(v.created_at[:19])]
                        for a, v in sorted(aliases, key=lambda x: x[0])]) if aliases else '<p class="mute">no aliases</p>'
     history_html = ""
