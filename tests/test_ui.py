@@ -295,11 +295,23 @@ def test_a_version_without_reports(ui, browser):
     assert page["errors"] == [] and "Reports (0)" in page["text"] and "no reports attached" in page["text"]
 
 
-def test_every_fact_is_in_the_html_without_javascript(ui):
+def test_every_fact_is_in_the_html_without_javascript(ui, browser):
     status, headers, html = ui.get("/v/tiny/1")
     assert status == 200 and html.count("<script") == 1 and "fetch(" not in html and "XMLHttpRequest" not in html
-    for fact in ("params (ONNX initializers)", "vision", "p99", "80.00%", "tiny@3"):
-        assert fact in html
+    browser.execute_cdp_cmd("Emulation.setScriptExecutionDisabled", {"value": True})
+    try:
+        page = _open(browser, ui.url + "/v/tiny/1")
+        for fact in ("params (ONNX initializers)", "team=vision", "p99 ms", "80.00%", "tiny@3", "fb-onnx vs fa"):
+            assert fact in page["text"], fact
+        assert _count(browser, "section[data-kind=bench] svg[data-chart=line]") == (3, [3, 3, 3])
+        head = browser.find_element("xpath", "//section[@data-kind='bench']//th[text()='batch']")
+        head.click()
+        head.click()  # the page's script is off: no sorting, the server's order stays
+        assert browser.execute_script(
+            "return Array.from(document.querySelectorAll('section[data-kind=bench] tbody tr'), r => r.cells[1].textContent)"
+        ) == ["1", "2", "4"]
+    finally:
+        browser.execute_cdp_cmd("Emulation.setScriptExecutionDisabled", {"value": False})
 
 
 # --------------------------------------------------------------------------------------- security

@@ -34,6 +34,8 @@ def ui_cmd(ctx, host, port, ui_store, quiet, as_json) -> None:
     first = opener()  # fail fast (exit 3 for a store that does not exist) before binding
     where = first.location
     first.close()
+    if not as_json:
+        info(f"zoo ui: reading the versions of {where} ...")
     try:
         server, state = make_server(opener, host=host, port=port, where=f"store {where}", quiet=quiet)
     except OSError as exc:

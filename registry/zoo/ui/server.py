@@ -138,7 +138,11 @@ class Handler(BaseHTTPRequestHandler):
 
     def _route(self) -> tuple[str, str]:
         url = urlsplit(self.path)
-        query = {k: v[-1] for k, v in parse_qs(url.query, keep_blank_values=True, max_num_fields=64).items()}
+        try:
+            fields = parse_qs(url.query, keep_blank_values=True, max_num_fields=64)
+        except ValueError:
+            raise InvalidInput("Expected at most 64 query fields. Received more", hint="compare at most 8 versions") from None
+        query = {k: v[-1] for k, v in fields.items()}
         parts = [unquote(p) for p in url.path.split("/") if p]
         state = self.state
         if not parts:
@@ -149,7 +153,7 @@ class Handler(BaseHTTPRequestHandler):
             if parts[0] == "v" and len(parts) == 3:
                 return f"{parts[1]}@{parts[2]}", pages.version_page(registry, state.current_index(), parts[1], parts[2])
             if parts == ["compare"]:
-                refs = parse_qs(url.query, max_num_fields=64).get("ref", [])
+                refs = fields.get("ref", [])
                 return "compare", pages.compare_page(registry, refs)
         raise NotFound(f"No page at {url.path[:100]!r}", hint="pages: /, /m/NAME, /v/NAME/N, /compare?ref=A&ref=B")
 
