@@ -34,10 +34,12 @@ from . import Styled, emit_json, info, json_option, main, pass_ctx, printable, p
 @click.option("--name", help="Model name to register under (default: the architecture; single ARCH only).")
 @click.option("--tag", "tags", multiple=True, metavar="KEY=VALUE", help="Tag for registered versions; repeatable.")
 @click.option("--junit", type=click.Path(dir_okay=False, path_type=Path), help="Also write JUnit XML (one testcase per pair).")
+@click.option("--html", "html_file", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also write a self-contained HTML report (pair matrix, divergence), on failure too.")
 @json_option
 @pass_ctx
 def parity_cmd(ctx, arch, all_archs, frameworks, input_size, batch, seed, num_classes, weights_file, opset, rtol, top1,
-               provider, native_only, register, name, tags, junit, as_json) -> None:
+               provider, native_only, register, name, tags, junit, html_file, as_json) -> None:
     """Check that every framework and every ONNX export of ARCH compute the same logits.
 
     One seeded set of canonical weights (or the checkpoint given with --weights) is loaded into
@@ -108,6 +110,10 @@ def parity_cmd(ctx, arch, all_archs, frameworks, input_size, batch, seed, num_cl
         from .._atomic import write_file
 
         write_file(junit, to_junit(reports).encode("utf-8"))  # atomic; never through a planted link
+    if html_file is not None:
+        from ..ui.report import write_report
+
+        write_report(html_file, parity=[r.payload() for r in reports])
     if as_json:
         emit_json([r.payload() for r in reports])
     else:
@@ -115,6 +121,8 @@ def parity_cmd(ctx, arch, all_archs, frameworks, input_size, batch, seed, num_cl
             _render(r)
         if junit is not None:
             info(f"wrote JUnit XML to {junit}")
+        if html_file is not None:
+            info(f"wrote the HTML report to {html_file}")
     raise_for_failures(reports)
 
 
