@@ -6,8 +6,8 @@ after each page. Screenshots go to $ZOO_TEST_OUTPUT/ui (default: test-output/ui,
 
 The evidence store is made by real zoo commands on tiny models: `zoo parity` on the numpy frameworks of
 test_parity.py (registers two versions with the parity report), `zoo bench` (latency report) and
-`zoo convert --fp16` (a derived variant and its error report); the eval report has the documented
-shape (zoo.ui.card) since `zoo eval` does not exist yet. The 10,000-version store is written through
+`zoo convert --fp16` (a derived variant and its error report); the eval report has zoo.evaluation's
+shape (EVAL below). The 10,000-version store is written through
 one metadata transaction on the tiny ONNX factory's artifact (the UI reads records, never bytes).
 """
 from __future__ import annotations
@@ -86,9 +86,13 @@ def output_folder() -> Path:
 FAST_BENCH = ["--warmup", "1", "--min-time", "0.02", "--min-iters", "3", "--no-save"]
 HOSTILE_LABELS = ("<script>alert(1)</script>", '"double"', "'single'", "a&b", "</td></tr></table>", "<img src=x onerror=alert(2)>",
                   "{{7*7}}", "c", "d", "e")
-EVAL = {"top1": 0.8, "top5": 0.95, "images": 40, "images_per_s": 123.4, "dataset": {"name": "tiny-set", "sha256": "ab" * 32},
-        "classes": ["cat", "dog", "<bird>"], "per_class": {"cat": 0.9, "dog": 0.7, "<bird>": 0.8},
-        "confusion": [[9, 1, 0], [2, 7, 1], [0, 1, 8]]}
+EVAL = {"ref": "tiny@1", "sha256": "ab" * 32, "k": 5, "top1": 0.8, "top5": 0.95, "images_per_s": 123.4, "seconds": 0.3,
+        "data": {"path": "/data/tiny-set", "layout": "folder", "digest": "cd" * 32, "images": 30, "total": 30, "sample": None,
+                 "classes": ["cat", "dog", "<bird>"], "skipped": {}, "skipped_examples": {}, "empty_classes": []},
+        "per_class": [{"class": "cat", "index": 0, "images": 10, "top1": 0.9}, {"class": "dog", "index": 1, "images": 10, "top1": 0.7},
+                      {"class": "<bird>", "index": 2, "images": 10, "top1": 0.8}],
+        "confusion": {"labels": ["cat", "dog", "<bird>", "other"], "matrix": [[9, 1, 0, 0], [2, 7, 1, 0], [0, 1, 8, 1]]}}
+# (zoo.evaluation's payload; tests/test_eval.py proves `zoo eval` writes exactly this shape from real images)
 
 
 def _fakes(monkeypatch: pytest.MonkeyPatch, broken: bool = False) -> None:
@@ -230,6 +234,7 @@ def test_model_page_shows_timeline_aliases_and_variants(ui, browser):
     assert page["errors"] == []
     assert "3 versions" in page["text"] and "Derived variants" in page["text"] and "tiny@3" in page["text"]
     assert "fp16 from tiny@1" in page["text"]  # the variant is linked to its source
+    assert "Alias history" in page["text"] and "set" in page["text"]  # `zoo alias tiny@1 prod`, from the history records
     assert _count(browser, "svg[data-chart=line]") == (1, [3])  # versions over time: one series, one point per version
 
 
@@ -498,7 +503,8 @@ def test_eval_section_draws_the_documented_shape():
     assert "80.00%" in html and "95.00%" in html and "tiny-set" in html and "&lt;bird&gt;" in html and "<bird>" not in html
     assert html.count('<rect class="pt"') == 3 * 3 + 3  # the 3x3 confusion matrix and 3 per-class bars
     n = 60
-    big = eval_section({"top1_accuracy": 0.5, "confusion_matrix": [[1 if i == j else 0 for j in range(n)] for i in range(n)]})
+    big = eval_section({"top1": 0.5, "confusion": {"labels": [*map(str, range(n)), "other"],
+                                                  "matrix": [[1 if i == j else 0 for j in range(n + 1)] for i in range(n)]}})
     assert big.count('<rect class="pt"') == MAX_CONFUSION ** 2 and f"{n:,} classes" in big
     assert "-" in eval_section({})  # every key optional
 

@@ -11,10 +11,8 @@ Report kinds drawn:
   by max relative error against the run's ``rtol``, the pair table, and the first diverging layer group;
 - ``bench`` (:func:`zoo.bench.bench_artifact` payload): latency vs batch per engine, p50/p90/p99, one chart;
 - ``fp16-parity``, ``int8-parity`` (:func:`zoo.convert.report.conversion_report`): the error vs the source;
-- ``eval``: ``{"top1": 0.76, "top5": 0.93, "images": 500, "classes": ["cat", ...],
-  "confusion": [[int, ...], ...] (rows: true class, columns: predicted), "per_class": {"cat": 0.9, ...},
-  "dataset": {"name": ..., "sha256": ...}, "images_per_s": ...}``; accuracies as fractions 0..1; any key
-  may be missing (``top1_accuracy``/``top5_accuracy``, ``confusion_matrix``, ``labels`` are read too).
+- ``eval`` (:mod:`zoo.evaluation`'s payload): top-1/top-5, the data set (path, digest, images, skipped),
+  per-class accuracy bars, the confusion heatmap, and the comparison with ``against`` when present.
 """
 from __future__ import annotations
 
@@ -302,23 +300,29 @@ def _pct(x: Any) -> str:
 
 
 def eval_section(p: Mapping[str, Any]) -> str:
-    top1 = p.get("top1", p.get("top1_accuracy"))
-    top5 = p.get("top5", p.get("top5_accuracy"))
-    classes = [str(c) for c in (p.get("classes") or p.get("labels") or [])]
-    dataset = p.get("dataset")
-    rows = [("top-1 accuracy", _pct(top1)), ("top-5 accuracy", _pct(top5)), ("images", fmt_num(p.get("images"))),
-            ("images/s", fmt_num(as_float(p.get("images_per_s")))),
-            ("data set", plain_text(dataset) if dataset is not None else "-")]
+    found = p.get("data")
+    data: Mapping[str, Any] = found if isinstance(found, Mapping) else {}
+    rows = [("top-1 accuracy", _pct(p.get("top1"))), (f"top-{p.get('k', 5)} accuracy", _pct(p.get("top5"))),
+            ("images", fmt_num(data.get("images"))), ("images/s", fmt_num(as_float(p.get("images_per_s")))),
+            ("data set", plain_text(data.get("path", "-"))), ("data digest", plain_text(data.get("digest", "-"))),
+            ("skipped", plain_text(data.get("skipped") or "-"))]
+    against = p.get("against")
+    if isinstance(against, Mapping):
+        rows += [("against", plain_text(against.get("ref", "-"))), ("against top-1", _pct(against.get("top1"))),
+                 ("top-1 delta", f"{(as_float(against.get('top1_delta')) or 0) * 100:+.2f} points"),
+                 ("top-1 agreement", _pct(against.get("top1_agreement")))]
     out = kv_table(rows)
-    per_class = p.get("per_class")
-    if isinstance(per_class, Mapping) and per_class:
-        bars = [(str(k), (as_float(val) or 0.0) * (100 if (as_float(val) or 0) <= 1 else 1)) for k, val in per_class.items()]
+    per_class = [c for c in p.get("per_class") or [] if isinstance(c, Mapping)]
+    if per_class:
+        bars = [(str(c.get("class")), (as_float(c.get("top1")) or 0.0) * 100) for c in per_class]
         shown = bars if len(bars) <= 40 else sorted(bars, key=lambda b: b[1])[:40]
         out += "<figure>" + bar_chart(shown, title="per-class accuracy" + ("" if len(bars) <= 40 else " (40 lowest)"),
                                       x_label="accuracy %") + "</figure>"
-    matrix = p.get("confusion", p.get("confusion_matrix"))
-    if isinstance(matrix, list) and matrix:
-        out += confusion(matrix, classes)
+    matrix = p.get("confusion")
+    if isinstance(matrix, Mapping) and isinstance(matrix.get("matrix"), list) and matrix["matrix"]:
+        names = [str(c) for c in matrix.get("labels") or []]
+        cells = [row[:len(matrix["matrix"])] for row in matrix["matrix"]]  # the square part: "other" is a column only
+        out += confusion(cells, names[:len(cells)])
     return out
 
 

@@ -1,6 +1,6 @@
 """The UI's pages over a registry: models (search, filters, paging), a model, a version, a comparison.
 
-Invariant: pages only read (``list``, ``resolve``, ``reports`` and, where the store has it,
+Invariant: pages only read (``list``, ``resolve``, ``reports`` and
 ``alias_history``); their cost is the page shown, not the store: the models page filters an in-memory
 :class:`Index` of version records (built once, refreshed by the server) and renders one page of rows.
 """
@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from ..errors import InvalidInput
-from ..records import ModelVersion, Report
+from ..records import AliasEvent, ModelVersion, Report
 from . import card
 from ._html import as_float, badges, esc, fmt_size, grid, href, plain_text
 from .svg import Series, bar_chart, line_chart
@@ -186,20 +186,14 @@ def _timeline(versions: Sequence[ModelVersion]) -> str:
                       title=f"versions over time ({len(stamps):,})")
 
 
-def _history_rows(events: Any) -> tuple[list[str], list[list[str]]]:
-    rows = []
-    for e in list(events)[:500]:
-        if dataclasses.is_dataclass(e) and not isinstance(e, type):
-            d = dataclasses.asdict(e)
-        elif isinstance(e, Mapping):
-            d = dict(e)
-        else:
-            d = {"event": e}
-        rows.append(d)
-    columns: list[str] = []
-    for d in rows:
-        columns += [k for k in d if k not in columns]
-    return columns, [[esc(plain_text(d.get(c))) for c in columns] for d in rows]
+def _history_rows(events: Sequence[AliasEvent]) -> list[list[str]]:
+    """The newest 500 moves, newest first: when, alias, what, from, to, who, why, the gate's verdict."""
+    def gate(e: AliasEvent) -> str:
+        return "-" if e.policy is None else "met" if e.policy.get("passed") else "overridden" if e.forced else "not met"
+
+    return [[esc(e.at[:19].replace("T", " ")), esc(e.alias), esc(e.action), esc(plain_text(e.from_version)),
+             esc(plain_text(e.to_version)), esc(e.actor), esc(e.reason or "-"), esc(gate(e))]
+            for e in list(reversed(events))[:500]]
 
 
 def model_page(registry: Any, index: Index, name: str, query: Mapping[str, str]) -> str:
@@ -228,16 +222,10 @@ def model_page(registry: Any, index: Index, name: str, query: Mapping[str, str])
     alias_html = grid(["alias", "points at", "version created (UTC)"],
                       [[esc(a), f'<a href="{link(v.name, v.version)}">{esc(v.ref)}</a>', esc(v.created_at[:19])]
                        for a, v in sorted(aliases, key=lambda x: x[0])]) if aliases else '<p class="mute">no aliases</p>'
-    history_html = ""
-    history = getattr(registry, "alias_history", None)
-    if callable(history):
-        try:
-            events = history(name)
-        except Exception as exc:  # an older store without the records: say so, show the rest
-            history_html = f'<h2>Alias history</h2><p class="mute">not available: {esc(exc)}</p>'
-        else:
-            columns, hrows = _history_rows(events)
-            history_html = "<h2>Alias history</h2>" + (grid(columns, hrows) if hrows else '<p class="mute">no alias moves recorded</p>')
+    hrows = _history_rows(registry.alias_history(name)) if versions else []
+    history_html = "<h2>Alias history</h2>" + (
+        grid(["at (UTC)", "alias", "action", "from", "to", "who", "reason", "gate"], hrows) if hrows
+        else '<p class="mute">no alias moves recorded</p>')
     shas = {v.sha256 for v in versions}
     derived = [v for s in shas for v in index.variants.get(s, [])]
     derived += [v for v in versions if card.source_of(v)[0] and v not in derived]
