@@ -5,6 +5,7 @@ Nothing here imports a framework or touches the disk; stores persist these as JS
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -200,8 +201,13 @@ class ModelVersion(VersionMeta):
         d["tags"] = dict(d.get("tags", {}))
         d["provenance"] = dict(d.get("provenance", {}))
         _transform_and_labels_from_dict(d)
-        names = {f.name for f in dataclasses.fields(cls)}
+        names = _field_names(cls)
         return cls(**{k: v for k, v in d.items() if k in names})
+
+
+@functools.lru_cache(maxsize=None)
+def _field_names(cls: type) -> frozenset[str]:
+    return frozenset(f.name for f in dataclasses.fields(cls))
 
 
 def _transform_and_labels_from_dict(d: dict[str, Any]) -> None:

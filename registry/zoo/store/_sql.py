@@ -156,13 +156,13 @@ class Filters:
             if value is not None:
                 clauses.append(f"v.{column} = ?")
                 args.append(value)
+        # Row-value IN over an indexed lookup: the database starts from the few matching tag/alias rows
+        # (indexes tags_key_value, aliases_alias) instead of testing every version.
         for key, value in self.tags:
-            clauses.append("EXISTS (SELECT 1 FROM {p}tags t WHERE t.name = v.name AND t.version = v.version"
-                           " AND t.key = ? AND t.value = ?)")
+            clauses.append("(v.name, v.version) IN (SELECT t.name, t.version FROM {p}tags t WHERE t.key = ? AND t.value = ?)")
             args += [key, value]
         if self.alias is not None:
-            clauses.append("EXISTS (SELECT 1 FROM {p}aliases a WHERE a.name = v.name AND a.version = v.version"
-                           " AND a.alias = ?)")
+            clauses.append("(v.name, v.version) IN (SELECT a.name, a.version FROM {p}aliases a WHERE a.alias = ?)")
             args.append(self.alias)
         if self.precision is not None:
             clauses.append("{precision} = ?")
