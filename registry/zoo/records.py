@@ -5,7 +5,6 @@ Nothing here imports a framework or touches the disk; stores persist these as JS
 from __future__ import annotations
 
 import dataclasses
-import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -205,9 +204,14 @@ class ModelVersion(VersionMeta):
         return cls(**{k: v for k, v in d.items() if k in names})
 
 
-@functools.lru_cache(maxsize=None)
+_FIELD_NAMES: dict[type, frozenset[str]] = {}
+
+
 def _field_names(cls: type) -> frozenset[str]:
-    return frozenset(f.name for f in dataclasses.fields(cls))
+    names = _FIELD_NAMES.get(cls)
+    if names is None:
+        names = _FIELD_NAMES[cls] = frozenset(f.name for f in dataclasses.fields(cls))
+    return names
 
 
 def _transform_and_labels_from_dict(d: dict[str, Any]) -> None:
