@@ -26,6 +26,7 @@ from ..records import AliasEvent, ModelVersion, Report
 __all__ = ["ALIAS_CHANNEL", "Dialect", "Filters", "SQLTxn", "tables_ddl"]
 
 ALIAS_CHANNEL = "zoo_alias"  # PostgreSQL NOTIFY channel of alias moves (see zoo.store.base)
+_NOTIFY_MAX_BYTES = 7000
 
 
 @dataclass(frozen=True)
@@ -347,7 +348,10 @@ class SQLTxn:
                            to_version=after, reason=reason, forced=forced,
                            policy=None if policy_json is None else json.loads(policy_json))
         if self._d.notify is not None:
-            self._x(self._d.notify, (json.dumps({**event.to_dict(), "schema": self._d.schema}, sort_keys=True),))
+            payload = json.dumps({**event.to_dict(), "schema": self._d.schema}, sort_keys=True)
+            if len(payload.encode()) > _NOTIFY_MAX_BYTES:  # PostgreSQL caps a payload at 8000 bytes: drop the verdict
+                payload = json.dumps({**event.to_dict(), "schema": self._d.schema, "policy": "truncated"}, sort_keys=True)
+            self._x(self._d.notify, (payload,))
         return event
 
     def set_tags(self, name: str, version: int, tags: Mapping[str, str]) -> None:
