@@ -19,6 +19,9 @@ Promises (each proved by a test named in SECURITY.md):
   before handing it out; a mismatch raises :class:`~zoo.errors.IntegrityError`.
 - *Immutable*: nothing changes a version's bytes or recorded facts; only aliases and tags
   move, and :meth:`Registry.remove` is an explicit delete.
+- *Accountable*: every alias set, move and delete appends an :class:`~zoo.records.AliasEvent` in the
+  transaction of the move (the database refuses to change or delete one); :meth:`Registry.alias_history`
+  lists them and ``resolve(ref, at=...)`` answers what an alias meant at a past time.
 """
 from __future__ import annotations
 

@@ -200,8 +200,18 @@ class ModelVersion(VersionMeta):
         d["tags"] = dict(d.get("tags", {}))
         d["provenance"] = dict(d.get("provenance", {}))
         _transform_and_labels_from_dict(d)
-        names = {f.name for f in dataclasses.fields(cls)}
+        names = _field_names(cls)
         return cls(**{k: v for k, v in d.items() if k in names})
+
+
+_FIELD_NAMES: dict[type, frozenset[str]] = {}
+
+
+def _field_names(cls: type) -> frozenset[str]:
+    names = _FIELD_NAMES.get(cls)
+    if names is None:
+        names = _FIELD_NAMES[cls] = frozenset(f.name for f in dataclasses.fields(cls))
+    return names
 
 
 def _transform_and_labels_from_dict(d: dict[str, Any]) -> None:

@@ -26,6 +26,7 @@ from ..records import AliasEvent, ModelVersion, Report
 __all__ = ["ALIAS_CHANNEL", "Dialect", "Filters", "SQLTxn", "tables_ddl"]
 
 ALIAS_CHANNEL = "zoo_alias"  # PostgreSQL NOTIFY channel of alias moves (see zoo.store.base)
+_NOTIFY_MAX_BYTES = 7000
 
 
 @dataclass(frozen=True)
@@ -189,13 +190,13 @@ class Filters:
             if value is not None:
                 clauses.append(f"v.{column} = ?")
                 args.append(value)
+        # Row-value IN over an indexed lookup: the database starts from the few matching tag/alias rows
+        # (indexes tags_key_value, aliases_alias) instead of testing every version.
         for key, value in self.tags:
-            clauses.append("EXISTS (SELECT 1 FROM {p}tags t WHERE t.name = v.name AND t.version = v.version"
-                           " AND t.key = ? AND t.value = ?)")
+            clauses.append("(v.name, v.version) IN (SELECT t.name, t.version FROM {p}tags t WHERE t.key = ? AND t.value = ?)")
             args += [key, value]
         if self.alias is not None:
-            clauses.append("EXISTS (SELECT 1 FROM {p}aliases a WHERE a.name = v.name AND a.version = v.version"
-                           " AND a.alias = ?)")
+            clauses.append("(v.name, v.version) IN (SELECT a.name, a.version FROM {p}aliases a WHERE a.alias = ?)")
             args.append(self.alias)
         if self.precision is not None:
             clauses.append("{precision} = ?")
@@ -387,7 +388,10 @@ class SQLTxn:
                            to_version=after, reason=reason, forced=forced,
                            policy=None if policy_json is None else json.loads(policy_json))
         if self._d.notify is not None:
-            self._x(self._d.notify, (json.dumps({**event.to_dict(), "schema": self._d.schema}, sort_keys=True),))
+            payload = json.dumps({**event.to_dict(), "schema": self._d.schema}, sort_keys=True)
+            if len(payload.encode()) > _NOTIFY_MAX_BYTES:  # PostgreSQL caps a payload at 8000 bytes: drop the verdict
+                payload = json.dumps({**event.to_dict(), "schema": self._d.schema, "policy": "truncated"}, sort_keys=True)
+            self._x(self._d.notify, (payload,))
         self.add_event("alias.moved", f"{name}@{alias}", event.to_dict())
         return event
 

@@ -34,6 +34,8 @@ from ._sqlite_schema import DIALECT, SCHEMA, SCHEMA_VERSION
 from .base import LEGACY_STORE_ID, StoreIdentity
 
 __all__ = ["SCHEMA_VERSION", "SQLiteMetadataStore"]
+
+_SCHEMA = ";\n".join(SCHEMA)  # the whole schema as one script (tests recreate old stores from it)
 LOCK_TIMEOUT_ENV = "ZOO_LOCK_TIMEOUT"
 _BUSY_TIMEOUT_MS = 2000
 
@@ -139,7 +141,7 @@ class SQLiteMetadataStore:
     def _migrate(self, conn: sqlite3.Connection, *, force: bool = False) -> None:
         """Inside a write transaction: bring a zoo database of an older schema up to this one (every
         statement is idempotent). ``force``: also create the tables of a new, empty database."""
-        if self._schema_version(conn) >= SCHEMA_VERSION:
+        if self._schema_version(conn) >= SCHEMA_VERSION and not force:
             return
         if not force and conn.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='versions'").fetchone() is None:
             return  # not a zoo database (yet): identity() says what it is
