@@ -18,6 +18,7 @@ from backends import Backend
 from conftest import cli_on
 from zoo._registry import Registry
 from zoo.errors import ImmutableError, InvalidReference, NotFound, StoreError
+from zoo.store.sqlite import SCHEMA_VERSION
 
 
 def moves(events) -> list[tuple]:
@@ -179,7 +180,7 @@ def test_an_old_embedded_store_reads_then_migrates_on_its_first_write(embedded_s
     assert old.alias_history("m") == [] and [v.ref for v in old.list(tags={"team": "vision"}, alias="prod")] == ["m@1"]
     old.set_alias("m@1", "canary")
     conn = sqlite3.connect(embedded_store.root / "registry.db")
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == 2
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     conn.close()
     assert moves(old.alias_history("m")) == [("canary", "set", None, 1, None)]
 

@@ -36,6 +36,7 @@ def _alias_event_triggers(s: str) -> list[str]:
 
 def _event_triggers(s: str) -> list[str]:
     return [
+        f"DROP TRIGGER IF EXISTS events_append_only ON {s}.events",  # idempotent: a half-migrated store re-runs it
         f"""CREATE TRIGGER events_append_only BEFORE UPDATE OR DELETE ON {s}.events
     FOR EACH ROW EXECUTE FUNCTION {s}.refuse_update('events', 'append-only')""",
     ]
