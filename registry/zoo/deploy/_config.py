@@ -16,7 +16,7 @@ All versions of one Triton model share one config, so they must share a signatur
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from ..errors import InvalidInput, PluginUnavailable
 from ..records import ModelVersion, TensorSpec
@@ -46,7 +46,6 @@ class TritonOptions:
     instances: int = 1
     tensorrt: bool = False
     trt_fp16: bool = False
-    extra: dict[str, str] = field(default_factory=dict)  # reserved: ORT parameters, key -> value
 
     def check(self) -> None:
         if self.max_batch_size < 0:
