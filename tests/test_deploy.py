@@ -254,6 +254,18 @@ def test_different_bytes_under_a_version_number_are_replaced_whole(tmp_path):
     assert hashlib.sha256(model.read_bytes()).hexdigest() == zoo.open_registry(store).resolve("m@1").sha256
 
 
+def test_deploy_reads_the_verified_bytes_from_either_store(store, backend, tmp_path):
+    """The embedded store and the shared one (PostgreSQL + S3, through its local cache) deploy the same bytes."""
+    from zoo.deploy import deploy_triton
+
+    version = store.register(tiny_cnn(tmp_path / "a.onnx", size=16), name="m", meta=_meta(classes=10)).version
+    result = deploy_triton(store, ["m"], str(tmp_path / "out"))
+    assert [v.status for v in result.versions] == ["written"] and result.versions[0].sha256 == version.sha256
+    assert hashlib.sha256((tmp_path / "out/m/1/model.onnx").read_bytes()).hexdigest() == version.sha256
+    assert (tmp_path / "out/m/labels.txt").read_text().splitlines() == list(version.labels.classes)
+    assert not deploy_triton(store, ["m"], str(tmp_path / "out")).changed
+
+
 @pytest.fixture
 def s3_target(shared_services):
     import uuid

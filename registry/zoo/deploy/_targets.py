@@ -132,7 +132,12 @@ class FolderTarget:
                 os.rename(stage, final)
                 shutil.rmtree(old, ignore_errors=True)
             else:
-                os.rename(stage, final)
+                try:
+                    os.rename(stage, final)
+                except OSError:
+                    if not self.same_files(folder, [stored for _, stored in files]):
+                        raise
+                    return False  # a concurrent deploy put the same bytes there first
             _fsync_dir(parent)
             return replaced
         except OSError as exc:
