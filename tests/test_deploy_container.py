@@ -54,6 +54,7 @@ def test_runs_as_a_non_root_user_and_checks_readiness():
     assert {"8080", "8081"} <= set(" ".join(rest for k, rest in steps if k == "EXPOSE").split())
     cmd = _exec_form("CMD")
     assert cmd[cmd.index("--http-port") + 1] == "8080" and cmd[cmd.index("--grpc-port") + 1] == "8081"
+    assert cmd[cmd.index("--host") + 1] == "0.0.0.0"  # localhost inside a container is unreachable from outside
 
 
 def test_the_command_line_parses_with_zoos_cli():

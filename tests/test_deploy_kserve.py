@@ -56,6 +56,7 @@ def test_manifest_serves_the_exact_version(kserve_store, runtime):
     else:
         container = predictor["containers"][0]
         assert container["args"][:2] == ["serve", f"resnet50@sha256:{version.sha256}"]  # content-pinned
+        assert container["args"][container["args"].index("--host") + 1] == "0.0.0.0"
         assert container["readinessProbe"]["httpGet"]["path"] == "/v2/health/ready"
         assert {"name": "STORAGE_URI", "value": "s3://models/triton"} in container["env"]
 

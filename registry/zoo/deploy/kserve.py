@@ -5,8 +5,8 @@ Two runtimes:
 - ``triton`` (default): ``predictor.model`` with ``modelFormat: triton``, ``runtime: kserve-tritonserver``,
   ``protocolVersion: v2`` and ``storageUri`` = a repository ``zoo deploy triton REF --to URI`` wrote
   (its config pins the version); Triton is told to load only this model.
-- ``zoo``: a custom predictor container running ``zoo serve NAME@sha256:<digest> --http-port 8080
-  --grpc-port 8081`` on a folder store that KServe's storage initializer downloads from ``storageUri``
+- ``zoo``: a custom predictor container running ``zoo serve NAME@sha256:<digest> --host 0.0.0.0
+  --http-port 8080 --grpc-port 8081`` on a folder store that KServe's storage initializer downloads from ``storageUri``
   (``STORAGE_URI`` -> ``/mnt/models``); the content pin makes any other bytes fail to load.
 
 Invariant: every manifest validates against KServe's own InferenceService CRD schema (vendored from
@@ -127,8 +127,8 @@ def kserve_manifest(version: ModelVersion, ref: str, options: KServeOptions, *, 
         predictor["containers"] = [{
             "name": "kserve-container",
             "image": options.image,
-            "args": ["serve", f"{version.name}@sha256:{version.sha256}", "--http-port", str(HTTP_PORT),
-                     "--grpc-port", str(GRPC_PORT)],
+            "args": ["serve", f"{version.name}@sha256:{version.sha256}", "--host", "0.0.0.0",
+                     "--http-port", str(HTTP_PORT), "--grpc-port", str(GRPC_PORT)],
             "env": [{"name": "STORAGE_URI", "value": options.storage_uri}, {"name": "ZOO_STORE", "value": "/mnt/models"}],
             "ports": [{"containerPort": HTTP_PORT, "name": "http1", "protocol": "TCP"}],
             "readinessProbe": probe,
