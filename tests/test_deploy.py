@@ -3,8 +3,9 @@ shapes, run under ONNX Runtime against `zoo run`, re-run idempotently, interrupt
 
 One session registry holds, for every reference architecture, a small-input graph under that architecture's
 name with its contract (images [batch, 3, 64, 64] -> logits [batch, 1000], imagenet-1k labels), plus an fp16
-and an int8 conversion of one of them; a real PyTorch export (resnet18 at 64 px) is the `torch` case. Full
-exports of all nine architectures run under `-m slow`.
+and an int8 conversion of one of them: the config depends only on the recorded signature and labels, and a real
+export costs 25-75 s per architecture on the CI machine. The PyTorch plugin's real exports of all nine
+architectures (64 px), deployed and run from the repository, run under `-m slow`.
 """
 from __future__ import annotations
 
