@@ -197,4 +197,20 @@ def main(ctx: click.Context, store: str | None, artifacts: str | None, debug: bo
 
 
 # Command modules register themselves on `main` when imported (each imports no framework).
-from . import bench, browse, copy, evaluate, events, export, gc, inventory, parity, promote, run, stores, ui, weights  # noqa: E402, F401
+from . import (  # noqa: E402, F401  (one module per line: merges stay quiet)
+    bench,
+    browse,
+    copy,
+    deploy,
+    evaluate,
+    events,
+    export,
+    gc,
+    inventory,
+    parity,
+    promote,
+    run,
+    stores,
+    ui,
+    weights,
+)
