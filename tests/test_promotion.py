@@ -36,7 +36,7 @@ def team(backend, tmp_path):
 def test_a_gated_alias_refuses_a_worse_candidate_and_accepts_a_better_one(team):
     zoo, data, backend = team
     zoo("eval", "colours@2", "--data", str(data), "--against", "colours@1")
-    refused = zoo("alias", "colours@2", "prod", code=12).stderr
+    refused = zoo("alias", "colours@2", "prod", code=13).stderr
     assert "eval.top1 >= prod - 0.5%" in refused and "0.3 >= 0.695: not met" in refused
     zoo("eval", "colours@3", "--data", str(data), "--against", "colours@1")
     zoo("alias", "colours@3", "prod", "--reason", "same accuracy, new bytes")
@@ -60,7 +60,7 @@ def test_force_needs_a_reason_and_is_recorded(team):
 def test_promote_runs_the_eval_the_policy_needs_and_is_refused_when_worse(team):
     zoo, data, backend = team
     assert "Expected --data DIR" in zoo("promote", "colours@2", "prod", code=2).stderr
-    assert "not met" in zoo("promote", "colours@2", "prod", "--data", str(data), code=12).stderr
+    assert "not met" in zoo("promote", "colours@2", "prod", "--data", str(data), code=13).stderr
     out = json.loads(zoo("promote", "colours@3", "prod", "--data", str(data), "--json").stdout)
     assert out["ran"] == ["eval"] and out["version"]["version"] == 3 and out["event"]["policy"]["passed"]
     registry = backend.open()

@@ -118,7 +118,7 @@ class GateRefused(ZooError):
     """A gated alias was not moved: the candidate does not meet the alias's policy (each unmet
     requirement and its figures are named; ``--force --reason TEXT`` overrides, recorded)."""
 
-    exit_code = 12
+    exit_code = 13
 
 
 INTERNAL_ERROR_EXIT = 70  # a bug or an unexpected environment fault (not a ZooError)

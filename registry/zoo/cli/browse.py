@@ -116,7 +116,7 @@ def alias_cmd(ctx, ref, alias, delete, reason, force, history, as_json) -> None:
     Aliases move; versions never change. `latest` is implicit. Every set, move and
     delete is recorded (append-only) with the time, the OS user (the PostgreSQL role
     on a shared store), the versions and --reason. A gated alias (`zoo policy`) moves
-    only to a version that meets its policy: otherwise exit 12 names what is missing.
+    only to a version that meets its policy: otherwise exit 13 names what is missing.
 
     \b
       zoo alias resnet50@3 prod --reason "eval +0.4% top-1"

@@ -26,7 +26,7 @@ def policy_cmd(ctx, model, alias, requirements, clear, as_json) -> None:
     """Gate ALIAS of MODEL: what a version's reports must show before the alias may point at it.
 
     Without --require or --clear, lists the policies (of MODEL). A move that falls short is
-    refused (exit 12) naming each unmet requirement and its figures; `zoo alias ... --force
+    refused (exit 13) naming each unmet requirement and its figures; `zoo alias ... --force
     --reason TEXT` overrides, and the alias history records it.
 
     \b
@@ -69,7 +69,7 @@ def promote_cmd(ctx, ref, alias, data, reason, min_time, as_json) -> None:
 
     Evaluates REF and the current version on --data (one pass) when the policy reads eval
     figures they lack, and times both interleaved when it reads bench figures; then the gate
-    decides: the alias moves (exit 0) or stays and each unmet requirement is named (exit 12).
+    decides: the alias moves (exit 0) or stays and each unmet requirement is named (exit 13).
 
     \b
     Examples:
