@@ -114,5 +114,16 @@ class Conflict(ZooError):
     exit_code = 11
 
 
+class Unavailable(ZooError):
+    """A server cannot take the request now: its queue is full, it is draining, the request timed
+    out, or its port is taken. Retrying later (or elsewhere) can succeed."""
+
+    exit_code = 12
+
+
+class RequestTimeout(Unavailable):
+    """A served request did not finish within the server's per-request timeout."""
+
+
 INTERNAL_ERROR_EXIT = 70  # a bug or an unexpected environment fault (not a ZooError)
 INTERRUPTED_EXIT = 130

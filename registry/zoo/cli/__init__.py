@@ -197,4 +197,4 @@ def main(ctx: click.Context, store: str | None, artifacts: str | None, debug: bo
 
 
 # Command modules register themselves on `main` when imported (each imports no framework).
-from . import bench, browse, copy, export, gc, inventory, parity, run, stores, weights  # noqa: E402, F401
+from . import bench, browse, copy, export, gc, inventory, parity, run, serve, stores, weights  # noqa: E402, F401
