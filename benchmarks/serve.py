@@ -185,7 +185,7 @@ class Servers:
                     env["PYTHONPATH"] = os.pathsep.join([str(root), env["PYTHONPATH"]])
                 else:
                     raise RuntimeError(f"unknown server {name!r}")
-                out = open(logs / f"{name}.log", "w")  # noqa: SIM115 (closed with the process)
+                out = open(logs / f"{name}.log", "w")
                 proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=work)
                 self.procs.append(proc)
                 log(f"starting {name} (REST {http}, gRPC {grpc}) ...")

@@ -12,10 +12,10 @@ import pytest
 
 pytest.importorskip("tritonclient.http")
 
-from conftest import REPO_ROOT, cli_on, make_tiny_onnx  # noqa: E402
-from zoo.labels import Labels  # noqa: E402
-from zoo.records import VersionMeta  # noqa: E402
-from zoo.transforms import Transform  # noqa: E402
+from conftest import REPO_ROOT, cli_on, make_tiny_onnx
+from zoo.labels import Labels
+from zoo.records import VersionMeta
+from zoo.transforms import Transform
 
 README = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
 SECTION = README.split("## Serving", 1)[1].split("\n## ", 1)[0]
@@ -39,9 +39,9 @@ def _small(text: str, port: int) -> str:
 def test_readme_serving_section_runs_as_written(tmp_path):
     if shutil.which("curl") is None:
         pytest.skip("curl is not installed")
-    import zoo
     from PIL import Image
 
+    import zoo
     from zoo.serve import Server
 
     store = tmp_path / "store"
