@@ -46,7 +46,8 @@ REPO = Path(__file__).resolve().parents[1]
 VENVS = Path(os.environ.get("ZOO_BENCH_VENVS", "/work/venvs"))
 
 KSERVE_MODEL = '''
-import argparse, sys
+import json, os, sys
+sys.argv = sys.argv[:1]  # kserve parses sys.argv itself (its own options); ours come in ZOO_BENCH_KSERVE
 import kserve
 from kserve.protocol.infer_type import InferOutput, InferResponse
 import zoo
@@ -62,16 +63,13 @@ class ZooModel(kserve.Model):
         x = payload.inputs[0].as_numpy()
         y = self.session.run(self.out, {self.inp: x})[0]
         output = InferOutput(name="logits", shape=list(y.shape), datatype="FP32")
-        output.set_data_from_numpy(y, binary_data=payload.use_binary_outputs if hasattr(payload, "use_binary_outputs") else False)
+        output.set_data_from_numpy(y, binary_data=True)  # the load generator asks for binary outputs
         return InferResponse(response_id=payload.id or "", model_name=self.name, infer_outputs=[output])
 
 if __name__ == "__main__":
-    p = argparse.ArgumentParser()
-    p.add_argument("--store"); p.add_argument("--http", type=int); p.add_argument("--grpc", type=int)
-    p.add_argument("refs", nargs="+")
-    a = p.parse_args()
-    models = [ZooModel(ref.split("@")[0], ref, a.store) for ref in a.refs]
-    kserve.ModelServer(http_port=a.http, grpc_port=a.grpc, workers=1, enable_latency_logging=False).start(models)
+    a = json.loads(os.environ["ZOO_BENCH_KSERVE"])
+    models = [ZooModel(ref.split("@")[0], ref, a["store"]) for ref in a["refs"]]
+    kserve.ModelServer(http_port=a["http"], grpc_port=a["grpc"], workers=1, enable_latency_logging=False).start(models)
 '''
 
 MLSERVER_RUNTIME = '''
@@ -158,14 +156,16 @@ class Servers:
             try:
                 if name == "zoo":
                     cmd = [sys.executable, "-m", "zoo", "--store", str(store), "serve", *refs.values(), "--http-port", str(http),
-                           "--grpc-port", str(grpc), "--max-batch-size", "8", "--no-access-log"]
+                           "--grpc-port", str(grpc), "--max-batch-size", "8",
+                           "--request-timeout", "600"]  # as patient as the peers; access log on (the default)
                 elif name == "kserve":
                     py = VENVS / "kserve" / "bin" / "python"
                     if not py.exists():
                         raise RuntimeError(f"no venv at {py.parent.parent} (see this script's docstring)")
                     (work / "kserve_model.py").write_text(KSERVE_MODEL)
-                    cmd = [str(py), str(work / "kserve_model.py"), "--store", str(store), "--http", str(http), "--grpc",
-                           str(grpc), *refs.values()]
+                    cmd = [str(py), str(work / "kserve_model.py")]
+                    env["ZOO_BENCH_KSERVE"] = json.dumps({"store": str(store), "http": http, "grpc": grpc,
+                                                          "refs": list(refs.values())})
                 elif name == "mlserver":
                     exe = VENVS / "mlserver" / "bin" / "mlserver"
                     if not exe.exists():
