@@ -395,3 +395,16 @@ def test_metrics_count_requests_failures_and_latency(server):
     for name in ("zoo_serve_request_duration_seconds", "zoo_serve_queue_duration_seconds",
                  "zoo_serve_compute_duration_seconds"):
         assert _histogram(text, name, "tiny")[1] > 0, name
+
+
+def test_a_request_past_its_timeout_gets_504_and_the_server_stays_up(store):
+    from zoo.serve import Server
+
+    server = Server(["tiny@1"], store=store, http_port=0, grpc_port=None, request_timeout=0.2,
+                    max_queue_delay_us=1_500_000).start_in_thread()
+    try:
+        status, _, out = _post(server, "/v2/models/tiny/infer", _json_infer([1, 3, 8, 8], ONE))
+        assert status == 504 and "Expected an answer within 0.2 s" in json.loads(out)["error"]
+        assert _get(server, "/v2/health/live")[0] == 200
+    finally:
+        server.close()

@@ -3,7 +3,6 @@ another signature, and the graceful drain on SIGTERM (the real CLI in a child pr
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import threading
@@ -103,7 +102,7 @@ def test_a_move_to_another_signature_is_refused_and_the_old_version_keeps_servin
         server.close()
 
 
-def test_postgres_listen_swaps_without_waiting_for_the_poll(shared_services, tmp_path, tiny_onnx):
+def test_postgres_listen_swaps_without_waiting_for_the_poll(shared_services, tmp_path, tiny_onnx, monkeypatch):
     import psycopg
 
     from backends import Backend
@@ -111,7 +110,8 @@ def test_postgres_listen_swaps_without_waiting_for_the_poll(shared_services, tmp
     from zoo.store.location import parse_database
 
     backend = Backend.create("shared", tmp_path, shared_services)
-    os.environ.setdefault("ZOO_CACHE", str(tmp_path / "cache"))
+    for key, value in backend.env.items():
+        monkeypatch.setenv(key, value)
     registry = backend.open(cache=tmp_path / "cache")
     try:
         _register_versions(registry, tiny_onnx, seeds=(0, 1))

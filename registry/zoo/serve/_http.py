@@ -26,6 +26,10 @@ JSON = b"application/json"
 HEADER_LENGTH = "inference-header-content-length"
 
 
+class _Disconnected(Exception):
+    """The client went away before its request body was read: nothing to answer."""
+
+
 class HTTPError(Exception):
     def __init__(self, status: int, message: str):
         super().__init__(message)
@@ -138,6 +142,8 @@ class App:
         status, model, version, size = 500, None, None, 0
         try:
             status, headers, body, model, version, size = await self._handle(scope, receive, method, path)
+        except _Disconnected:
+            return
         except HTTPError as exc:
             status, headers, body = exc.status, [(b"content-type", JSON)], json.dumps({"error": exc.message}).encode()
         except ZooError as exc:
@@ -175,7 +181,7 @@ class App:
                 raise HTTPError(408, f"Expected the request body within {self.server.request_timeout:g} s. Received: "
                                      f"{size:,} bytes") from None
             if message["type"] == "http.disconnect":
-                raise asyncio.CancelledError
+                raise _Disconnected
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > limit:
@@ -229,7 +235,8 @@ class App:
             if tail == []:
                 return 200, json_headers, json.dumps(served.metadata(loaded)).encode(), name, loaded.version.version, 0
             if tail == ["ready"]:
-                return 200, json_headers, json.dumps({"name": name, "ready": server.ready}).encode(), name, None, 0
+                return (200 if server.ready else 503), json_headers, \
+                    json.dumps({"name": name, "ready": server.ready}).encode(), name, None, 0
         raise HTTPError(404, f"Expected an Open Inference Protocol path. Received: {method} {path[:100]!r}")
 
 

@@ -180,6 +180,7 @@ class ServedModel:
         self.metrics = metrics
         self.refused: set[str] = set()
         self._lock = asyncio.Lock()
+        self._retiring: set[asyncio.Future] = set()
         metrics.serving.labels(model=self.name, sha256=loaded.version.sha256).set(loaded.version.version)
 
     def pick(self, version: str | None) -> Loaded:
@@ -221,7 +222,9 @@ class ServedModel:
             self.metrics.serving.remove(self.name, old.version.sha256)
             self.metrics.serving.labels(model=self.name, sha256=version.sha256).set(version.version)
             log.info("%s now serves %s (sha256 %s), was %s", self.ref, version.ref, version.sha256, old.version.ref)
-            asyncio.ensure_future(old.retire())
+            retiring = asyncio.ensure_future(old.retire())
+            self._retiring.add(retiring)  # a reference until done: the loop keeps only weak ones
+            retiring.add_done_callback(self._retiring.discard)
             return True
 
     def metadata(self, loaded: Loaded) -> dict[str, Any]:

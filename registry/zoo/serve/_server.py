@@ -333,11 +333,17 @@ class Server:
             else:
                 x = model_input(loaded, request.inputs, self.opts.max_pixels)
             future = loaded.batcher.submit(x)
+            timer = asyncio.get_running_loop().call_later(self.request_timeout, future.cancel)  # no task per request
             try:
-                rows = await asyncio.wait_for(future, self.request_timeout)
-            except TimeoutError:
+                rows = await future
+            except asyncio.CancelledError:
+                task = asyncio.current_task()
+                if task is not None and task.cancelling():  # the client went away: not a timeout
+                    raise
                 raise RequestTimeout(f"Expected an answer within {self.request_timeout:g} s. Received: none (queue depth "
                                      f"{loaded.batcher.depth})", hint="retry later; the server is overloaded") from None
+            finally:
+                timer.cancel()
             outputs = output_tensors(loaded, rows, request)
         except BaseException as exc:
             self.metrics.failures.labels(*labels, str(status_of(exc)[0])).inc()
