@@ -408,3 +408,13 @@ def test_a_request_past_its_timeout_gets_504_and_the_server_stays_up(store):
         assert _get(server, "/v2/health/live")[0] == 200
     finally:
         server.close()
+
+
+def test_zoo_serve_is_callable_from_python(monkeypatch):
+    import zoo
+    from zoo.serve._server import Server
+
+    ran: list = []
+    monkeypatch.setattr(Server, "run", lambda self, on_ready=None: ran.append((self.refs, self.http_port)))
+    zoo.serve(["tiny@prod"], http_port=9000)  # the package is callable: zoo.serve([...]) runs a Server
+    assert ran == [(["tiny@prod"], 9000)] and zoo.serve.Server is Server

@@ -155,3 +155,25 @@ def test_sigterm_drains_in_flight_requests_and_exits_0(embedded_store, tiny_onnx
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+def test_a_move_to_a_corrupt_artifact_is_refused(embedded_store, tiny_onnx, caplog):
+    from backends import flip_byte
+    from zoo.serve import Server
+
+    expected = _register_versions(embedded_store, tiny_onnx, seeds=(0, 1))
+    embedded_store.set_alias("tiny@1", "prod")
+    flip_byte(embedded_store.path("tiny@2", verify=False))
+    server = Server(["tiny@prod"], store=embedded_store.root, http_port=0, grpc_port=None, poll_interval=0.05)
+    server.start_in_thread()
+    try:
+        embedded_store.set_alias("tiny@2", "prod")
+        _wait_for(lambda: "refused to serve tiny@2" in caplog.text)
+        assert "corrupt" in caplog.text  # the sha256 check, before any session is made
+        inp = thttp.InferInput("images", list(X.shape), "FP32")
+        inp.set_data_from_numpy(X)
+        result = thttp.InferenceServerClient(f"127.0.0.1:{server.http_port}").infer("tiny", [inp])
+        assert result.get_response()["model_version"] == "1"
+        np.testing.assert_array_equal(result.as_numpy("logits"), expected[1])
+    finally:
+        server.close()

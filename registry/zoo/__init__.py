@@ -107,9 +107,9 @@ def __getattr__(name: str) -> Any:
 
         return Labels
     if name == "serve":  # the subpackage, callable: zoo.serve(["resnet50@prod"], ...) (see zoo.serve.serve)
-        from . import serve
+        import importlib
 
-        return serve
+        return importlib.import_module(".serve", __name__)
     if name == "Transform":
         from .transforms import Transform
 

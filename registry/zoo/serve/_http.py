@@ -1,6 +1,6 @@
 """REST: the Open Inference Protocol's HTTP/JSON endpoints and the binary tensor data extension, as a bare
-ASGI app under uvicorn (no router framework: one dispatch on the path's segments, measured cheaper per
-request than a routing layer, and nothing else is needed).
+ASGI app under uvicorn (no router framework: one dispatch on the path's segments is all the protocol
+needs, and it adds nothing per request).
 
 Invariant: every response is the protocol's JSON (``{"error": ...}`` on failure, with the status of
 :func:`~zoo.serve._server.status_of`); a body over the limit is 413 before it is read whole; a client
