@@ -418,3 +418,10 @@ def test_zoo_serve_is_callable_from_python(monkeypatch):
     monkeypatch.setattr(Server, "run", lambda self, on_ready=None: ran.append((self.refs, self.http_port)))
     zoo.serve(["tiny@prod"], http_port=9000)  # the package is callable: zoo.serve([...]) runs a Server
     assert ran == [(["tiny@prod"], 9000)] and zoo.serve.Server is Server
+
+
+def test_a_taken_port_is_exit_12_naming_it(server, store):
+    from conftest import cli_on
+
+    result = cli_on(store)("serve", "tiny@1", "--http-port", str(server.http_port), "--grpc-port", "-1", code=12)
+    assert f"Expected to listen on 127.0.0.1:{server.http_port} (REST)" in result.stderr
