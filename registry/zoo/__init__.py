@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "open_registry", "load", "register_model", "default_store", "Registry", "ModelVersion", "ParamCounts",
-    "Preprocessing", "Signature", "TensorSpec", "VersionMeta", "ZooError", "Labels", "Transform",
+    "Preprocessing", "Signature", "TensorSpec", "VersionMeta", "ZooError", "Labels", "Transform", "serve",
 ]
 
 STORE_ENV = "ZOO_STORE"
@@ -106,6 +106,10 @@ def __getattr__(name: str) -> Any:
         from .labels import Labels
 
         return Labels
+    if name == "serve":  # the subpackage, callable: zoo.serve(["resnet50@prod"], ...) (see zoo.serve.serve)
+        import importlib
+
+        return importlib.import_module(".serve", __name__)
     if name == "Transform":
         from .transforms import Transform
 

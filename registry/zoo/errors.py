@@ -114,6 +114,17 @@ class Conflict(ZooError):
     exit_code = 11
 
 
+class Unavailable(ZooError):
+    """A server cannot take the request now: its queue is full, it is draining, the request timed
+    out, or its port is taken. Retrying later (or elsewhere) can succeed."""
+
+    exit_code = 12
+
+
+class RequestTimeout(Unavailable):
+    """A served request did not finish within the server's per-request timeout."""
+
+
 class GateRefused(ZooError):
     """A gated alias was not moved: the candidate does not meet the alias's policy (each unmet
     requirement and its figures are named; ``--force --reason TEXT`` overrides, recorded)."""

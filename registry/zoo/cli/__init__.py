@@ -210,6 +210,7 @@ from . import (  # noqa: E402, F401  (one module per line: merges stay quiet)
     parity,
     promote,
     run,
+    serve,
     stores,
     ui,
     weights,
