@@ -193,7 +193,7 @@ class Registry(StoreGuard):
                     signature=facts.signature, opset=facts.opset, onnx_params=facts.onnx_params, macs=facts.macs,
                     arch=meta.arch, framework=meta.framework, framework_version=meta.framework_version,
                     plugin_version=meta.plugin_version, exporter=meta.exporter, exporter_version=meta.exporter_version,
-                    params=meta.params, num_classes=meta.num_classes, preprocessing=meta.preprocessing,
+                    params=meta.params, num_classes=meta.num_classes,
                     provenance=_jsonable(dict(meta.provenance)), files=staged.files, tags=tag_map,
                     transform=meta.transform, labels=meta.labels,
                 ))

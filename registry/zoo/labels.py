@@ -29,8 +29,8 @@ from typing import Any
 import numpy as np
 
 from ._names import received
+from ._record import Record
 from .errors import InvalidInput, NotFound
-from .records import Record
 
 __all__ = ["BUILTIN", "MAX_LABEL_LENGTH", "Labels", "Prediction", "builtin_labels", "parse_labels", "read_labels",
            "resolve_labels", "top_k"]

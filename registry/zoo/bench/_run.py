@@ -63,9 +63,9 @@ def bench_batch(engines: Sequence[Engine], images: np.ndarray, *, macs: int | No
 
 
 def input_size_of(version: ModelVersion | None, signature: Any, default: int = 224) -> int:
-    """The square input size to bench at: the version's preprocessing, else fixed dims of the graph."""
-    if version is not None and version.preprocessing is not None:
-        return int(version.preprocessing.input_size[0])
+    """The square input size to bench at: the version's transform's input size, else fixed dims of the graph."""
+    if version is not None and version.input_size is not None:
+        return int(version.input_size[0])
     shape: tuple[Any, ...] = tuple(signature.inputs[0].shape) if signature is not None and signature.inputs else ()
     if len(shape) == 4 and isinstance(shape[2], int) and isinstance(shape[3], int):
         return int(shape[2])

@@ -5,7 +5,7 @@ from typing import Any
 
 import click
 
-from . import Styled, emit_json, info, json_option, main, progress, table
+from ._app import Styled, emit_json, info, json_option, main, progress, table
 from ._render import fmt_int
 
 

@@ -21,7 +21,7 @@ def _fmt_shape(shape: tuple) -> str:
 
 
 def _preprocess_hint(version: ModelVersion | None) -> str:
-    pre = version.preprocessing if version is not None else None
+    pre = version.transform if version is not None else None
     if pre is None:
         return "convert with x.astype(np.float32) and normalise the way the model was trained"
     return (f"convert and normalise: x.astype(np.float32) * {pre.scale:.6g}, then per channel subtract "
