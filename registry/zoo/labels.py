@@ -170,7 +170,7 @@ def builtin_labels(name: str) -> Labels:
     if name not in BUILTIN:
         raise NotFound(f"Expected a built-in labels list ({', '.join(BUILTIN)}). Received: {received(name)}",
                        hint="or give a labels file: one class name per line")
-    data = resources.files("zoo").joinpath("labels", BUILTIN[name]).read_bytes()
+    data = resources.files("zoo").joinpath("labels").joinpath(BUILTIN[name]).read_bytes()
     return Labels(name=name, classes=parse_labels(data, source=f"zoo's built-in {name}"))
 
 

@@ -245,7 +245,8 @@ def native_runner(plugin: FrameworkPlugin, model: Any, *, device: str = "cpu",
                   precision: str = "fp32") -> Callable[[np.ndarray], np.ndarray]:
     hook = getattr(plugin, "native_runner", None)
     if callable(hook):
-        return hook(model, device=device, precision=precision)
+        runner: Callable[[np.ndarray], np.ndarray] = hook(model, device=device, precision=precision)
+        return runner
     if (device, precision) != ("cpu", "fp32"):
         raise PluginError(
             f"Expected a device and precision plugin {plugin.name!r} can run natively. Received: {device}/{precision}",

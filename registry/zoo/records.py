@@ -13,7 +13,7 @@ from numbers import Integral
 from typing import TYPE_CHECKING, Any
 
 from ._names import received
-from ._record import Record
+from ._record import Record as Record  # re-exported: the base of every record
 from ._record import _jsonable as _jsonable  # re-exported: _registry and _artifact_meta serialise with it
 from .errors import InvalidInput
 

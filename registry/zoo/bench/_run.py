@@ -91,6 +91,25 @@ def _engine_facts(engine: Engine) -> dict[str, Any]:
             **({"note": engine.info["note"]} if engine.info.get("note") else {})}
 
 
+def _check_artifacts(artifacts: Sequence[Artifact], *, native: bool, provider: str | None) -> list[str]:
+    """Each artifact's label (its ref, else its path), once each; with ``native``, each version's framework
+    can run on the device ORT runs on (refused before anything is loaded)."""
+    from ..runtime import choose_provider
+
+    versions = [version for _path, version in artifacts]
+    if native:
+        if any(v is None for v in versions):
+            raise InvalidInput("native=True needs the registry version (to know the framework and architecture)")
+        device = choose_provider(provider).device
+        for v in versions:
+            assert v is not None
+            check_native_device(v, device)
+    labels = [v.ref if v is not None else os.fspath(p) for p, v in artifacts]
+    if len(set(labels)) != len(labels):
+        raise InvalidInput(f"Expected each artifact once. Received: {labels}", hint="drop the repeated reference")
+    return labels
+
+
 def bench_artifacts(
     artifacts: Sequence[Artifact],
     *,
@@ -117,7 +136,7 @@ def bench_artifacts(
     device is refused before anything is loaded. ``input_size`` and ``macs`` override what the
     versions say (for artifacts registered without them).
     """
-    from ..runtime import _ort_log, choose_provider
+    from ..runtime import _ort_log
 
     check_settings(warmup, min_time, min_iters, rounds)
     if not artifacts:
@@ -126,17 +145,7 @@ def bench_artifacts(
     if not batches or batches[0] < 1:
         raise InvalidInput(f"Expected batch sizes >= 1. Received: {list(batches)}", hint="e.g. --batch 1,8,32")
     step = progress or (lambda _msg: None)
-    versions = [version for _path, version in artifacts]
-    if native:
-        if any(v is None for v in versions):
-            raise InvalidInput("native=True needs the registry version (to know the framework and architecture)")
-        device = choose_provider(provider).device
-        for v in versions:
-            assert v is not None
-            check_native_device(v, device)  # refuse before anything is loaded
-    labels = [v.ref if v is not None else os.fspath(p) for p, v in artifacts]
-    if len(set(labels)) != len(labels):
-        raise InvalidInput(f"Expected each artifact once. Received: {labels}", hint="drop the repeated reference")
+    labels = _check_artifacts(artifacts, native=native, provider=provider)
     quieted_before = _ort_log.counts()
     subjects = []
     for (path, version), label in zip(artifacts, labels, strict=True):
