@@ -18,7 +18,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("base", ("zoo.errors", "zoo._names", "zoo._record", "zoo._digest", "zoo._distribution", "zoo.metrics", "zoo._atomic")),
     ("records", ("zoo.records", "zoo.labels", "zoo.images", "zoo.transforms", "zoo.architectures")),
     ("store/onnx/runtime/plugins", ("zoo.store", "zoo.store.", "zoo.onnx", "zoo.onnx.", "zoo.runtime", "zoo.runtime.",
-                                    "zoo.plugins", "zoo._classify")),
+                                    "zoo.plugins", "zoo._plugin_check", "zoo._classify")),
     ("registry", ("zoo._registry", "zoo._resolve", "zoo._store_guard", "zoo._artifact_meta", "zoo._refs", "zoo._open",
                   "zoo._inventory", "zoo._eval_options")),
     ("pipelines", ("zoo._exporting", "zoo._register_model", "zoo._copying", "zoo.parity", "zoo.parity.", "zoo.bench",

@@ -131,6 +131,11 @@ class ClaimsNine(ToyPlugin):
     name = "claimsnine"
     def reference_params(self):
         return {"resnet50": 1}
+
+class Incomplete:
+    name, display_name, version, install_hint, requires = "incomplete", "Incomplete", "1", "pip install x", ()
+    def architectures(self):
+        return ()
 '''
 
 
@@ -139,7 +144,7 @@ def bad_site(tmp_path_factory) -> Path:
     site = tmp_path_factory.mktemp("bad")
     (site / "zoo_badhooks.py").write_text(BAD_HOOKS)
     _dist_info(site, "zoo-badhooks", {"misspelled": "zoo_badhooks:Misspelled", "wrongsig": "zoo_badhooks:WrongSignature",
-                                      "claimsnine": "zoo_badhooks:ClaimsNine"})
+                                      "claimsnine": "zoo_badhooks:ClaimsNine", "incomplete": "zoo_badhooks:Incomplete"})
     return site
 
 
@@ -156,6 +161,7 @@ def test_bad_hooks_are_refused_at_load_and_break_nothing_else(toy_site, bad_site
     assert "'native_runner' wrongly: it does not accept the keyword argument 'precision'" in wrongsig["reason"]
     assert "Received: native_runner(model, device)" in wrongsig["reason"]
     assert "'resnet50': it is one of zoo's nine" in nine["reason"]
+    assert "Received: no framework_version, build, count_params, export_onnx, predict" in plugins["incomplete"]["reason"]
 
     used = zoo("export", "toy-linear", "--framework", "wrongsig", sites=[toy_site, bad_site], store=tmp_path / "s")
     assert used.returncode == 4 and "Traceback" not in used.stderr

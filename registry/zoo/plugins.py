@@ -351,8 +351,10 @@ class PluginEntry:
             ) from exc
         plugin = obj() if isinstance(obj, type) else obj
         if not isinstance(plugin, FrameworkPlugin):
+            missing = [h.name for h in HOOKS if h.owner is FrameworkPlugin and not hasattr(plugin, h.name)]
             raise PluginError(
-                f"Entry point {self.name!r} ({self.target}) does not implement FrameworkPlugin",
+                f"Entry point {self.name!r} ({self.target}) does not implement FrameworkPlugin. "
+                f"Expected: every required member. Received: no {', '.join(missing) or 'required members'}",
                 hint="see zoo.plugins.FrameworkPlugin for the required attributes and methods",
             )
         if plugin.name != self.name:

@@ -72,7 +72,7 @@ class PluginContract:
     @pytest.fixture(scope="class")
     def exported(self, arch: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, ExportResult]]:
         """``arch`` exported small through zoo's pipeline into a throwaway registry: (registry, result)."""
-        from .. import open_registry
+        from .._open import open_registry
 
         registry = open_registry(tmp_path_factory.mktemp("contract") / "store")
         result = export_and_register(registry, self._plugin(), arch, num_classes=SMALL_CLASSES,
