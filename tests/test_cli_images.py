@@ -162,6 +162,19 @@ def test_a_record_of_the_old_shape_reads_as_its_transform(zoo, tmp_path, tiny_on
     assert "resize 9 (bilinear), crop 8x8, BGR" in zoo("show", "old").stdout
 
 
+def test_a_file_with_the_old_preprocessing_metadata_registers_with_its_transform(zoo, tiny_onnx, tmp_path):
+    """An artifact copied out of an older store embeds ``zoo.preprocessing`` and no ``zoo.transform``."""
+    import onnx
+
+    model = onnx.load(str(tiny_onnx(0)))
+    model.metadata_props.add(key="zoo.preprocessing", value=json.dumps({"color": "RGB", "scale": 1 / 255, "mean": [0.5] * 3,
+                                                                        "std": [0.25] * 3, "input_size": [8, 8]}))
+    onnx.save(model, str(tmp_path / "old.onnx"))
+    zoo("register", str(tmp_path / "old.onnx"), "--name", "copied")
+    shown = json.loads(zoo("show", "copied", "--json").stdout)
+    assert (shown["transform"]["crop"], shown["transform"]["mean"], shown["transform"]["resize"]) == ([8, 8], [0.5] * 3, 9)
+
+
 # --------------------------------------------------------------------------- run --image
 
 
