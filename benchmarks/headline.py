@@ -15,9 +15,9 @@ Prints a markdown table with the speed-up over PyTorch eager, the machine descri
 targets: ORT >= 1.5x PyTorch eager at batch 1, the TF-built artifact no slower than the
 torch-built one under ORT, and (``--int8``) INT8 >= 2x fp32 under ORT at batch 1.
 
-    python benchmarks/headline.py                       # resnet50, batch 1 and 8
-    python benchmarks/headline.py --archs resnet18,resnet50 --batches 1,8,32 --min-time 5
-    python benchmarks/headline.py --frameworks torch --int8 --no-native   # ORT INT8 vs fp32
+    python -m benchmarks.headline                       # resnet50, batch 1 and 8
+    python -m benchmarks.headline --archs resnet18,resnet50 --batches 1,8,32 --min-time 5
+    python -m benchmarks.headline --frameworks torch --int8 --no-native   # ORT INT8 vs fp32
 """
 from __future__ import annotations
 

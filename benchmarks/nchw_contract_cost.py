@@ -8,7 +8,7 @@ Transpose nodes in each graph, and times both under ORT CPU at batch 1 and 8, in
 process (so machine load hits both alike). With ``zoo_torch`` importable, the torch-built
 ResNet-50 artifact is timed alongside.
 
-    python benchmarks/nchw_contract_cost.py [--arch resnet50] [--rounds 7] [--iters 5] [--json]
+    python -m benchmarks.nchw_contract_cost [--arch resnet50] [--rounds 7] [--iters 5] [--json]
 
 Reported: median ms per batch; ratio = NCHW contract / NHWC (1.00 = free; < 1 faster).
 """

@@ -19,8 +19,8 @@ kserve and mlserver pin packages of their own, so each lives in its own virtual 
     python -m venv --system-site-packages /work/venvs/kserve   && /work/venvs/kserve/bin/pip install kserve
     python -m venv --system-site-packages /work/venvs/mlserver && /work/venvs/mlserver/bin/pip install mlserver
 
-    python benchmarks/serve.py                                  # ResNet-50 at c=1,8,32 + ResNet-18/64 px at c=1
-    python benchmarks/serve.py --duration 10 --servers zoo,kserve --json out.json
+    python -m benchmarks.serve                                  # ResNet-50 at c=1,8,32 + ResNet-18/64 px at c=1
+    python -m benchmarks.serve --duration 10 --servers zoo,kserve --json out.json
 """
 from __future__ import annotations
 
@@ -42,7 +42,6 @@ from typing import Any
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
 VENVS = Path(os.environ.get("ZOO_BENCH_VENVS", "/work/venvs"))
 
 KSERVE_MODEL = '''
@@ -147,8 +146,7 @@ class Servers:
         self.procs: list[subprocess.Popen] = []
         self.targets: list[tuple[str, str, str, bool]] = []
         self.skipped: dict[str, str] = {}
-        env = dict(os.environ, ZOO_BENCH_STORE=str(store),
-                   PYTHONPATH=os.pathsep.join([str(REPO / "registry"), str(REPO / "plugins"), os.environ.get("PYTHONPATH", "")]))
+        env = dict(os.environ, ZOO_BENCH_STORE=str(store))  # zoo is installed (the peers' venvs see the system site)
         logs = work / "logs"
         logs.mkdir(exist_ok=True)
         for name in which:
@@ -289,8 +287,6 @@ def main() -> None:
     ap.add_argument("--duration", type=float, default=6.0, help="Seconds per cell")
     ap.add_argument("--json", type=Path, help="Write every figure here")
     args = ap.parse_args()
-    sys.path[:0] = [str(REPO / "registry"), str(REPO / "plugins")]
-    os.environ["PYTHONPATH"] = os.pathsep.join([str(REPO / "registry"), str(REPO / "plugins"), os.environ.get("PYTHONPATH", "")])
     log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
     work = Path(tempfile.mkdtemp(prefix="zoo-bench-serve-"))
     store = args.store or work / "store"

@@ -1,7 +1,7 @@
 """Read paths of the shared store (PostgreSQL + S3 + local cache) next to the embedded one, in one run.
 
-    python benchmarks/shared_store.py                  # 10,000 versions; ResNet-50 exported with the torch plugin
-    python benchmarks/shared_store.py --versions 2000 --model path/to/model.onnx
+    python -m benchmarks.shared_store                  # 10,000 versions; ResNet-50 exported with the torch plugin
+    python -m benchmarks.shared_store --versions 2000 --model path/to/model.onnx
 
 1. ``zoo list NAME``, ``zoo show NAME@prod`` and ``zoo list --json`` (all versions) as fresh processes, median
    of N, on a store holding ``--versions`` versions (100 models); ``python -c pass`` for scale.
@@ -24,10 +24,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from stress_concurrent import _test_helper, shared_store  # noqa: E402
+from benchmarks.stress_concurrent import _test_helper, shared_store
 
 
 def fill(registry, model: Path, versions: int) -> None:
@@ -100,11 +97,10 @@ def main() -> int:
         try:
             url, stop = shared_store(tmp)
             stores = {"embedded": str(tmp / "store"), "shared": url}
-            env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT / "registry"), os.environ.get("PYTHONPATH")])),
-                       ZOO_CACHE=str(tmp / "cache"))
+            env = dict(os.environ, ZOO_CACHE=str(tmp / "cache"))
             from zoo import open_registry
 
-            tiny = _test_helper("conftest", "make_tiny_onnx")(tmp / "tiny" / "model.onnx")
+            tiny = _test_helper("onnx_models", "tiny_cnn")(tmp / "tiny" / "model.onnx")
             print(f"{'':28} {'embedded':>10} {'shared':>10}   ({args.versions:,} versions in 100 models; median of {args.runs})")
             print(f"{'python -c pass':28} {wall([sys.executable, '-c', 'pass'], env, args.runs):>8.0f}ms")
             for store in stores.values() if not args.skip_list else ():

@@ -4,7 +4,7 @@ zoo's promise is that the everyday commands never import a deep-learning framewo
 nor onnxruntime). This prints the median wall time of N fresh processes for each command and the
 ratio to Python's own start-up, then checks ``sys.modules`` after ``import zoo.cli``.
 
-    python benchmarks/startup_time.py [--runs 15] [--json]
+    python -m benchmarks.startup_time [--runs 15] [--json]
 
 Exits 1 if a heavy module is imported by the CLI at start-up.
 """
@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="print JSON instead of a markdown table")
     args = parser.parse_args(argv)
 
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    env = dict(os.environ)
     with tempfile.TemporaryDirectory(prefix="zoo-startup-") as store:
         env["ZOO_STORE"] = store
         zoo = [sys.executable, "-m", "zoo"]  # what the `zoo` console script runs

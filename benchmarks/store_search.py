@@ -1,7 +1,7 @@
 """Search in the embedded store: ``zoo list --tag team=vision`` on a store of 10,000 versions.
 
-    python benchmarks/store_search.py                  # 10,000 versions, 100 models, 10 of them team=vision
-    python benchmarks/store_search.py --versions 50000 --runs 7
+    python -m benchmarks.store_search                  # 10,000 versions, 100 models, 10 of them team=vision
+    python -m benchmarks.store_search --versions 50000 --runs 7
 
 Prints the median wall time of ``zoo list --tag team=vision`` (and ``--json``, and an alias filter) as fresh
 processes, ``zoo --help`` for scale (the CLI's own start-up), and ``Registry.list(tags=...)`` in-process.

@@ -1,7 +1,7 @@
 """Stress the registry's write path: many processes registering into one model at once.
 
-    python benchmarks/stress_concurrent.py                      # 32 processes x 50, embedded and shared store
-    python benchmarks/stress_concurrent.py --processes 8 --per-process 20 --backend embedded
+    python -m benchmarks.stress_concurrent                      # 32 processes x 50, embedded and shared store
+    python -m benchmarks.stress_concurrent --processes 8 --per-process 20 --backend embedded
 
 The shared store (PostgreSQL + S3) is the one of $ZOO_SERVICES_PG_URL / $ZOO_SERVICES_S3_URL (see
 ``.ci/services``), started here if they are unset; its writers alternate between two cache folders,
@@ -49,11 +49,10 @@ def worker(store: str, go: str, paths: list[str]) -> None:
 
 
 def _test_helper(module: str, name: str):
-    """``name`` from ``tests/<module>.py``, loaded by path (the tests folder is not a package)."""
+    """``name`` from ``tests/<module>.py``, loaded by path (the tests folder is not a package; the module
+    must import only installed packages, as ``tests/onnx_models.py`` does)."""
     import importlib.util
 
-    if str(ROOT / "tests") not in sys.path:
-        sys.path.insert(0, str(ROOT / "tests"))  # conftest imports its sibling modules
     spec = importlib.util.spec_from_file_location(f"_zoo_tests_{module}", ROOT / "tests" / f"{module}.py")
     assert spec is not None and spec.loader is not None
     mod = importlib.util.module_from_spec(spec)
@@ -80,9 +79,10 @@ def shared_store(tmp_path: Path) -> tuple[str, list[str]]:
 
 def run(kind: str, store: str, jobs: list[list[str]], tmp_path: Path, expected_digests: int) -> dict:
     go = tmp_path / f"go-{kind}"
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
+    env = dict(os.environ)
     machines = [dict(env, ZOO_CACHE=str(tmp_path / f"{kind}-machine-{m}")) for m in "ab"]
-    procs = [subprocess.Popen([sys.executable, __file__, "--worker", store, str(go), *job], env=machines[i % 2],
+    procs = [subprocess.Popen([sys.executable, "-m", "benchmarks.stress_concurrent", "--worker", store, str(go), *job],
+                              cwd=ROOT, env=machines[i % 2],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i, job in enumerate(jobs)]
     for proc in procs:
         assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
@@ -132,7 +132,7 @@ def main() -> int:
         worker(args.worker[0], args.worker[1], args.worker[2:])
         return 0
 
-    make_tiny_onnx = _test_helper("conftest", "make_tiny_onnx")  # the test suite's tiny-model factory
+    make_tiny_onnx = _test_helper("onnx_models", "tiny_cnn")  # the test suite's tiny-model factory
     kinds = ["embedded", "shared"] if args.backend == "both" else [args.backend]
     rows, stop = [], []
     with tempfile.TemporaryDirectory(prefix="zoo-stress-") as tmp:

@@ -6,7 +6,7 @@ should stay near the size of the model itself. For each architecture a child pro
 model at 224 px / 1000 classes, exports it, and reports its peak RSS (``ru_maxrss``) after the
 build and after the export. Only one child runs at a time.
 
-    python benchmarks/tf_export_memory.py [--archs vgg16,resnet50] [--json]
+    python -m benchmarks.tf_export_memory [--archs vgg16,resnet50] [--json]
 """
 from __future__ import annotations
 
@@ -47,7 +47,7 @@ print(json.dumps({
 
 def measure(arch: str) -> dict:
     with tempfile.TemporaryDirectory(prefix="zoo-mem-") as tmp:
-        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": str(ROOT)}
+        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
         out = subprocess.run([sys.executable, "-c", CHILD, arch, str(Path(tmp) / "m.onnx")], cwd=ROOT, env=env,
                              capture_output=True, text=True)
         if out.returncode != 0:

@@ -93,10 +93,10 @@ def test_non_float_dtypes_are_refused_with_the_conversion(model, good, dtype):
 
 def test_uint8_hint_spells_out_the_artifacts_normalisation(tmp_path, good):
     from zoo import open_registry
-    from zoo.records import Preprocessing, VersionMeta
+    from zoo.records import Transform, VersionMeta
 
     registry = open_registry(tmp_path / "store")
-    meta = VersionMeta(preprocessing=Preprocessing(input_size=(SIZE, SIZE)))
+    meta = VersionMeta(transform=Transform.for_input_size(SIZE))
     registry.register(tiny_cnn(tmp_path / "m.onnx", size=SIZE), name="tiny", meta=meta)
     err = refusal(registry.load("tiny"), (good * 40 + 128).clip(0, 255).astype(np.uint8))
     assert "0.00392157" in err.hint and "(0.485, 0.456, 0.406)" in err.hint and "(0.229, 0.224, 0.225)" in err.hint

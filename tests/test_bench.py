@@ -149,10 +149,10 @@ def test_artifacts_are_timed_together_each_at_its_own_input_size(tmp_path):
 @pytest.fixture
 def store(tmp_path):
     from zoo import open_registry
-    from zoo.records import Preprocessing, VersionMeta
+    from zoo.records import Transform, VersionMeta
 
     registry = open_registry(tmp_path / "store")
-    meta = VersionMeta(preprocessing=Preprocessing(input_size=(SIZE, SIZE)))
+    meta = VersionMeta(transform=Transform.for_input_size(SIZE))
     registry.register(tiny_cnn(tmp_path / "a.onnx", size=SIZE), name="tiny", meta=meta)
     registry.register(tiny_cnn(tmp_path / "b.onnx", size=SIZE, seed=1), name="tiny", meta=meta)
     return tmp_path / "store"
@@ -270,12 +270,12 @@ class FakeFramework:
 @pytest.fixture
 def fake(monkeypatch, tmp_path):
     from zoo import open_registry
-    from zoo.records import Preprocessing, VersionMeta
+    from zoo.records import Transform, VersionMeta
 
     framework = FakeFramework()
     monkeypatch.setattr("zoo.plugins.get_plugin", lambda name: framework)
     registry = open_registry(tmp_path / "fake-store")
-    meta = VersionMeta(framework="fake", arch="tiny", num_classes=10, preprocessing=Preprocessing(input_size=(SIZE, SIZE)))
+    meta = VersionMeta(framework="fake", arch="tiny", num_classes=10, transform=Transform.for_input_size(SIZE))
     versions = {p: registry.register(tiny_cnn(tmp_path / f"{p}.onnx", size=SIZE), name=f"tiny-{p}", meta=meta,
                                      tags={} if p == "fp32" else {"precision": p}).version
                 for p in ("fp32", "fp16", "int8")}

@@ -58,7 +58,7 @@ def test_export_list_show(zoo, exported):
     assert [(v["name"], v["version"]) for v in listed] == [("resnet18", 1)]
     shown = json.loads(zoo("show", "resnet18@1", "--json").stdout)
     assert shown["sha256"] == exported["sha256"] and len(shown["sha256"]) == 64
-    assert shown["preprocessing"]["mean"] == [0.485, 0.456, 0.406]
+    assert shown["transform"]["mean"] == [0.485, 0.456, 0.406] and "preprocessing" not in shown
     assert shown["params"]["trainable"] > 0 and shown["onnx_params"] > 0 and shown["macs"] > 0
     assert "resnet18@1" in zoo("list").stdout  # the table renders
 

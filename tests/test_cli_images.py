@@ -99,7 +99,7 @@ def test_register_records_labels_and_transform_and_reads_them_back_from_a_copied
     shown = json.loads(zoo("show", "tiny", "--json").stdout)
     assert shown["transform"] == Transform(resize=10, crop=(8, 8), mean=(0.5,) * 3, std=(0.25,) * 3).to_dict()
     assert shown["labels"]["name"] == "classes" and shown["labels"]["classes"] == NAMES and shown["labels"]["count"] == 10
-    assert shown["preprocessing"]["mean"] == [0.5] * 3 and shown["num_classes"] == 10
+    assert shown["transform"]["mean"] == [0.5] * 3 and shown["num_classes"] == 10
 
     import zoo as zoo_api
 
@@ -139,15 +139,40 @@ def test_show_prints_transform_and_labels(zoo, tiny_onnx, labels_file):
     assert "horse" not in out  # the first few names only; --json has them all
 
 
-def test_show_says_what_an_older_version_implies(zoo, tmp_path, tiny_onnx):
-    import zoo as zoo_api
-    from zoo.records import Preprocessing, VersionMeta
+def test_a_record_of_the_old_shape_reads_as_its_transform(zoo, tmp_path, tiny_onnx):
+    """A version stored by zoo 0.1 recorded ``preprocessing`` (no transform): it reads as the transform it implies."""
+    import sqlite3
 
-    zoo_api.open_registry(tmp_path / "store").register(
-        tiny_onnx(0), name="old", meta=VersionMeta(preprocessing=Preprocessing(input_size=(8, 8))))
-    out = zoo("show", "old").stdout
-    assert "none recorded; `zoo run --image` assumes resize 9 (bilinear), crop 8x8" in out
-    assert json.loads(zoo("show", "old", "--json").stdout)["labels"] is None
+    import zoo as zoo_api
+    from zoo.records import VersionMeta
+
+    zoo_api.open_registry(tmp_path / "store").register(tiny_onnx(0), name="old", meta=VersionMeta(num_classes=10))
+    db = sqlite3.connect(tmp_path / "store" / "registry.db")
+    (record,) = db.execute("SELECT record FROM versions WHERE name = 'old'").fetchone()
+    old = {**json.loads(record), "transform": None, "preprocessing": {
+        "layout": "NCHW", "color": "BGR", "scale": 1 / 255, "mean": [0.5] * 3, "std": [0.25] * 3, "input_size": [8, 8]}}
+    with db:  # the store refuses UPDATEs of a version: this test plays an old zoo's database file
+        db.execute("DROP TRIGGER versions_immutable")
+        db.execute("UPDATE versions SET record = ? WHERE name = 'old'", (json.dumps(old),))
+    db.close()
+    shown = json.loads(zoo("show", "old", "--json").stdout)
+    assert "preprocessing" not in shown and shown["labels"] is None
+    assert {k: shown["transform"][k] for k in ("resize", "crop", "channels", "mean", "std")} == {
+        "resize": 9, "crop": [8, 8], "channels": "BGR", "mean": [0.5] * 3, "std": [0.25] * 3}
+    assert "resize 9 (bilinear), crop 8x8, BGR" in zoo("show", "old").stdout
+
+
+def test_a_file_with_the_old_preprocessing_metadata_registers_with_its_transform(zoo, tiny_onnx, tmp_path):
+    """An artifact copied out of an older store embeds ``zoo.preprocessing`` and no ``zoo.transform``."""
+    import onnx
+
+    model = onnx.load(str(tiny_onnx(0)))
+    model.metadata_props.add(key="zoo.preprocessing", value=json.dumps({"color": "RGB", "scale": 1 / 255, "mean": [0.5] * 3,
+                                                                        "std": [0.25] * 3, "input_size": [8, 8]}))
+    onnx.save(model, str(tmp_path / "old.onnx"))
+    zoo("register", str(tmp_path / "old.onnx"), "--name", "copied")
+    shown = json.loads(zoo("show", "copied", "--json").stdout)
+    assert (shown["transform"]["crop"], shown["transform"]["mean"], shown["transform"]["resize"]) == ([8, 8], [0.5] * 3, 9)
 
 
 # --------------------------------------------------------------------------- run --image
@@ -249,7 +274,7 @@ def test_reference_export_records_imagenet_labels_and_the_torchvision_transform(
     v = result.version
     assert v.labels is not None and v.labels.name == "imagenet-1k" and v.labels[0] == "tench"
     assert v.transform == Transform(resize=36, crop=(32, 32), interpolation="bilinear")
-    assert v.preprocessing is not None and v.preprocessing.input_size == (32, 32)
+    assert v.input_size == (32, 32)
     props = {p.key: p.value for p in onnx.load(str(store.path(v)), load_external_data=False).metadata_props}
     assert json.loads(props["zoo.transform"]) == v.transform.to_dict()
     assert json.loads(props["zoo.labels"])["classes"][:2] == ["tench", "goldfish"]

@@ -28,10 +28,10 @@ BOUND = {"fp16": 5e-3, "int8": 5e-2}
 
 @pytest.fixture
 def store(tmp_path):
-    from zoo.records import Preprocessing, VersionMeta
+    from zoo.records import VersionMeta
 
     registry = open_registry(tmp_path / "store")
-    meta = VersionMeta(preprocessing=Preprocessing(input_size=(SIZE, SIZE)), transform=Transform(resize=SIZE, crop=SIZE),
+    meta = VersionMeta(transform=Transform(resize=SIZE, crop=SIZE),
                        labels=Labels(name="tiny", classes=tuple(f"c{i}" for i in range(10))))
     registry.register(tiny_cnn(tmp_path / "a.onnx", size=SIZE), name="tiny", meta=meta)
     return tmp_path / "store"

@@ -119,7 +119,7 @@ def test_registered_with_counts_signature_labels_and_transform(registered, frame
     assert version.signature.outputs[0].shape == ("batch", CLASSES)
     assert version.labels == Labels("custom", LABELS)
     assert version.transform == TRANSFORM
-    assert (version.preprocessing.input_size, version.preprocessing.mean) == ((SIZE, SIZE), TRANSFORM.mean)
+    assert (version.input_size, version.transform.mean) == ((SIZE, SIZE), TRANSFORM.mean)
     assert version.provenance["source"] == "zoo.register_model"
     assert version.provenance["verify"]["max_rel_error"] == result.verify_error
     assert version.tags == {"team": "vision"}

@@ -12,11 +12,11 @@ import pytest
 import zoo
 from zoo._registry import RegisterResult, Registry, metadata_props
 from zoo.errors import Conflict, IntegrityError, InvalidInput, InvalidModelFile, InvalidName, InvalidReference, NotFound, StoreError
-from zoo.records import ParamCounts, Preprocessing, VersionMeta
+from zoo.records import ParamCounts, Transform, VersionMeta
 
 TORCH = VersionMeta(arch="tiny", framework="torch", framework_version="2.13.0", plugin_version="0.1.0",
                     exporter="test", exporter_version="1", params=ParamCounts(trainable=1930, non_trainable=0),
-                    num_classes=10, preprocessing=Preprocessing(input_size=(8, 8)), provenance={"init_seed": 0})
+                    num_classes=10, transform=Transform.for_input_size(8), provenance={"init_seed": 0})
 TF = VersionMeta(arch="tiny", framework="tensorflow", num_classes=10)
 
 
@@ -36,7 +36,7 @@ def test_register_records_graph_facts_and_meta(store: Registry, tiny_onnx, backe
     assert v.onnx_params == 10 * 192 + 10
     assert v.macs == 10 * 192
     assert (v.arch, v.framework, v.params, v.num_classes) == ("tiny", "torch", TORCH.params, 10)
-    assert v.preprocessing == TORCH.preprocessing and v.provenance == {"init_seed": 0}
+    assert v.transform == TORCH.transform and v.input_size == (8, 8) and v.provenance == {"init_seed": 0}
     assert v.tags == {"team": "vision"} and v.aliases == ()
     stored = store.path(v)
     assert stored.name == "model.onnx" and stored.is_relative_to(backend.root / "objects")
@@ -52,7 +52,7 @@ def test_metadata_is_embedded_and_free_of_registry_facts(store: Registry, tiny_o
     props = read_metadata(store.path(v))
     assert props == metadata_props(TORCH)
     assert json.loads(props["zoo.params"]) == {"trainable": 1930, "non_trainable": 0}
-    assert json.loads(props["zoo.preprocessing"])["input_size"] == [8, 8]
+    assert json.loads(props["zoo.transform"])["crop"] == [8, 8] and "zoo.preprocessing" not in props
     assert props["zoo.framework"] == "torch" and props["zoo.arch"] == "tiny" and "zoo.version" in props
     blob = store.path(v).read_bytes()
     assert b"tiny@1" not in blob and v.created_at.encode() not in blob

@@ -23,10 +23,10 @@ from backends import Backend
 from conftest import PYTHON, make_tiny_onnx, subprocess_env
 from zoo.cli import main
 from zoo.errors import InvalidInput, NotFound, StoreError
-from zoo.records import Preprocessing, VersionMeta
+from zoo.records import Transform, VersionMeta
 from zoo.store.location import parse_artifacts, parse_database, redact, scrub
 
-META = VersionMeta(arch="tiny", framework="torch", num_classes=10, preprocessing=Preprocessing(input_size=(8, 8)))
+META = VersionMeta(arch="tiny", framework="torch", num_classes=10, transform=Transform.for_input_size(8))
 
 
 @pytest.fixture

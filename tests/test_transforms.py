@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from zoo.errors import InvalidInput
-from zoo.records import IMAGENET_MEAN, IMAGENET_STD, Preprocessing
+from zoo.records import IMAGENET_MEAN, IMAGENET_STD, ModelVersion, Preprocessing
 from zoo.transforms import INTERPOLATIONS, Transform, apply_transform, centre_crop, preprocess, resized_size
 
 PIL_FILTERS = {"bilinear": Image.Resampling.BILINEAR, "bicubic": Image.Resampling.BICUBIC,
@@ -146,12 +146,22 @@ def test_presets_match_torchvisions_image_classification():
     assert v1.describe() == "resize 256 (bilinear), crop 224x224, RGB, /255, mean 0.485,0.456,0.406, std 0.229,0.224,0.225"
 
 
-def test_preprocessing_agrees_both_ways():
-    transform = Transform(resize=36, crop=(32, 32), mean=(0.1, 0.2, 0.3), std=(0.4, 0.5, 0.6))
-    prep = transform.preprocessing()
-    assert (prep.input_size, prep.mean, prep.std, prep.color) == ((32, 32), (0.1, 0.2, 0.3), (0.4, 0.5, 0.6), "RGB")
-    implied = Transform.from_preprocessing(Preprocessing())
-    assert (implied.resize, implied.crop) == (256, (224, 224))
+OLD_RECORD = {"name": "m", "version": 1, "sha256": "0" * 64, "size_bytes": 1, "created_at": "2026-01-01T00:00:00Z",
+              "signature": {"inputs": [], "outputs": []}, "opset": 18, "onnx_params": 0, "macs": None,
+              "preprocessing": {"layout": "NCHW", "color": "RGB", "scale": 1 / 255, "mean": [0.1, 0.2, 0.3],
+                                "std": [0.4, 0.5, 0.6], "input_size": [32, 32]}}
+
+
+def test_one_record_of_how_to_feed_a_model():
+    """The old ``preprocessing`` shape reads as the transform it implies; a recorded transform wins over it."""
+    version = ModelVersion.from_dict(OLD_RECORD)
+    assert "preprocessing" not in version.to_dict() and version.input_size == (32, 32)
+    assert version.transform == Transform(resize=36, crop=(32, 32), mean=(0.1, 0.2, 0.3), std=(0.4, 0.5, 0.6))
+    recorded = Transform(resize=40, crop=(32, 32), interpolation="bicubic")
+    assert ModelVersion.from_dict({**OLD_RECORD, "transform": recorded.to_dict()}).transform == recorded
+    assert Transform.for_input_size(224) == Transform.imagenet()
+    with pytest.warns(DeprecationWarning, match="Transform"):
+        assert Preprocessing(input_size=(224, 224)) == Transform.imagenet()
 
 
 @pytest.mark.parametrize("kwargs,fragment", [

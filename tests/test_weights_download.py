@@ -299,7 +299,7 @@ def test_import_from_catalog_registers_every_framework_with_provenance(server, e
         assert p["source"] == "test:TINY" and p["url"] == server.url(f"/models/{name}") and p["sha256_published"] == sha[:8]
         assert p["metrics"] == {"Test-10": {"acc@1": 12.5, "acc@5": 50.0}} and p["labels"] == "test-10"
         assert p["transform"]["resize"] == 36 and p["transform"]["crop"] == 32
-        assert v.preprocessing.input_size == (32, 32), "the entry's crop size is the export size"
+        assert v.input_size == (32, 32), "the entry's crop size is the export size"
         np.testing.assert_allclose(registry.load(v).predict(batch), expected, rtol=1e-4, atol=1e-4 * np.abs(expected).max())
     assert (env / "cache" / "weights" / name).read_bytes() == data
     assert W.catalog.lookup("test:TINY", arch="resnet18", catalogs=[cat]).transform["resize"] == 36

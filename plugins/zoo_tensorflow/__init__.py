@@ -15,13 +15,13 @@ from typing import TYPE_CHECKING, Any
 
 from zoo import architectures
 from zoo.architectures import ARCHITECTURES
-from zoo.plugins import install_command
+from zoo.plugins import distribution_version, install_command
 from zoo.records import ExportInfo, ParamCounts
 
 if TYPE_CHECKING:
     import numpy as np
 
-__version__ = "0.1.0"
+__version__ = distribution_version()  # the built-in plugins ship in zoo's own distribution
 # Distributions that provide the ``tensorflow`` module, in the order zoo's extras install them.
 _DISTRIBUTIONS = ("tensorflow-cpu", "tensorflow", "tensorflow-macos", "tf-nightly")
 

@@ -156,6 +156,13 @@ def fold_constants(constants: Constants, *, hold: bool) -> None:
         del graph.node[index]
 
 
+def _constant_conv(node: Any, constants: Constants) -> bool:
+    """A Conv whose weight (and bias, if any) are constants: what can absorb a following Mul/Add."""
+    if node.op_type != "Conv" or len(node.input) < 2 or node.input[1] not in constants:
+        return False
+    return len(node.input) < 3 or node.input[2] in constants
+
+
 def fold_scale_shift_into_conv(constants: Constants) -> None:
     """``Conv [-> Mul(per-channel)] [-> Add(per-channel)]`` with constant operands -> one Conv.
 
@@ -186,9 +193,7 @@ def fold_scale_shift_into_conv(constants: Constants) -> None:
 
     removed: set[str] = set()  # Mul/Add nodes by output name (unique in a graph)
     for conv in list(graph.node):
-        if conv.op_type != "Conv" or len(conv.input) < 2 or conv.input[1] not in constants:
-            continue
-        if len(conv.input) == 3 and conv.input[2] not in constants:
+        if not _constant_conv(conv, constants):
             continue
         weight = constants.value(conv.input[1], initializers)
         channels = weight.shape[0]

@@ -17,7 +17,7 @@ import numpy as np
 from zoo import architectures
 from zoo.architectures import ARCHITECTURES
 from zoo.errors import InvalidInput
-from zoo.plugins import DEFAULT_OPSET, install_command
+from zoo.plugins import DEFAULT_OPSET, distribution_version, install_command
 from zoo.records import ExportInfo, ParamCounts
 
 if TYPE_CHECKING:
@@ -45,7 +45,7 @@ class TorchPlugin:
     name = "torch"
     priority = 0  # the reference: its build *is* torchvision's definition (zoo.plugins.OptionalHooks)
     display_name = "PyTorch"
-    version = "0.1.0"
+    version = distribution_version()  # the built-in plugins ship in zoo's own distribution
     install_hint = install_command("torch") + "  (CPU: torch==2.13.0)"
     requires: tuple[str, ...] = ("torch",)
     # Native weight files this plugin reads safely (zoo.plugins.OptionalHooks.weight_formats).

@@ -47,8 +47,6 @@ def metadata_props(meta: VersionMeta) -> dict[str, str]:
         props["zoo.params"] = json_prop(meta.params, "params")
     if meta.num_classes is not None:
         props["zoo.num_classes"] = str(int(meta.num_classes))
-    if meta.preprocessing is not None:
-        props["zoo.preprocessing"] = json_prop(meta.preprocessing, "preprocessing")
     if meta.provenance:
         props["zoo.provenance"] = json_prop(meta.provenance, "provenance")
     if meta.transform is not None:

@@ -29,7 +29,7 @@ from typing import Any
 from ._names import received
 from .errors import InvalidInput, InvalidModelFile, ZooError
 from .labels import BUILTIN, Labels, builtin_labels, check_labels_fit, read_labels
-from .records import Preprocessing, VersionMeta
+from .records import VersionMeta
 from .transforms import INTERPOLATIONS, Transform
 
 __all__ = ["REFERENCE_LABELS", "TransformOptions", "embedded_meta", "export_eval_meta", "external_meta", "labels_option",
@@ -110,7 +110,7 @@ class TransformOptions:
 def reference_transform(input_size: int) -> Transform:
     """torchvision's eval transform for a reference build validated at ``input_size``: centre crop of
     that size after resizing the shorter side by 256/224 (resize 256, crop 224 at full size), bilinear."""
-    return Transform.from_preprocessing(Preprocessing(input_size=(input_size, input_size)))
+    return Transform.for_input_size(input_size)
 
 
 def labels_option(spec: str | os.PathLike[str] | Labels | None, *, num_classes: int | None = None) -> Labels | None:
@@ -195,6 +195,8 @@ def embedded_meta(path: str | os.PathLike[str]) -> EmbeddedMeta:
     try:
         if "zoo.transform" in props:
             transform = Transform.from_dict(json.loads(props["zoo.transform"]))
+        elif "zoo.preprocessing" in props:  # a file written before the transform was recorded
+            transform = Transform.from_preprocessing(json.loads(props["zoo.preprocessing"]))
         if "zoo.labels" in props:
             labels = Labels.from_dict(json.loads(props["zoo.labels"]))
     except (ValueError, TypeError, KeyError, ZooError) as exc:
@@ -239,7 +241,7 @@ def register_eval_meta(path: str | os.PathLike[str], *, transform: TransformOpti
     if options.given:
         if chosen is None:
             size = input_size or 224
-            chosen = Transform.from_preprocessing(Preprocessing(input_size=found.input_hw or (size, size)))
+            chosen = Transform.for_input_size(*(found.input_hw or (size, size)))
         chosen = options.apply(chosen)
     if chosen is not None and chosen.crop is not None and found.input_hw is not None and chosen.crop != found.input_hw:
         raise InvalidInput(f"Expected the crop to match the model's fixed input size {found.input_hw[0]} x {found.input_hw[1]}. "
@@ -255,12 +257,11 @@ def external_meta(path: str | os.PathLike[str], *, arch: str | None = None, tran
                   input_size: int | None = None) -> tuple[VersionMeta, int | None]:
     """The :class:`VersionMeta` for registering the external ONNX file at ``path`` (see
     :func:`register_eval_meta`), and the input size to count its MACs at (``input_size``, else a
-    square crop of the transform). With a transform, the recorded preprocessing agrees with it."""
+    square crop of the transform)."""
     chosen, names = register_eval_meta(path, transform=transform, labels=labels, input_size=input_size)
     crop = chosen.crop if chosen is not None else None
     if input_size is None and crop is not None and crop[0] == crop[1]:
         input_size = crop[0]
     meta = VersionMeta(arch=arch, provenance={"source_file": Path(path).name}, transform=chosen, labels=names,
-                       preprocessing=chosen.preprocessing() if chosen is not None else None,
                        num_classes=len(names) if names is not None else None)
     return meta, input_size

@@ -20,7 +20,7 @@ import numpy as np
 from .errors import ExportError, InvalidInput
 from .metrics import VERIFY_BATCH, relative_error, verification_batch
 from .plugins import DEFAULT_OPSET, FrameworkPlugin, inference_options
-from .records import ExportInfo, ModelVersion, ParamCounts, Preprocessing, VersionMeta
+from .records import ExportInfo, ModelVersion, ParamCounts, Transform, VersionMeta
 
 if TYPE_CHECKING:
     from ._eval_options import TransformOptions
@@ -226,7 +226,7 @@ def register_export(
     """Register a file a plugin exported, with everything the plugin knows about it.
 
     ``arch`` is None for a model that is not one of the plugin's architectures (a user's own). With a
-    ``transform``, the recorded :class:`Preprocessing` agrees with it (mean, std, scale, channels).
+    ``transform``, that is the one recorded; without, torchvision's eval transform at ``input_size``.
     """
     provenance = dict(provenance)
     if info.notes:
@@ -240,10 +240,8 @@ def register_export(
         exporter_version=info.exporter_version,
         params=params,
         num_classes=num_classes,
-        preprocessing=(transform.preprocessing((input_size, input_size)) if transform is not None
-                       else Preprocessing(input_size=(input_size, input_size))),
         provenance=provenance,
-        transform=transform,
+        transform=transform if transform is not None else Transform.for_input_size(input_size),
         labels=labels,
     )
     result = registry.register(path, name=name, meta=meta, tags=tags, input_size=input_size)

@@ -4,7 +4,8 @@ By default the counts come from the architecture tables (:func:`zoo.architecture
 no framework import, no model built, milliseconds); the plugin contract tests check that every
 plugin's build gives exactly those counts. ``build=True`` builds each plugin's inference graph
 instead and compares it with the tables and the published reference. An architecture the tables
-do not describe (a third-party plugin's) is always built.
+do not describe (one a plugin contributes beyond the nine) is always built, and compared with the
+count its plugin publishes (the ``reference_params`` hook).
 """
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from .architectures import ARCHITECTURES, REFERENCE_PARAMS, param_counts
-from .plugins import FrameworkPlugin, inference_options
+from .plugins import FrameworkPlugin, contributed_architectures, inference_options
 from .records import ParamCounts, Record
 
 __all__ = ["ArchCounts", "FrameworkCounts", "count_architectures"]
@@ -37,8 +38,9 @@ class FrameworkCounts(Record):
 @dataclass(frozen=True)
 class ArchCounts(Record):
     arch: str
-    reference: int | None  # published trainable count (zoo.architectures.REFERENCE_PARAMS)
+    reference: int | None  # published trainable count (zoo.architectures.REFERENCE_PARAMS, or the contributing plugin's)
     frameworks: dict[str, FrameworkCounts] = field(default_factory=dict)
+    contributed_by: str | None = None  # the plugin that adds this architecture beyond zoo's nine; None for the nine
 
     @property
     def ok(self) -> bool:
@@ -64,11 +66,13 @@ def count_architectures(plugins: Sequence[FrameworkPlugin], *, build: bool = Fal
     unless an architecture is missing from the tables.
     """
     archs = sorted({a for p in plugins for a in p.architectures()}, key=_order)
+    contributed = contributed_architectures(plugins)
     rows = []
     for arch in archs:
-        reference = REFERENCE_PARAMS.get(arch) if num_classes == 1000 else None
+        by, published = contributed.get(arch, (None, REFERENCE_PARAMS.get(arch)))
+        reference = published if num_classes == 1000 else None
         tables = _table_counts(arch, num_classes)
-        row = ArchCounts(arch, reference)
+        row = ArchCounts(arch, reference, contributed_by=by)
         for plugin in plugins:
             if arch not in plugin.architectures():
                 continue

@@ -106,22 +106,24 @@ def parse_ref(ref: str) -> Ref:
         from .plugins import canonical_name  # light: no framework import
 
         framework = canonical_name(framework)
-    selector: int | str | Digest = LATEST
-    if at:
-        if selector_text[:len(DIGEST_PREFIX)].lower() == DIGEST_PREFIX:
-            selector = parse_digest(selector_text[len(DIGEST_PREFIX):], ref=ref)
-        elif _VERSION_RE.fullmatch(selector_text):
-            selector = int(selector_text)
-        elif selector_text == LATEST:
-            selector = LATEST
-        elif selector_text.isdigit():
-            raise _invalid("whose VERSION after '@' is a number from 1 without leading zeros", ref)
-        else:
-            try:
-                selector = validate_alias(selector_text)
-            except InvalidName:
-                raise _invalid(f"whose ALIAS after '@' matches {NAME_PATTERN}", ref) from None
+    selector = _selector(selector_text, ref) if at else LATEST
     return Ref(name=name, selector=selector, framework=framework or None)
+
+
+def _selector(text: str, ref: str) -> int | str | Digest:
+    """What follows ``@``: a content digest, a version number, ``latest``, or an alias."""
+    if text[:len(DIGEST_PREFIX)].lower() == DIGEST_PREFIX:
+        return parse_digest(text[len(DIGEST_PREFIX):], ref=ref)
+    if _VERSION_RE.fullmatch(text):
+        return int(text)
+    if text == LATEST:
+        return LATEST
+    if text.isdigit():
+        raise _invalid("whose VERSION after '@' is a number from 1 without leading zeros", ref)
+    try:
+        return validate_alias(text)
+    except InvalidName:
+        raise _invalid(f"whose ALIAS after '@' matches {NAME_PATTERN}", ref) from None
 
 
 def parse_digest(text: str, *, ref: object = None) -> Digest:

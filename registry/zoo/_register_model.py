@@ -148,7 +148,7 @@ def register_model(
     plugin = plugin_for(model, framework=framework)
     step = progress or (lambda _msg: None)
 
-    from . import open_registry
+    from ._open import open_registry
     from ._registry import Registry
 
     store = registry if isinstance(registry, Registry) else open_registry(registry)

@@ -28,7 +28,7 @@ from __future__ import annotations
 import builtins
 import json
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, fields, replace
 from datetime import datetime, timezone
@@ -45,8 +45,6 @@ from .records import AliasEvent, ModelVersion, Record, Report, VersionMeta, _jso
 from .store import BlobStore, Filters, MetadataStore, MetadataTxn, Orphan, open_local
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
-
     from .gates import GateResult, Policy
     from .runtime import InferenceModel
 
@@ -160,7 +158,7 @@ class Registry(StoreGuard):
         if getattr(txn, "emitted", None):  # after the commit: the webhooks hear of it now, or from their outbox later
             from ._promotion import INLINE_BUDGET_S, deliver
 
-            deliver(self, events=list(txn.emitted), budget_s=INLINE_BUDGET_S)
+            deliver(self._write, events=list(txn.emitted), budget_s=INLINE_BUDGET_S)
 
     # ------------------------------------------------------------------ register
 
@@ -336,16 +334,43 @@ class Registry(StoreGuard):
         logged. ``force`` (with a ``reason``) overrides; the history records both and the verdict.
         """
         validate_alias(alias)
-        from ._promotion import move_alias
+        from ._promotion import gate, refusal
 
-        return move_alias(self, ref, alias, reason=_reason(reason), force=force)
+        why = _reason(reason)
+        if force and not why:
+            raise InvalidInput("Expected a reason with --force. Received: none",
+                               hint="e.g. --force --reason 'hotfix: prod model crashes on grayscale input'")
+        parsed = self._parse(ref)
+        with self._write() as txn:
+            version = resolve(txn, parsed, location=self.location)
+            verdict = gate(txn, version, alias)
+            refused = verdict if verdict is not None and not verdict.passed and not force else None
+            if refused is not None:  # nothing moves; the refusal is logged (committed) and then raised
+                txn.add_event("gate.refused", f"{version.name}@{alias}", {"name": version.name, "alias": alias, **refused.to_dict()})
+            else:
+                txn.set_alias(version.name, alias, version.version, reason=why, forced=verdict is not None and force
+                              and not verdict.passed, policy=None if verdict is None else verdict.to_dict())
+                moved = txn.get(version.name, version.version) or version
+        if refused is not None:
+            raise refusal(refused, alias)
+        return moved
 
     def set_policy(self, name: str, alias: str, require: "Sequence[str] | None") -> "Policy | None":
         """Gate ``name@alias``: the requirements (:mod:`zoo.gates` syntax) a version's reports must meet
         before the alias may point at it. None or ``[]`` removes the gate."""
-        from ._promotion import set_policy
+        from .gates import Policy
 
-        return set_policy(self, name, alias, require)
+        validate_name(name)
+        validate_alias(alias)
+        if require is not None and (isinstance(require, str) or not isinstance(require, Sequence)):
+            raise InvalidInput(f"Expected the requirements as a list of strings. Received: {received(require)}",
+                               hint="e.g. ['parity', 'eval.top1 >= prod - 0.5%']")
+        policy = Policy.parse(name, alias, require) if require else None
+        with self._write() as txn:
+            if not txn.versions(name):
+                raise no_model(txn, name, location=self.location)
+            txn.set_policy(name, alias, [r.text for r in policy.requirements] if policy else None)
+        return policy
 
     def policies(self, name: str | None = None) -> "builtins.list[Policy]":
         """Every alias policy (of model ``name``), by model and alias."""
@@ -394,7 +419,7 @@ class Registry(StoreGuard):
         """Send every due webhook delivery (retries wait for their back-off); counts delivered and failed."""
         from ._promotion import deliver
 
-        return deliver(self, budget_s=budget_s)
+        return deliver(self._write, budget_s=budget_s)
 
     def alias_history(self, name: str, alias: str | None = None) -> builtins.list[AliasEvent]:
         """Every move of ``alias`` of model ``name`` (or of all its aliases), oldest first: append-only,

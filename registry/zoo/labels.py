@@ -29,8 +29,8 @@ from typing import Any
 import numpy as np
 
 from ._names import received
+from ._record import Record
 from .errors import InvalidInput, NotFound
-from .records import Record
 
 __all__ = ["BUILTIN", "MAX_LABEL_LENGTH", "Labels", "Prediction", "builtin_labels", "parse_labels", "read_labels",
            "resolve_labels", "top_k"]
@@ -170,7 +170,7 @@ def builtin_labels(name: str) -> Labels:
     if name not in BUILTIN:
         raise NotFound(f"Expected a built-in labels list ({', '.join(BUILTIN)}). Received: {received(name)}",
                        hint="or give a labels file: one class name per line")
-    data = resources.files("zoo").joinpath("labels", BUILTIN[name]).read_bytes()
+    data = resources.files("zoo").joinpath("labels").joinpath(BUILTIN[name]).read_bytes()
     return Labels(name=name, classes=parse_labels(data, source=f"zoo's built-in {name}"))
 
 

@@ -23,7 +23,8 @@ from functools import cache, lru_cache, partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-from ._distribution import install_command
+from ._distribution import DISTRIBUTION, install_command
+from ._plugin_check import HookSpec, check_plugin
 from .errors import DuplicatePlugin, InvalidInput, NotFound, PluginError, PluginUnavailable
 from .records import ExportInfo, ParamCounts
 
@@ -34,7 +35,8 @@ __all__ = [
     "DEFAULT_OPSET", "DEFAULT_PRIORITY", "ENTRY_POINT_GROUP", "FRAMEWORK_ALIASES", "FrameworkPlugin", "OptionalHooks",
     "PluginEntry", "PluginStatus", "available_plugins", "by_priority", "canonical_name", "devices", "discover",
     "get_plugin", "inference_options", "install_command", "intermediates", "native_runner", "owns", "plugin_for",
-    "plugin_statuses", "priority", "read_weights", "resolve_frameworks", "strict_fp32", "weight_formats",
+    "plugin_statuses", "priority", "read_weights", "reference_params", "contributed_architectures", "resolve_frameworks",
+    "strict_fp32", "weight_formats", "HOOKS", "distribution_version",
 ]
 
 ENTRY_POINT_GROUP = "zoo.plugins"
@@ -70,7 +72,7 @@ class FrameworkPlugin(Protocol):
 
     name: str  # unique, lowercase; used in references and --framework
     display_name: str  # "PyTorch"
-    version: str  # the plugin's own version
+    version: str  # the plugin's own version: distribution_version(<its distribution>), from package metadata
     install_hint: str  # how to make it available, e.g. install_command("torch")
     requires: tuple[str, ...]  # top-level modules that must be importable, e.g. ("torch",)
 
@@ -96,57 +98,116 @@ DEFAULT_PRIORITY = 100
 
 
 class OptionalHooks(Protocol):
-    """Hooks a plugin *may* define, for what differs between frameworks; the core never names one.
+    """The hooks a plugin *may* define, for what differs between frameworks; the core never names a framework.
 
-    The core calls each through the function of the same name in this module, which supplies the
-    default when the plugin lacks the hook, so a third-party plugin written against the required
-    protocol alone keeps working.
-
-    - ``priority`` (int, default 100): plugins run lowest first, and the first one is the reference
-      of every comparison (the PyTorch plugin's build *is* torchvision's definition: 0).
-    - ``inference_options(arch, *, state=None)``: build options that give the inference graph an
-      artifact holds (GoogLeNet: ``aux_logits=False``), unless ``state`` carries training-only
-      tensors that must load. Default: no options.
-    - ``strict_fp32()``: a context manager that turns reduced-precision shortcuts (TF32) off in the
-      framework while it is active and yields a list of notes saying what it did. Default: no-op.
-    - ``devices()``: the devices the framework can run on here, of ``"cpu"`` and ``"cuda"``.
-      Default: ``("cpu",)``.
-    - ``native_runner(model, *, device, precision)``: a callable that runs an NCHW float32 numpy
-      batch on ``device`` ("cpu" or "cuda") at ``precision`` ("fp32" or "fp16") and returns float32
-      logits; it may keep the model on the device between calls. Default: ``predict`` on the CPU in
-      fp32, and :class:`~zoo.errors.PluginError` for anything else.
-    - ``intermediates(model, images)``: the output of each layer group, NCHW, keyed by torchvision's
-      module name (``conv1``, ``layer2.1``, ``features.4``, ``inception3a``), in execution order: the
-      parity gate compares them to name the first group where two frameworks diverge. Called only
-      when the native models disagree (on a fresh build). Default: none.
-    - ``owns(model)``: True if ``model`` is a native model of this plugin's framework (a user's own
-      ``torch.nn.Module``, ``keras.Model``), so that :func:`zoo.register_model` can export it. Must
-      not import the framework: a model of a framework that is not imported yet cannot exist, so
-      check ``sys.modules`` first. Default: False (the plugin exports only what it builds).
-    - ``weight_formats`` (mapping, default empty) and ``read_weights(path)``: the framework-native
-      weight files the plugin reads *safely*, as suffix -> how it reads them (``{".pth": "torch.load
-      (weights_only=True)"}``), and the reader: the canonical state of such a file, refusing anything
-      that could run code with :class:`~zoo.errors.InvalidWeights` naming the file. ``weight_formats``
-      must be readable without importing the framework. Default: no native formats.
+    This class is the spec (pluggy's hookspecs, for plugins that are classes): each hook is one documented
+    member below. The core calls each through the function of the same name in this module, which supplies
+    the default when the plugin lacks the hook, so a plugin written against :class:`FrameworkPlugin` alone
+    keeps working. At load, a hook a plugin defines must accept what the core passes, and a public member
+    spelled like a hook but not one (``inference_option``, ``native_runer``) is refused with
+    :class:`~zoo.errors.PluginError` (exit 4) rather than silently never called; helpers stay private (``_x``).
     """
 
     priority: int
-
-    def inference_options(self, arch: str, *, state: Mapping[str, np.ndarray] | None = None) -> dict[str, Any]: ...
-
-    def strict_fp32(self) -> AbstractContextManager[list[str]]: ...
-
-    def devices(self) -> Sequence[str]: ...
-
-    def native_runner(self, model: Any, *, device: str, precision: str) -> Callable[[np.ndarray], np.ndarray]: ...
-
-    def intermediates(self, model: Any, images: np.ndarray) -> Mapping[str, np.ndarray]: ...
-
-    def owns(self, model: Any) -> bool: ...
+    """Plugins run lowest first, and the first is the reference of every comparison (the PyTorch plugin's
+    build *is* torchvision's definition: 0). Default: 100."""
 
     weight_formats: Mapping[str, str]
+    """The framework-native weight files the plugin reads *safely*, as suffix -> how it reads them
+    (``{".pth": "torch.load(weights_only=True)"}``); readable without importing the framework; pairs with
+    :meth:`read_weights`. Default: no native formats."""
 
-    def read_weights(self, path: Path) -> Mapping[str, np.ndarray]: ...
+    def inference_options(self, arch: str, *, state: Mapping[str, np.ndarray] | None = None) -> dict[str, Any]:
+        """Build options that give the inference graph an artifact holds (GoogLeNet: ``aux_logits=False``),
+        unless ``state`` carries training-only tensors that must load. Default: no options."""
+        ...
+
+    def strict_fp32(self) -> AbstractContextManager[list[str]]:
+        """A context manager that turns reduced-precision shortcuts (TF32) off in the framework while it is
+        active and yields a list of notes saying what it did. Default: a no-op."""
+        ...
+
+    def devices(self) -> Sequence[str]:
+        """The devices the framework can run on here, of ``"cpu"`` and ``"cuda"``. Default: ``("cpu",)``."""
+        ...
+
+    def native_runner(self, model: Any, *, device: str, precision: str) -> Callable[[np.ndarray], np.ndarray]:
+        """A callable that runs an NCHW float32 numpy batch on ``device`` ("cpu" or "cuda") at ``precision``
+        ("fp32" or "fp16") and returns float32 logits; it may keep the model on the device between calls.
+        Default: ``predict`` on the CPU in fp32, and :class:`~zoo.errors.PluginError` for anything else."""
+        ...
+
+    def intermediates(self, model: Any, images: np.ndarray) -> Mapping[str, np.ndarray]:
+        """The output of each layer group, NCHW, keyed by torchvision's module name (``conv1``, ``layer2.1``,
+        ``features.4``), in execution order: the parity gate compares them to name the first group where two
+        frameworks diverge. Called only when the native models disagree. Default: none."""
+        ...
+
+    def owns(self, model: Any) -> bool:
+        """True if ``model`` is a native model of this plugin's framework (a user's ``torch.nn.Module``,
+        ``keras.Model``), so that :func:`zoo.register_model` can export it. Must not import the framework
+        (check ``sys.modules`` first). Default: False (the plugin exports only what it builds)."""
+        ...
+
+    def read_weights(self, path: Path) -> Mapping[str, np.ndarray]:
+        """The canonical state of a native weight file of one of :attr:`weight_formats`, refusing anything
+        that could run code with :class:`~zoo.errors.InvalidWeights` naming the file. Default: none."""
+        ...
+
+    def reference_params(self) -> Mapping[str, int]:
+        """The published trainable parameter count, at 1,000 classes, of each architecture this plugin
+        contributes beyond zoo's nine (those keep their one home, :mod:`zoo.architectures`): ``zoo archs``
+        and the contract kit (:mod:`zoo.testing`) check the plugin's builds against it. Each key must be
+        one of :meth:`FrameworkPlugin.architectures`; must not import the framework. Default: none."""
+        ...
+
+
+def distribution_version(distribution: str = DISTRIBUTION) -> str:
+    """The installed version of ``distribution`` (default: zoo's own, which ships the built-in plugins), read
+    from package metadata: a plugin's ``version`` comes from here, never hard-coded. ``"0+unknown"`` when it
+    is not installed (run from a source tree)."""
+    from importlib import metadata
+
+    try:
+        return metadata.version(distribution)
+    except metadata.PackageNotFoundError:
+        return "0+unknown"
+
+
+def _specs() -> list[HookSpec]:
+    """Every member of the two spec classes, required and optional, as :func:`_plugin_check.check_plugin` reads them."""
+    specs = [HookSpec(n, FrameworkPlugin, kind=(str,)) for n in ("name", "display_name", "version", "install_hint")]
+    specs.append(HookSpec("requires", FrameworkPlugin, kind=(tuple, list)))
+    specs += [HookSpec("priority", OptionalHooks, kind=(int,)), HookSpec("weight_formats", OptionalHooks, kind=(Mapping,))]
+    for owner in (FrameworkPlugin, OptionalHooks):
+        specs += [HookSpec(n, owner, method=m) for n, m in vars(owner).items() if not n.startswith("_") and callable(m)]
+    return specs
+
+
+HOOKS: tuple[HookSpec, ...] = tuple(_specs())  # what a plugin may define publicly, with the signatures the core calls
+
+
+def _check_weight_formats(value: Mapping[Any, Any]) -> str | None:
+    bad = [k for k, v in value.items() if not (isinstance(k, str) and k.startswith(".") and isinstance(v, str))]
+    return f"{bad[0]!r} is not a '.suffix' -> description pair" if bad else None
+
+
+def _check_references(plugin: FrameworkPlugin, label: str) -> None:
+    """``reference_params`` names only the plugin's own architectures, none of zoo's nine, with positive counts."""
+    from .architectures import ARCHITECTURES
+
+    archs = set(plugin.architectures())
+    for arch, count in reference_params(plugin).items():
+        problem = ("it is one of zoo's nine, whose counts live in zoo.architectures" if arch in ARCHITECTURES else
+                   "the plugin does not build it (architectures())" if arch not in archs else
+                   "the count is not a positive integer" if isinstance(count, bool) or not isinstance(count, int) or count < 1
+                   else None)
+        if problem:
+            raise PluginError(f"Plugin {label} declares a reference count for {arch!r}: {problem}. "
+                              f"Expected: reference_params() -> {{arch: published trainable count}} over "
+                              f"{', '.join(sorted(archs - set(ARCHITECTURES))) or 'its own architectures'}. "
+                              f"Received: {arch!r}: {count!r}",
+                              hint="declare counts only for the architectures your plugin adds beyond the nine")
 
 
 def priority(plugin: FrameworkPlugin) -> int:
@@ -184,7 +245,8 @@ def native_runner(plugin: FrameworkPlugin, model: Any, *, device: str = "cpu",
                   precision: str = "fp32") -> Callable[[np.ndarray], np.ndarray]:
     hook = getattr(plugin, "native_runner", None)
     if callable(hook):
-        return hook(model, device=device, precision=precision)
+        runner: Callable[[np.ndarray], np.ndarray] = hook(model, device=device, precision=precision)
+        return runner
     if (device, precision) != ("cpu", "fp32"):
         raise PluginError(
             f"Expected a device and precision plugin {plugin.name!r} can run natively. Received: {device}/{precision}",
@@ -201,6 +263,27 @@ def intermediates(plugin: FrameworkPlugin, model: Any, images: np.ndarray) -> di
 def owns(plugin: FrameworkPlugin, model: Any) -> bool:
     hook = getattr(plugin, "owns", None)
     return bool(hook(model)) if callable(hook) else False
+
+
+def reference_params(plugin: FrameworkPlugin) -> dict[str, int]:
+    """The published trainable counts of the architectures ``plugin`` adds beyond the nine (its
+    ``reference_params`` hook); empty without the hook. Imports no framework."""
+    hook = getattr(plugin, "reference_params", None)
+    return dict(hook()) if callable(hook) else {}
+
+
+def contributed_architectures(plugins: Iterable[FrameworkPlugin]) -> dict[str, tuple[str, int | None]]:
+    """Architecture -> (the plugin that contributes it, its published count or None), for every architecture
+    of ``plugins`` beyond the nine of :mod:`zoo.architectures`, first plugin by :func:`priority` first."""
+    from .architectures import ARCHITECTURES
+
+    found: dict[str, tuple[str, int | None]] = {}
+    for plugin in by_priority(plugins):
+        counts = reference_params(plugin)
+        for arch in plugin.architectures():
+            if arch not in ARCHITECTURES and arch not in found:
+                found[arch] = (plugin.name, counts.get(arch))
+    return found
 
 
 def plugin_for(model: Any, *, framework: str | None = None) -> FrameworkPlugin:
@@ -268,8 +351,10 @@ class PluginEntry:
             ) from exc
         plugin = obj() if isinstance(obj, type) else obj
         if not isinstance(plugin, FrameworkPlugin):
+            missing = [h.name for h in HOOKS if h.owner is FrameworkPlugin and not hasattr(plugin, h.name)]
             raise PluginError(
-                f"Entry point {self.name!r} ({self.target}) does not implement FrameworkPlugin",
+                f"Entry point {self.name!r} ({self.target}) does not implement FrameworkPlugin. "
+                f"Expected: every required member. Received: no {', '.join(missing) or 'required members'}",
                 hint="see zoo.plugins.FrameworkPlugin for the required attributes and methods",
             )
         if plugin.name != self.name:
@@ -277,6 +362,9 @@ class PluginEntry:
                 f"Entry point {self.name!r} loads a plugin named {plugin.name!r}",
                 hint="the entry-point name and the plugin's `name` must be equal",
             )
+        label = f"{self.name!r} ({self.target})"
+        check_plugin(plugin, HOOKS, label=label, extra={"weight_formats": _check_weight_formats})
+        _check_references(plugin, label)
         return plugin
 
 

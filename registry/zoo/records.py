@@ -5,13 +5,20 @@ Nothing here imports a framework or touches the disk; stores persist these as JS
 from __future__ import annotations
 
 import dataclasses
+import math
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from numbers import Integral
 from typing import TYPE_CHECKING, Any
 
-if TYPE_CHECKING:  # both modules import this one; their records are built lazily in from_dict
+from ._names import received
+from ._record import Record as Record  # re-exported: the base of every record
+from ._record import _jsonable as _jsonable  # re-exported: _registry and _artifact_meta serialise with it
+from .errors import InvalidInput
+
+if TYPE_CHECKING:  # labels imports numpy: read lazily in from_dict, so `zoo --help` does not pay for it
     from .labels import Labels
-    from .transforms import Transform
 
 # The I/O contract of every exported artifact (../shared/reference/architectures.md).
 INPUT_NAME = "images"
@@ -19,23 +26,6 @@ OUTPUT_NAME = "logits"
 BATCH_DIM = "batch"
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-
-
-def _jsonable(value: Any) -> Any:
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: _jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, Mapping):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    return value
-
-
-class Record:
-    """Mixin: ``to_dict()`` for JSON output and storage."""
-
-    def to_dict(self) -> dict[str, Any]:
-        return _jsonable(self)
 
 
 @dataclass(frozen=True)
@@ -85,27 +75,135 @@ class ParamCounts(Record):
         return cls(trainable=int(d["trainable"]), non_trainable=int(d["non_trainable"]))
 
 
-@dataclass(frozen=True)
-class Preprocessing(Record):
-    """How to turn an image into the input tensor. Stored in the artifact, not in a README."""
+# Interpolation names -> Pillow resampling filters (torchvision's InterpolationMode -> PIL mapping).
+INTERPOLATIONS = ("bilinear", "bicubic", "nearest")
+CHANNEL_ORDERS = ("RGB", "BGR")
+DEFAULT_SCALE = 1 / 255
+# torchvision's classification presets resize to 256 for a 224 crop (V1 weights); without a
+# recorded transform, a model validated at input size S is assumed to want resize S * 256/224.
+RESIZE_RATIO = 256 / 224
 
-    layout: str = "NCHW"
-    color: str = "RGB"
-    scale: float = 1 / 255  # uint8 pixel -> [0, 1] before normalisation
+
+def _positive_int(value: Any, what: str, hint: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, Integral) or value < 1:
+        raise InvalidInput(f"Expected {what} to be a positive integer. Received: {received(value)}", hint=hint)
+    return int(value)
+
+
+def _triple(value: Any, what: str, *, positive: bool) -> tuple[float, float, float]:
+    try:
+        values = tuple(float(v) for v in value)
+    except (TypeError, ValueError):
+        values = ()
+    if len(values) != 3 or not all(math.isfinite(v) for v in values) or (positive and min(values) <= 0):
+        need = "three finite numbers" + (" > 0" if positive else "")
+        raise InvalidInput(f"Expected {what} to be {need}, one per channel. Received: {received(value)}",
+                           hint=f"e.g. {what} {' '.join(str(v) for v in (IMAGENET_STD if positive else IMAGENET_MEAN))}")
+    return values[0], values[1], values[2]
+
+
+@dataclass(frozen=True)
+class Transform(Record):
+    """How an image becomes the model's input. Immutable, validated, JSON-round-trippable.
+
+    ``resize``: the shorter side's target length, or None to skip resizing. ``crop``: (H, W) of
+    the centre crop, or None to skip cropping (then every image must already share one size).
+    ``interpolation``: one of :data:`INTERPOLATIONS`. ``mean``/``std``: per channel, applied
+    after ``scale``. ``channels``: ``"RGB"`` or ``"BGR"``. ``scale``: multiplies uint8 pixels.
+    """
+
+    resize: int | None = 256
+    crop: tuple[int, int] | None = (224, 224)
+    interpolation: str = "bilinear"
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
-    input_size: tuple[int, int] = (224, 224)  # (H, W) the model was exported/validated at
+    channels: str = "RGB"
+    scale: float = DEFAULT_SCALE
+
+    def __post_init__(self) -> None:
+        hint = "torchvision's ImageNet preset is --resize 256 --crop 224"
+        if self.resize is not None:
+            object.__setattr__(self, "resize", _positive_int(self.resize, "the resize size", hint))
+        if self.crop is not None:
+            crop = self.crop
+            if isinstance(crop, Integral) and not isinstance(crop, bool):
+                crop = (crop, crop)
+            if not isinstance(crop, (tuple, list)) or len(crop) != 2:
+                raise InvalidInput(f"Expected the crop to be a size or (height, width). Received: {received(self.crop)}", hint=hint)
+            object.__setattr__(self, "crop", tuple(_positive_int(c, "each crop side", hint) for c in crop))
+        interpolation = self.interpolation.lower() if isinstance(self.interpolation, str) else self.interpolation
+        if interpolation not in INTERPOLATIONS:
+            raise InvalidInput(f"Expected the interpolation to be one of {', '.join(INTERPOLATIONS)}. "
+                               f"Received: {received(self.interpolation)}", hint="torchvision's presets use bilinear")
+        object.__setattr__(self, "interpolation", interpolation)
+        object.__setattr__(self, "mean", _triple(self.mean, "--mean", positive=False))
+        object.__setattr__(self, "std", _triple(self.std, "--std", positive=True))
+        channels = self.channels.upper() if isinstance(self.channels, str) else self.channels
+        if channels not in CHANNEL_ORDERS:
+            raise InvalidInput(f"Expected the channel order to be one of {', '.join(CHANNEL_ORDERS)}. "
+                               f"Received: {received(self.channels)}", hint="torchvision and Keras models take RGB")
+        object.__setattr__(self, "channels", channels)
+        if isinstance(self.scale, bool) or not isinstance(self.scale, (int, float)) or not (math.isfinite(self.scale) and self.scale > 0):
+            raise InvalidInput(f"Expected the pixel scale to be a finite number > 0. Received: {received(self.scale)}",
+                               hint="1/255 maps uint8 pixels to [0, 1]")
+        object.__setattr__(self, "scale", float(self.scale))
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "Preprocessing":
-        return cls(
-            layout=d.get("layout", "NCHW"),
-            color=d.get("color", "RGB"),
-            scale=float(d.get("scale", 1 / 255)),
-            mean=tuple(d.get("mean", IMAGENET_MEAN)),
-            std=tuple(d.get("std", IMAGENET_STD)),
-            input_size=tuple(d.get("input_size", (224, 224))),
-        )
+    def imagenet(cls, *, crop: int = 224, resize: int = 256, interpolation: str = "bilinear") -> "Transform":
+        """torchvision's ``ImageClassification(crop_size=crop, resize_size=resize, interpolation=...)``."""
+        return cls(resize=resize, crop=(crop, crop), interpolation=interpolation)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "Transform":
+        """The inverse of :meth:`to_dict`; missing keys take the defaults, unknown keys are refused."""
+        if not isinstance(d, Mapping):
+            raise InvalidInput(f"Expected a transform as a mapping. Received: {received(d)}")
+        known = {"resize", "crop", "interpolation", "mean", "std", "channels", "scale"}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise InvalidInput(f"Expected transform keys among {', '.join(sorted(known))}. Received: {', '.join(map(str, unknown))}",
+                               hint="a transform written by a newer zoo? upgrade zoo")
+        kwargs = dict(d)
+        if isinstance(kwargs.get("crop"), list):
+            kwargs["crop"] = tuple(kwargs["crop"])
+        return cls(**kwargs)
+
+    @classmethod
+    def for_input_size(cls, height: int, width: int | None = None) -> "Transform":
+        """torchvision's eval transform for a model validated at ``height`` x ``width`` (square by default):
+        a centre crop of that size after resizing the shorter side by the 256/224 ratio, bilinear."""
+        width = height if width is None else width
+        return cls(resize=int(min(height, width) * RESIZE_RATIO), crop=(height, width))
+
+    @classmethod
+    def from_preprocessing(cls, d: Mapping[str, Any]) -> "Transform":
+        """The transform a record of the old ``preprocessing`` shape implies (zoo 0.1 stored ``{layout, color,
+        scale, mean, std, input_size}``): its mean, std, scale and channel order, a centre crop of its input
+        size, and a resize of the shorter side by torchvision's 256/224 ratio with bilinear interpolation."""
+        if not isinstance(d, Mapping):
+            raise InvalidInput(f"Expected a preprocessing record as a mapping. Received: {received(d)}")
+        height, width = (int(v) for v in d.get("input_size", (224, 224)))
+        base = cls.for_input_size(height, width)
+        return cls(resize=base.resize, crop=base.crop, mean=tuple(d.get("mean", IMAGENET_MEAN)),
+                   std=tuple(d.get("std", IMAGENET_STD)), channels=d.get("color", "RGB"),
+                   scale=float(d.get("scale", DEFAULT_SCALE)))
+
+    @property
+    def input_size(self) -> tuple[int, int] | None:
+        """(H, W) the model is fed at: the centre crop, or None when the transform does not crop."""
+        return self.crop
+
+    def describe(self) -> str:
+        """One line for ``zoo show``: ``resize 256 (bilinear), crop 224x224, RGB, /255, mean ..., std ...``."""
+        parts = []
+        if self.resize is not None:
+            parts.append(f"resize {self.resize} ({self.interpolation})")
+        if self.crop is not None:
+            parts.append(f"crop {self.crop[0]}x{self.crop[1]}")
+        scale = "/255" if math.isclose(self.scale, DEFAULT_SCALE) else f"x{self.scale:g}"
+        parts += [self.channels, scale, "mean " + ",".join(f"{v:g}" for v in self.mean),
+                  "std " + ",".join(f"{v:g}" for v in self.std)]
+        return ", ".join(parts)
 
 
 @dataclass(frozen=True)
@@ -150,9 +248,8 @@ class VersionMeta(Record):
     exporter_version: str | None = None
     params: ParamCounts | None = None  # native counts, from the plugin
     num_classes: int | None = None
-    preprocessing: Preprocessing | None = None
     provenance: dict[str, Any] = field(default_factory=dict)  # weights sha256, source file, host, ...
-    transform: Transform | None = None  # the full eval transform (resize, crop, interpolation, ...)
+    transform: Transform | None = None  # how to feed it: the eval transform (resize, crop, interpolation, mean, ...)
     labels: Labels | None = None  # class names by output index
 
 
@@ -173,7 +270,7 @@ class ModelVersion(VersionMeta):
     signature: Signature
     opset: int
     onnx_params: int  # element count of ONNX initializers (can differ from native after BN folding)
-    macs: int | None  # multiply-accumulates per sample, from the ONNX graph, at preprocessing.input_size
+    macs: int | None  # multiply-accumulates per sample, from the ONNX graph, at the transform's input size
     files: tuple[StoredFile, ...] = ()
     tags: dict[str, str] = field(default_factory=dict)
     aliases: tuple[str, ...] = ()
@@ -187,14 +284,17 @@ class ModelVersion(VersionMeta):
         """The producer's half of this record."""
         return VersionMeta(**{f.name: getattr(self, f.name) for f in dataclasses.fields(VersionMeta)})
 
+    @property
+    def input_size(self) -> tuple[int, int] | None:
+        """(H, W) the version was exported and verified at (its transform's crop), or None if not recorded."""
+        return self.transform.input_size if self.transform is not None else None
+
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "ModelVersion":
         d = dict(d)
         d["signature"] = Signature.from_dict(d["signature"])
         if d.get("params") is not None:
             d["params"] = ParamCounts.from_dict(d["params"])
-        if d.get("preprocessing") is not None:
-            d["preprocessing"] = Preprocessing.from_dict(d["preprocessing"])
         d["files"] = tuple(StoredFile.from_dict(f) for f in d.get("files", ()))
         d["aliases"] = tuple(d.get("aliases", ()))
         d["tags"] = dict(d.get("tags", {}))
@@ -215,15 +315,31 @@ def _field_names(cls: type) -> frozenset[str]:
 
 
 def _transform_and_labels_from_dict(d: dict[str, Any]) -> None:
-    """Parse the optional ``transform`` and ``labels`` (absent from records written before they existed)."""
-    if d.get("transform") is not None:
-        from .transforms import Transform
+    """Parse the optional ``transform`` and ``labels`` (absent from records written before they existed).
 
+    A record written in the old shape, with ``preprocessing`` and no ``transform``, reads as the transform
+    its preprocessing implies (:meth:`Transform.from_preprocessing`): one record of how to feed a model."""
+    old = d.pop("preprocessing", None)
+    if d.get("transform") is not None:
         d["transform"] = Transform.from_dict(d["transform"])
+    elif old is not None:
+        d["transform"] = Transform.from_preprocessing(old)
     if d.get("labels") is not None:
         from .labels import Labels
 
         d["labels"] = Labels.from_dict(d["labels"])
+
+
+def Preprocessing(*, layout: str = "NCHW", color: str = "RGB", scale: float = DEFAULT_SCALE,
+                  mean: tuple[float, float, float] = IMAGENET_MEAN, std: tuple[float, float, float] = IMAGENET_STD,
+                  input_size: tuple[int, int] = (224, 224)) -> Transform:
+    """Deprecated (zoo 0.2): the :class:`Transform` an old ``Preprocessing`` record implies. Use :class:`Transform`
+    (e.g. :meth:`Transform.for_input_size`); ``preprocessing=`` on records is gone, ``transform=`` holds it all."""
+    warnings.warn("zoo.records.Preprocessing is deprecated: use zoo.Transform (Transform.for_input_size(h, w))",
+                  DeprecationWarning, stacklevel=2)
+    if layout != "NCHW":
+        raise InvalidInput(f"Expected layout NCHW (the artifact contract). Received: {received(layout)}")
+    return Transform.from_preprocessing({"color": color, "scale": scale, "mean": mean, "std": std, "input_size": input_size})
 
 
 @dataclass(frozen=True)

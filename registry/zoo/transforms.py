@@ -1,6 +1,6 @@
 """The eval transform a model expects: image in, NCHW float32 batch out, recorded on the version.
 
-A :class:`Transform` is torchvision's ``ImageClassification`` eval preset written down as data::
+A :class:`Transform` (a record, defined in :mod:`zoo.records`) is torchvision's ``ImageClassification`` eval preset written down as data::
 
     Transform(resize=256, crop=(224, 224), interpolation="bilinear")   # ResNet-50 IMAGENET1K_V1
     Transform(resize=232, crop=(224, 224), interpolation="bilinear")   # ResNet-50 IMAGENET1K_V2
@@ -22,143 +22,20 @@ Pillow is imported only by the functions that need it.
 """
 from __future__ import annotations
 
-import math
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ._names import received
 from .errors import InvalidInput
 from .images import MAX_PIXELS_ENV, load_images, pixel_limit
-from .records import IMAGENET_MEAN, IMAGENET_STD, Preprocessing, Record
+from .records import CHANNEL_ORDERS, DEFAULT_SCALE, INTERPOLATIONS, RESIZE_RATIO, Transform
 
 if TYPE_CHECKING:
     from PIL import Image
 
-__all__ = ["INTERPOLATIONS", "Transform", "apply_transform", "preprocess"]
-
-# Interpolation names -> Pillow resampling filters (torchvision's InterpolationMode -> PIL mapping).
-INTERPOLATIONS = ("bilinear", "bicubic", "nearest")
-CHANNEL_ORDERS = ("RGB", "BGR")
-DEFAULT_SCALE = 1 / 255
-# torchvision's classification presets resize to 256 for a 224 crop (V1 weights); without a
-# recorded transform, a model validated at input size S is assumed to want resize S * 256/224.
-RESIZE_RATIO = 256 / 224
-
-
-def _positive_int(value: Any, what: str, hint: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise InvalidInput(f"Expected {what} to be a positive integer. Received: {received(value)}", hint=hint)
-    return int(value)
-
-
-def _triple(value: Any, what: str, *, positive: bool) -> tuple[float, float, float]:
-    try:
-        values = tuple(float(v) for v in value)
-    except (TypeError, ValueError):
-        values = ()
-    if len(values) != 3 or not all(math.isfinite(v) for v in values) or (positive and min(values) <= 0):
-        need = "three finite numbers" + (" > 0" if positive else "")
-        raise InvalidInput(f"Expected {what} to be {need}, one per channel. Received: {received(value)}",
-                           hint=f"e.g. {what} {' '.join(str(v) for v in (IMAGENET_STD if positive else IMAGENET_MEAN))}")
-    return values[0], values[1], values[2]
-
-
-@dataclass(frozen=True)
-class Transform(Record):
-    """How an image becomes the model's input. Immutable, validated, JSON-round-trippable.
-
-    ``resize``: the shorter side's target length, or None to skip resizing. ``crop``: (H, W) of
-    the centre crop, or None to skip cropping (then every image must already share one size).
-    ``interpolation``: one of :data:`INTERPOLATIONS`. ``mean``/``std``: per channel, applied
-    after ``scale``. ``channels``: ``"RGB"`` or ``"BGR"``. ``scale``: multiplies uint8 pixels.
-    """
-
-    resize: int | None = 256
-    crop: tuple[int, int] | None = (224, 224)
-    interpolation: str = "bilinear"
-    mean: tuple[float, float, float] = IMAGENET_MEAN
-    std: tuple[float, float, float] = IMAGENET_STD
-    channels: str = "RGB"
-    scale: float = DEFAULT_SCALE
-
-    def __post_init__(self) -> None:
-        hint = "torchvision's ImageNet preset is --resize 256 --crop 224"
-        if self.resize is not None:
-            object.__setattr__(self, "resize", _positive_int(self.resize, "the resize size", hint))
-        if self.crop is not None:
-            crop = self.crop
-            if isinstance(crop, (int, np.integer)) and not isinstance(crop, bool):
-                crop = (crop, crop)
-            if not isinstance(crop, (tuple, list)) or len(crop) != 2:
-                raise InvalidInput(f"Expected the crop to be a size or (height, width). Received: {received(self.crop)}", hint=hint)
-            object.__setattr__(self, "crop", tuple(_positive_int(c, "each crop side", hint) for c in crop))
-        interpolation = self.interpolation.lower() if isinstance(self.interpolation, str) else self.interpolation
-        if interpolation not in INTERPOLATIONS:
-            raise InvalidInput(f"Expected the interpolation to be one of {', '.join(INTERPOLATIONS)}. "
-                               f"Received: {received(self.interpolation)}", hint="torchvision's presets use bilinear")
-        object.__setattr__(self, "interpolation", interpolation)
-        object.__setattr__(self, "mean", _triple(self.mean, "--mean", positive=False))
-        object.__setattr__(self, "std", _triple(self.std, "--std", positive=True))
-        channels = self.channels.upper() if isinstance(self.channels, str) else self.channels
-        if channels not in CHANNEL_ORDERS:
-            raise InvalidInput(f"Expected the channel order to be one of {', '.join(CHANNEL_ORDERS)}. "
-                               f"Received: {received(self.channels)}", hint="torchvision and Keras models take RGB")
-        object.__setattr__(self, "channels", channels)
-        if isinstance(self.scale, bool) or not isinstance(self.scale, (int, float)) or not (math.isfinite(self.scale) and self.scale > 0):
-            raise InvalidInput(f"Expected the pixel scale to be a finite number > 0. Received: {received(self.scale)}",
-                               hint="1/255 maps uint8 pixels to [0, 1]")
-        object.__setattr__(self, "scale", float(self.scale))
-
-    @classmethod
-    def imagenet(cls, *, crop: int = 224, resize: int = 256, interpolation: str = "bilinear") -> "Transform":
-        """torchvision's ``ImageClassification(crop_size=crop, resize_size=resize, interpolation=...)``."""
-        return cls(resize=resize, crop=(crop, crop), interpolation=interpolation)
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "Transform":
-        """The inverse of :meth:`to_dict`; missing keys take the defaults, unknown keys are refused."""
-        if not isinstance(d, Mapping):
-            raise InvalidInput(f"Expected a transform as a mapping. Received: {received(d)}")
-        known = {"resize", "crop", "interpolation", "mean", "std", "channels", "scale"}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise InvalidInput(f"Expected transform keys among {', '.join(sorted(known))}. Received: {', '.join(map(str, unknown))}",
-                               hint="a transform written by a newer zoo? upgrade zoo")
-        kwargs = dict(d)
-        if isinstance(kwargs.get("crop"), list):
-            kwargs["crop"] = tuple(kwargs["crop"])
-        return cls(**kwargs)
-
-    @classmethod
-    def from_preprocessing(cls, preprocessing: Preprocessing) -> "Transform":
-        """The transform an older version (one that recorded only :class:`Preprocessing`) implies:
-        its mean, std, scale and channel order, a centre crop of its input size, and a resize of the
-        shorter side by torchvision's 256/224 ratio with bilinear interpolation."""
-        height, width = preprocessing.input_size
-        return cls(resize=int(min(height, width) * RESIZE_RATIO), crop=(height, width), mean=preprocessing.mean,
-                   std=preprocessing.std, channels=preprocessing.color, scale=preprocessing.scale)
-
-    def preprocessing(self, input_size: tuple[int, int] | None = None) -> Preprocessing:
-        """The (older, coarser) :class:`Preprocessing` record that agrees with this transform, at the
-        model's ``input_size`` (default: the crop)."""
-        size = input_size or self.crop or (224, 224)
-        return Preprocessing(color=self.channels, scale=self.scale, mean=self.mean, std=self.std, input_size=size)
-
-    def describe(self) -> str:
-        """One line for ``zoo show``: ``resize 256 (bilinear), crop 224x224, RGB, /255, mean ..., std ...``."""
-        parts = []
-        if self.resize is not None:
-            parts.append(f"resize {self.resize} ({self.interpolation})")
-        if self.crop is not None:
-            parts.append(f"crop {self.crop[0]}x{self.crop[1]}")
-        scale = "/255" if math.isclose(self.scale, DEFAULT_SCALE) else f"x{self.scale:g}"
-        parts += [self.channels, scale, "mean " + ",".join(f"{v:g}" for v in self.mean),
-                  "std " + ",".join(f"{v:g}" for v in self.std)]
-        return ", ".join(parts)
-
+# Transform is a record (zoo.records: one record of how to feed a model); re-exported here with the image ops.
+__all__ = ["CHANNEL_ORDERS", "DEFAULT_SCALE", "INTERPOLATIONS", "RESIZE_RATIO", "Transform", "apply_transform", "preprocess"]
 
 def _resampling(name: str) -> int:
     from PIL import Image

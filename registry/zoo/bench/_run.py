@@ -63,9 +63,9 @@ def bench_batch(engines: Sequence[Engine], images: np.ndarray, *, macs: int | No
 
 
 def input_size_of(version: ModelVersion | None, signature: Any, default: int = 224) -> int:
-    """The square input size to bench at: the version's preprocessing, else fixed dims of the graph."""
-    if version is not None and version.preprocessing is not None:
-        return int(version.preprocessing.input_size[0])
+    """The square input size to bench at: the version's transform's input size, else fixed dims of the graph."""
+    if version is not None and version.input_size is not None:
+        return int(version.input_size[0])
     shape: tuple[Any, ...] = tuple(signature.inputs[0].shape) if signature is not None and signature.inputs else ()
     if len(shape) == 4 and isinstance(shape[2], int) and isinstance(shape[3], int):
         return int(shape[2])
@@ -89,6 +89,25 @@ class _Subject:
 def _engine_facts(engine: Engine) -> dict[str, Any]:
     return {"name": engine.name, "device": engine.device, "precision": engine.precision, "io": engine.info.get("io"),
             **({"note": engine.info["note"]} if engine.info.get("note") else {})}
+
+
+def _check_artifacts(artifacts: Sequence[Artifact], *, native: bool, provider: str | None) -> list[str]:
+    """Each artifact's label (its ref, else its path), once each; with ``native``, each version's framework
+    can run on the device ORT runs on (refused before anything is loaded)."""
+    from ..runtime import choose_provider
+
+    versions = [version for _path, version in artifacts]
+    if native:
+        if any(v is None for v in versions):
+            raise InvalidInput("native=True needs the registry version (to know the framework and architecture)")
+        device = choose_provider(provider).device
+        for v in versions:
+            assert v is not None
+            check_native_device(v, device)
+    labels = [v.ref if v is not None else os.fspath(p) for p, v in artifacts]
+    if len(set(labels)) != len(labels):
+        raise InvalidInput(f"Expected each artifact once. Received: {labels}", hint="drop the repeated reference")
+    return labels
 
 
 def bench_artifacts(
@@ -117,7 +136,7 @@ def bench_artifacts(
     device is refused before anything is loaded. ``input_size`` and ``macs`` override what the
     versions say (for artifacts registered without them).
     """
-    from ..runtime import _ort_log, choose_provider
+    from ..runtime import _ort_log
 
     check_settings(warmup, min_time, min_iters, rounds)
     if not artifacts:
@@ -126,17 +145,7 @@ def bench_artifacts(
     if not batches or batches[0] < 1:
         raise InvalidInput(f"Expected batch sizes >= 1. Received: {list(batches)}", hint="e.g. --batch 1,8,32")
     step = progress or (lambda _msg: None)
-    versions = [version for _path, version in artifacts]
-    if native:
-        if any(v is None for v in versions):
-            raise InvalidInput("native=True needs the registry version (to know the framework and architecture)")
-        device = choose_provider(provider).device
-        for v in versions:
-            assert v is not None
-            check_native_device(v, device)  # refuse before anything is loaded
-    labels = [v.ref if v is not None else os.fspath(p) for p, v in artifacts]
-    if len(set(labels)) != len(labels):
-        raise InvalidInput(f"Expected each artifact once. Received: {labels}", hint="drop the repeated reference")
+    labels = _check_artifacts(artifacts, native=native, provider=provider)
     quieted_before = _ort_log.counts()
     subjects = []
     for (path, version), label in zip(artifacts, labels, strict=True):

@@ -7,7 +7,7 @@ from typing import Any
 import click
 
 from ..errors import InvalidInput, NotFound
-from . import emit_json, info, json_option, main, pass_ctx, table
+from ._app import emit_json, info, json_option, main, pass_ctx, table
 
 
 def _progress(message: str) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import click
 
 from ..errors import InvalidInput
-from . import Styled, emit_json, info, json_option, main, pass_ctx, table
+from ._app import Styled, emit_json, info, json_option, main, pass_ctx, table
 from ._render import VERSION_COLUMNS, fmt_int, fmt_shape, fmt_size, parse_tags, version_row
 
 SHOW_LABELS = 5  # class names `zoo show` prints (--json has them all)
@@ -63,7 +63,6 @@ def show_cmd(ctx, ref, at, as_json) -> None:
                                                 "classes": list(v.labels.classes)}
         emit_json({**v.to_dict(), "labels": labels, "reports": reports})
         return
-    pre = v.preprocessing
     rows = [
         ("ref", v.ref), ("aliases", ", ".join(v.aliases) or None), ("architecture", v.arch),
         ("framework", f"{v.framework} {v.framework_version or ''}" if v.framework else "external"),
@@ -75,8 +74,6 @@ def show_cmd(ctx, ref, at, as_json) -> None:
         ("params (ONNX initializers)", fmt_int(v.onnx_params)),
         ("MACs per sample", None if v.macs is None else f"{v.macs / 1e9:.3f} G"),
         ("num classes", v.num_classes),
-        ("preprocessing", None if pre is None else
-         f"{pre.layout} {pre.color} {pre.input_size[0]}x{pre.input_size[1]}, x*{pre.scale:.5g}, mean {pre.mean}, std {pre.std}"),
         ("transform", v.transform.describe() if v.transform else _implied_transform(v)),
         ("labels", None if v.labels is None else
          f"{v.labels.name}, {len(v.labels):,} classes, sha256 {v.labels.sha256[:12]}: "
@@ -91,11 +88,10 @@ def show_cmd(ctx, ref, at, as_json) -> None:
 
 def _implied_transform(v) -> str | None:
     """For a version that records no transform: what `zoo run --image` assumes, said as such."""
-    if v.preprocessing is None:
-        return None
-    from ..transforms import Transform
+    from .._classify import transform_for
 
-    return f"none recorded; `zoo run --image` assumes {Transform.from_preprocessing(v.preprocessing).describe()}"
+    inputs = v.signature.inputs
+    return f"none recorded; `zoo run --image` assumes {transform_for(v, inputs[0] if inputs else None).describe()}"
 
 
 @main.command("alias")

@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from . import emit_json, info, json_option, main, pass_ctx, progress, table
+from ._app import emit_json, info, json_option, main, pass_ctx, progress, table
 
 
 def _pct(value: float | None) -> str | None:

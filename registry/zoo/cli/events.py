@@ -5,7 +5,7 @@ import time
 
 import click
 
-from . import Context, emit_json, info, json_option, main, pass_ctx, table
+from ._app import Context, emit_json, info, json_option, main, pass_ctx, table
 
 
 @main.group("events", invoke_without_command=True)

@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from . import emit_json, info, json_option, main, pass_ctx, progress
+from ._app import emit_json, info, json_option, main, pass_ctx, progress
 from ._render import fmt_size, parse_tags
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import click
 
 from .._registry import CRASH_WINDOW_S
-from . import emit_json, info, json_option, main, pass_ctx, table
+from ._app import emit_json, info, json_option, main, pass_ctx, table
 from ._render import fmt_size
 
 

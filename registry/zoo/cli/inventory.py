@@ -5,7 +5,7 @@ from typing import Any
 
 import click
 
-from . import Styled, emit_json, info, json_option, main, progress, table
+from ._app import Styled, emit_json, info, json_option, main, progress, table
 from ._render import fmt_int
 
 
@@ -48,7 +48,8 @@ def plugins_cmd(as_json: bool) -> None:
 def archs_cmd(framework: str, num_classes: int, build: bool, as_json: bool) -> None:
     """Architectures per plugin, with parameter counts.
 
-    Counts per framework, side by side, compared with the published reference. They come from
+    Counts per framework, side by side, compared with the published reference; "from" says who
+    defines the architecture (zoo's nine, or the plugin that contributes it). They come from
     the architecture tables (zoo.architectures: instant, and the plugin contract tests check
     every build against them); --build builds each model and counts it instead. Exits 1 if a
     count differs from the reference or, with --build, from the tables.
@@ -80,13 +81,13 @@ def archs_cmd(framework: str, num_classes: int, build: bool, as_json: bool) -> N
 
 
 def _render(rows: list[Any], plugins: list[Any], *, num_classes: int, caption: str | None) -> None:
-    columns = ["arch", "reference params"]
+    columns = ["arch", "from", "reference params"]
     for p in plugins:
         columns += [f"{p.name} params", f"{p.name} non-trainable"]
     columns.append("match")
     cells_rows = []
     for r in rows:
-        cells: list[Any] = [r.arch, fmt_int(r.reference)]
+        cells: list[Any] = [r.arch, f"plugin {r.contributed_by}" if r.contributed_by else "zoo", fmt_int(r.reference)]
         for p in plugins:
             c = r.frameworks.get(p.name)
             if c is None:

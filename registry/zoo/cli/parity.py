@@ -8,7 +8,7 @@ from typing import Any
 import click
 
 from ..errors import InvalidInput
-from . import Styled, emit_json, info, json_option, main, pass_ctx, printable, progress, table
+from ._app import Styled, emit_json, info, json_option, main, pass_ctx, printable, progress, table
 
 
 @main.command("parity")

@@ -5,7 +5,7 @@ from typing import Any
 
 import click
 
-from . import emit_json, info, json_option, main, pass_ctx, table
+from ._app import emit_json, info, json_option, main, pass_ctx, table
 
 
 def _policy_rows(policies: list[Any]) -> list[list[Any]]:
@@ -75,7 +75,7 @@ def promote_cmd(ctx, ref, alias, data, reason, min_time, as_json) -> None:
     Examples:
       zoo promote resnet50@4 prod --data val/ --reason "retrained on the March data"
     """
-    from .._promotion import promote
+    from .._promote import promote
 
     registry = ctx.registry()
     version, ran = promote(registry, ref, alias, data=data, reason=reason, min_time=min_time,

@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from ..errors import InvalidInput
-from . import emit_json, info, json_option, main, pass_ctx, table
+from ._app import emit_json, info, json_option, main, pass_ctx, table
 
 MAX_RANDOM_BATCH = 1024  # --random is a smoke test; a larger batch is a mistake (or a memory bomb)
 DEFAULT_SIZE = 224
@@ -37,10 +37,10 @@ def _read_input(path: Path) -> Any:
 
 
 def _random_size(model: Any) -> tuple[int, int]:
-    """H x W for --random: the recorded preprocessing, else the graph's fixed size, else 224."""
-    pre = model.version.preprocessing if model.version else None
-    if pre is not None:
-        return int(pre.input_size[0]), int(pre.input_size[1])
+    """H x W for --random: the recorded transform's input size, else the graph's fixed size, else 224."""
+    size = model.version.input_size if model.version else None
+    if size is not None:
+        return int(size[0]), int(size[1])
     shape = model.input_spec.shape
     if len(shape) == 4 and all(isinstance(d, int) and d > 0 for d in shape[2:]):
         return int(shape[2]), int(shape[3])

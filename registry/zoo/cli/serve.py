@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import click
 
-from . import emit_json, info, json_option, main, pass_ctx
+from ._app import emit_json, info, json_option, main, pass_ctx
 
 
 @main.command("serve")

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import click
 
-from . import Context, emit_json, info, json_option, main, pass_ctx, table
+from ._app import Context, emit_json, info, json_option, main, pass_ctx, table
 
 
 @main.group("store")

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import click
 
-from . import emit_json, info, json_option, main, pass_ctx
+from ._app import emit_json, info, json_option, main, pass_ctx
 
 
 @main.command("ui")

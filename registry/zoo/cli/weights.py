@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from ..errors import InvalidInput
-from . import emit_json, info, json_option, main, pass_ctx, progress, table
+from ._app import emit_json, info, json_option, main, pass_ctx, progress, table
 
 
 @main.group("weights")

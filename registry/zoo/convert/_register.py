@@ -43,7 +43,7 @@ def convert_version(registry: Any, ref: str | ModelVersion, *, precision: str, n
                     progress: Callable[[str], None] | None = None) -> Converted:
     """Convert the fp32 version ``ref`` to ``precision`` ("fp16" or "int8"), register it, attach its error report.
 
-    The new version keeps the source's architecture, framework, parameters and preprocessing; its
+    The new version keeps the source's architecture, framework, parameters and transform; its
     provenance names the source (ref and sha256) and the precision (and, for int8, the quantization
     settings and the calibration data's name, size and sha256), and it is tagged ``precision=<p>``. The report (kind
     ``<p>-parity``, see :mod:`zoo.convert.report`) is attached to it. Nothing is registered if the
@@ -67,7 +67,7 @@ def convert_version(registry: Any, ref: str | ModelVersion, *, precision: str, n
         raise InvalidInput(f"Expected an fp32 version to convert. Received {src.ref} ({have})",
                            hint=f"convert the fp32 version instead: zoo convert {origin or src.name} --{precision}")
     src_path = registry.path(src)
-    size = src.preprocessing.input_size[0] if src.preprocessing else input_size_of_file(src_path, 224)
+    size = src.input_size[0] if src.input_size else input_size_of_file(src_path, 224)
     provenance: dict[str, Any] = {**src.provenance, "converted_from": {"ref": src.ref, "sha256": src.sha256},
                                   "precision": precision}
     with tempfile.TemporaryDirectory(prefix=f"zoo-{precision}-") as tmp:
@@ -85,7 +85,7 @@ def convert_version(registry: Any, ref: str | ModelVersion, *, precision: str, n
             arch=src.arch, framework=src.framework, framework_version=src.framework_version,
             plugin_version=src.plugin_version, exporter_version=src.exporter_version,
             exporter=f"{src.exporter} + {precision}" if src.exporter else precision,
-            params=src.params, num_classes=src.num_classes, preprocessing=src.preprocessing, provenance=provenance,
+            params=src.params, num_classes=src.num_classes, provenance=provenance,
             transform=src.transform, labels=src.labels,  # a converted version is fed and read like its source
         )
         step("registering")

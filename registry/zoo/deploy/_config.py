@@ -172,8 +172,7 @@ def build_config(name: str, versions: Sequence[ModelVersion], options: TritonOpt
     lines.append(f"version_policy: {{ specific: {{ versions: [ {numbers} ] }} }}")
     for spec in first.signature.inputs:
         dims = _dims(spec, batched)
-        layout = " format: FORMAT_NCHW" if (first.preprocessing is None or first.preprocessing.layout == "NCHW") \
-            and len(dims) == 3 and spec.dtype.startswith("float") else ""
+        layout = " format: FORMAT_NCHW" if len(dims) == 3 and spec.dtype.startswith("float") else ""  # the contract: NCHW
         lines.append(f"input [ {{ name: {_q(spec.name)} data_type: {data_type(spec)}{layout} "
                      f"dims: [ {', '.join(map(str, dims))} ] }} ]")
     for i, spec in enumerate(first.signature.outputs):

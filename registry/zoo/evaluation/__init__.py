@@ -117,7 +117,7 @@ def evaluate(ref: str, data: str | os.PathLike[str], *, against: str | None = No
     many images. Unreadable images are skipped and counted; see the module docstring for the payload,
     which ``attach`` stores as an ``eval`` report on each version.
     """
-    from .. import open_registry
+    from .._open import open_registry
     from ..images import load_image
 
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:

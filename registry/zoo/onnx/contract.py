@@ -236,8 +236,14 @@ def _apply(graph: "onnx.GraphProto", initializers: set[str], *, input_size: int 
     if image.name == logits.name:
         raise ExportError(f"Expected distinct input and output values. Received: both named {image.name!r}", hint=_HINT)
 
+    notes = _rename_io(graph, initializers, image.name, logits.name)
+    return notes + _name_batch(graph, batch_symbols, [image_dims[0], logit_dims[0]])
+
+
+def _rename_io(graph: "onnx.GraphProto", initializers: set[str], image: str, logits: str) -> list[str]:
+    """Name the input and output values ``images`` / ``logits`` (refusing a clash with another value)."""
     notes: list[str] = []
-    renames = {old: new for old, new in ((image.name, INPUT_NAME), (logits.name, OUTPUT_NAME)) if old != new}
+    renames = {old: new for old, new in ((image, INPUT_NAME), (logits, OUTPUT_NAME)) if old != new}
     if renames:
         taken = _value_names(graph) | initializers
         clash = sorted(new for new in renames.values() if new in taken and new not in renames)
@@ -247,8 +253,13 @@ def _apply(graph: "onnx.GraphProto", initializers: set[str], *, input_size: int 
                               hint=_HINT)
         _rename_values(graph, renames)
         notes += [f"renamed graph value {old!r} to {new!r}" for old, new in renames.items()]
+    return notes
+
+
+def _name_batch(graph: "onnx.GraphProto", batch_symbols: set[str], batch_dims: list[Any]) -> list[str]:
+    """Name the batch dim ``batch`` everywhere the exporter's own symbol for it appears."""
     stale = batch_symbols - {BATCH_DIM}  # exporters' own symbols ('s0', 'unk__616', 'N')
-    unnamed = [d for d in (image_dims[0], logit_dims[0]) if not d.dim_param]
+    unnamed = [d for d in batch_dims if not d.dim_param]
     if stale:
         for dim in _graph_dims(graph):
             if dim.dim_param in stale:
@@ -256,8 +267,8 @@ def _apply(graph: "onnx.GraphProto", initializers: set[str], *, input_size: int 
     for dim in unnamed:
         dim.dim_param = BATCH_DIM
     if stale or unnamed:  # the old symbol is not named: exporters number theirs per process
-        notes.append(f"named the batch dim {BATCH_DIM!r}")
-    return notes
+        return [f"named the batch dim {BATCH_DIM!r}"]
+    return []
 
 
 def _subgraphs(node: "onnx.NodeProto") -> Iterator["onnx.GraphProto"]:

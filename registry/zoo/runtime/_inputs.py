@@ -21,7 +21,7 @@ def _fmt_shape(shape: tuple) -> str:
 
 
 def _preprocess_hint(version: ModelVersion | None) -> str:
-    pre = version.preprocessing if version is not None else None
+    pre = version.transform if version is not None else None
     if pre is None:
         return "convert with x.astype(np.float32) and normalise the way the model was trained"
     return (f"convert and normalise: x.astype(np.float32) * {pre.scale:.6g}, then per channel subtract "
@@ -35,7 +35,6 @@ def check_input(images: Any, spec: TensorSpec, *, version: ModelVersion | None =
     ``stacklevel`` points warnings at the caller's line (as in ``warnings.warn``).
     """
     expected = tuple(spec.shape)
-    rank = len(expected)
     if not isinstance(images, np.ndarray):
         try:
             images = np.asarray(images)
@@ -48,16 +47,25 @@ def check_input(images: Any, spec: TensorSpec, *, version: ModelVersion | None =
     except TypeError:  # bfloat16 and friends: let ORT judge
         want = None
 
-    # Layout and rank first: a wrong layout usually comes with the right dtype.
+    _check_layout(shape, expected, images.ndim)  # layout and rank first: a wrong layout usually has the right dtype
+
+    images = _check_dtype(images, want, version, stacklevel=stacklevel + 1)
+    _warn_non_finite(images, stacklevel=stacklevel + 1)
+    return np.ascontiguousarray(images)
+
+
+def _check_layout(shape: tuple[int, ...], expected: tuple[Any, ...], ndim: int) -> None:
+    """Rank, NCHW vs NHWC, an empty batch, then each fixed dim: InvalidInput naming the fix."""
+    rank = len(expected)
     channels = expected[1] if rank == 4 and isinstance(expected[1], int) else None
-    if images.ndim != rank:
-        if rank == 4 and images.ndim == 3 and channels is not None and shape[0] == channels:
+    if ndim != rank:
+        if rank == 4 and ndim == 3 and channels is not None and shape[0] == channels:
             raise InvalidInput(f"Expected a batch {_fmt_shape(expected)} (NCHW). Received one image of shape {shape}",
                                hint="add the batch dimension: x[None] (or np.expand_dims(x, 0))")
-        if rank == 4 and images.ndim == 3 and channels is not None and shape[-1] == channels:
+        if rank == 4 and ndim == 3 and channels is not None and shape[-1] == channels:
             raise InvalidInput(f"Expected a batch {_fmt_shape(expected)} (NCHW). Received one HWC image of shape {shape}",
                                hint="transpose to CHW and add the batch dimension: x.transpose(2, 0, 1)[None]")
-        raise InvalidInput(f"Expected a {rank}-d array {_fmt_shape(expected)}. Received shape {shape} ({images.ndim}-d)",
+        raise InvalidInput(f"Expected a {rank}-d array {_fmt_shape(expected)}. Received shape {shape} ({ndim}-d)",
                            hint="see `zoo show REF` for the input signature")
     if rank == 4 and channels is not None and shape[1] != channels and shape[-1] == channels:
         raise InvalidInput(
@@ -79,28 +87,35 @@ def check_input(images: Any, spec: TensorSpec, *, version: ModelVersion | None =
         raise InvalidInput(f"Expected {what} {want_dim} at axis {axis} of {_fmt_shape(expected)}. Received shape {shape}",
                            hint="see `zoo show REF` for the input signature")
 
-    if want is not None and images.dtype != want:
-        if images.dtype.kind == "f" and want.kind == "f":
-            warnings.warn(
-                f"Model expects {want.name} input; received {images.dtype.name}: casting "
-                f"(a copy on every call; pass x.astype(np.{want.name}) to skip it)",
-                UserWarning, stacklevel=stacklevel,
-            )
-        else:
-            hint = _preprocess_hint(version) if images.dtype.kind in "ui" else f"x.astype(np.{want.name})"
-            raise InvalidInput(f"Expected {want.name} images. Received dtype {images.dtype.name}", hint=hint)
-        images = images.astype(want)
 
+def _check_dtype(images: np.ndarray, want: np.dtype | None, version: ModelVersion | None, *, stacklevel: int) -> np.ndarray:
+    """Other floats are cast with a warning; integers (un-normalised pixels) and the rest are refused."""
+    if want is None or images.dtype == want:
+        return images
+    if images.dtype.kind == "f" and want.kind == "f":
+        warnings.warn(
+            f"Model expects {want.name} input; received {images.dtype.name}: casting "
+            f"(a copy on every call; pass x.astype(np.{want.name}) to skip it)",
+            UserWarning, stacklevel=stacklevel,
+        )
+    else:
+        hint = _preprocess_hint(version) if images.dtype.kind in "ui" else f"x.astype(np.{want.name})"
+        raise InvalidInput(f"Expected {want.name} images. Received dtype {images.dtype.name}", hint=hint)
+    images = images.astype(want)
+    return images
+
+
+def _warn_non_finite(images: np.ndarray, *, stacklevel: int) -> None:
+    """NaN/Inf is a RuntimeWarning naming the count, not an error: the other samples' logits are valid."""
     if images.dtype.kind == "f" and not np.isfinite(images).all():
         nan = int(np.isnan(images).sum())
         inf = int(np.isinf(images).sum())
-        bad = int((~np.isfinite(images.reshape(shape[0], -1))).any(axis=1).sum()) if images.ndim else 1
+        bad = int((~np.isfinite(images.reshape(images.shape[0], -1))).any(axis=1).sum()) if images.ndim else 1
         warnings.warn(
-            f"Input batch contains {nan} NaN and {inf} Inf value(s), in {bad} of {shape[0] if shape else 1} "
+            f"Input batch contains {nan} NaN and {inf} Inf value(s), in {bad} of {images.shape[0] if images.ndim else 1} "
             f"sample(s): their logits will be NaN or meaningless",
             RuntimeWarning, stacklevel=stacklevel,
         )
-    return np.ascontiguousarray(images)
 
 
 __all__ = ["check_input"]

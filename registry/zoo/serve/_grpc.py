@@ -12,19 +12,16 @@ Invariant: ModelInfer goes through the same :meth:`Server.infer` as REST; output
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import grpc
 import numpy as np
 from tritonclient.grpc import service_pb2, service_pb2_grpc
 
 from ..errors import InvalidInput, ZooError
+from ._frontend import Backend, message_of, status_of
 from ._models import InferRequest, InputTensor, RequestedOutput, classification_count
-from ._server import message_of, status_of
 from ._tensors import DATATYPES, from_raw, to_raw
-
-if TYPE_CHECKING:
-    from ._server import Server
 
 _CONTENTS = {"BOOL": "bool_contents", "INT8": "int_contents", "INT16": "int_contents", "INT32": "int_contents",
              "INT64": "int64_contents", "UINT8": "uint_contents", "UINT16": "uint_contents", "UINT32": "uint_contents",
@@ -75,7 +72,7 @@ def parse_request(req: Any, max_elements: int) -> InferRequest:
 
 
 class Servicer(service_pb2_grpc.GRPCInferenceServiceServicer):
-    def __init__(self, server: Server):
+    def __init__(self, server: Backend):
         self.server = server
 
     async def _fail(self, context: Any, exc: BaseException) -> None:
@@ -144,7 +141,7 @@ class Servicer(service_pb2_grpc.GRPCInferenceServiceServicer):
                                bytes_in=sum(len(r) for r in request.raw_input_contents))
 
 
-async def start_grpc(server: Server, host: str, port: int) -> tuple[Any, int]:
+async def start_grpc(server: Backend, host: str, port: int) -> tuple[Any, int]:
     """A started ``grpc.aio`` server on ``host:port`` (0: a free port) and the port it listens on."""
     from ..errors import Unavailable
 

@@ -12,15 +12,12 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..errors import InvalidInput, ZooError
+from ._frontend import Backend, message_of, status_of
 from ._models import InferRequest, InferResponse, InputTensor, RequestedOutput, classification_count
-from ._server import message_of, status_of
 from ._tensors import from_json, from_raw, to_json_data, to_raw
-
-if TYPE_CHECKING:
-    from ._server import Server
 
 JSON = b"application/json"
 HEADER_LENGTH = "inference-header-content-length"
@@ -130,7 +127,7 @@ def render_infer(response: InferResponse) -> tuple[list[tuple[bytes, bytes]], by
 class App:
     """The ASGI application of one :class:`~zoo.serve._server.Server`."""
 
-    def __init__(self, server: Server):
+    def __init__(self, server: Backend):
         self.server = server
         self.metrics_path = "/metrics"
 

@@ -18,7 +18,8 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from ..errors import InvalidInput, NotFound, RequestTimeout, Unavailable, ZooError
+from ..errors import InvalidInput, NotFound, RequestTimeout, Unavailable
+from ._frontend import message_of, status_of
 from ._metrics import Metrics
 from ._models import InferRequest, InferResponse, Loaded, ServedModel, ServeOptions, load_version, model_input, output_tensors
 
@@ -27,25 +28,6 @@ access_log = logging.getLogger("zoo.serve.access")
 
 DEFAULT_MAX_BODY = 64 << 20
 NOTIFY_CHANNEL = "zoo_alias"
-
-
-def status_of(exc: BaseException) -> tuple[int, str]:
-    """(HTTP status, gRPC status name) for an error: 400/404/503/504, else 500."""
-    if isinstance(exc, RequestTimeout):
-        return 504, "DEADLINE_EXCEEDED"
-    if isinstance(exc, Unavailable):
-        return 503, "UNAVAILABLE"
-    if isinstance(exc, NotFound):
-        return 404, "NOT_FOUND"
-    if isinstance(exc, InvalidInput):
-        return 400, "INVALID_ARGUMENT"
-    return 500, "INTERNAL"
-
-
-def message_of(exc: BaseException) -> str:
-    if isinstance(exc, ZooError):
-        return exc.message + (f" (hint: {exc.hint})" if exc.hint else "")
-    return f"internal error: {type(exc).__name__}: {exc}"
 
 
 class Server:
@@ -114,7 +96,7 @@ class Server:
     async def start(self) -> None:
         """Open the store, load, verify and warm every reference, then listen. Nothing listens before
         every model is ready, so a load balancer never sees a half-started server."""
-        from .. import open_registry
+        from .._open import open_registry
 
         self._loop = asyncio.get_running_loop()
         self._poke = asyncio.Event()
@@ -338,7 +320,8 @@ class Server:
                 rows = await future
             except asyncio.CancelledError:
                 task = asyncio.current_task()
-                if task is not None and task.cancelling():  # the client went away: not a timeout
+                cancelling = getattr(task, "cancelling", None)  # Python 3.11+; on 3.10 a cancel reads as a timeout
+                if cancelling is not None and cancelling():  # the client went away: not a timeout
                     raise
                 raise RequestTimeout(f"Expected an answer within {self.request_timeout:g} s. Received: none (queue depth "
                                      f"{loaded.batcher.depth})", hint="retry later; the server is overloaded") from None

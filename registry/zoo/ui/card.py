@@ -53,7 +53,7 @@ def _shape(shape: Sequence[Any]) -> str:
 
 def facts(v: ModelVersion) -> list[tuple[str, str]]:
     """The version's facts as (name, text): the card's table, and what ``compare`` diffs."""
-    pre = v.preprocessing
+    size = v.input_size
     return [
         ("architecture", v.arch or "-"),
         ("framework", f"{v.framework} {v.framework_version or ''}".strip() if v.framework else "external"),
@@ -69,8 +69,7 @@ def facts(v: ModelVersion) -> list[tuple[str, str]]:
         ("size", f"{fmt_size(v.size_bytes)} ({v.size_bytes:,} bytes)"),
         ("num classes", fmt_int(v.num_classes)),
         ("transform", v.transform.describe() if v.transform else "none recorded"),
-        ("preprocessing", "-" if pre is None else
-         f"{pre.layout} {pre.color} {pre.input_size[0]}x{pre.input_size[1]}, mean {list(pre.mean)}, std {list(pre.std)}"),
+        ("input size", "-" if size is None else f"{size[0]}x{size[1]}"),
         ("labels", "-" if v.labels is None else f"{v.labels.name}: {len(v.labels):,} classes, sha256 {v.labels.sha256[:12]}"),
         ("sha256", v.sha256),
         ("created (UTC)", v.created_at),

@@ -134,14 +134,7 @@ def _download(url: str, part: Path, *, progress: Progress | None, timeout: float
                         out.seek(0)
                         out.truncate()
                         have = before = 0
-                    length = response.headers.get("Content-Length")
-                    if length is not None and length.isdigit():
-                        total = have + int(length)
-                    while chunk := response.read(CHUNK):
-                        _write(out, chunk, part)
-                        have += len(chunk)
-                        if progress is not None:
-                            progress(have, total)
+                    have, total = _stream(response, out, part, have, total, progress)
                 if total is None or have >= total:
                     break
                 cause = f"the connection closed after {have:,} of {total:,} bytes"
@@ -158,8 +151,26 @@ def _download(url: str, part: Path, *, progress: Progress | None, timeout: float
             if have == before or attempts >= ATTEMPTS:
                 raise DownloadError(f"Download of {url} was cut short ({attempts} attempts): {cause}",
                                     hint="retry later; nothing was kept. " + _hint(url))
+    return _sha256_of(part)
+
+
+def _stream(response: Any, out: Any, part: Path, have: int, total: int | None,
+            progress: Progress | None) -> tuple[int, int | None]:
+    """Append ``response``'s body to ``out`` (``have`` bytes already there); the new (have, total)."""
+    length = response.headers.get("Content-Length")
+    if length is not None and length.isdigit():
+        total = have + int(length)
+    while chunk := response.read(CHUNK):
+        _write(out, chunk, part)
+        have += len(chunk)
+        if progress is not None:
+            progress(have, total)
+    return have, total
+
+
+def _sha256_of(path: Path) -> str:
     digest = hashlib.sha256()
-    with open(part, "rb") as fh:
+    with open(path, "rb") as fh:
         for block in iter(lambda: fh.read(CHUNK), b""):
             digest.update(block)
     return digest.hexdigest()

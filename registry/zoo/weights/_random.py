@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import re
 import zlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -66,16 +66,7 @@ def random_canonical_weights(
 
         prefix, _, leaf = name.rpartition(".")
         if prefix in bn_prefixes:
-            if leaf == "weight":
-                arr = uniform(*(RESIDUAL_GAMMA if prefix in residual_last else BN_GAMMA))
-            elif leaf == "bias":
-                arr = normal(BN_BETA_STD)
-            elif leaf == "running_mean":
-                arr = normal(BN_MEAN_STD)
-            elif leaf == "running_var":
-                arr = uniform(*BN_VAR)
-            else:
-                arr = normal(0.1)
+            arr = _batchnorm(leaf, residual=prefix in residual_last, normal=normal, uniform=uniform)
         elif len(shape) >= 2:  # conv (O, I, kh, kw) or linear (out, in)
             fan_in = int(np.prod(shape[1:]))
             arr = normal(np.sqrt(RELU_GAIN / max(fan_in, 1)))
@@ -88,6 +79,20 @@ def random_canonical_weights(
             arr = normal(0.1)
         state[name] = np.ascontiguousarray(arr, dtype=DTYPE)
     return state
+
+
+def _batchnorm(leaf: str, *, residual: bool, normal: Callable[[float], np.ndarray],
+               uniform: Callable[[float, float], np.ndarray]) -> np.ndarray:
+    """One BatchNorm tensor (see :func:`random_canonical_weights`): gamma, beta, running mean and variance."""
+    if leaf == "weight":
+        return uniform(*(RESIDUAL_GAMMA if residual else BN_GAMMA))
+    if leaf == "bias":
+        return normal(BN_BETA_STD)
+    if leaf == "running_mean":
+        return normal(BN_MEAN_STD)
+    if leaf == "running_var":
+        return uniform(*BN_VAR)
+    return normal(0.1)
 
 
 def _residual_branch_ends(bn_prefixes: set[str]) -> set[str]:
