@@ -138,3 +138,40 @@ def test_webhooks_get_every_event_once_through_a_down_receiver_and_a_killed_writ
         assert receiver.requests == 2 + len(receiver.seen)  # two 503s, then each event exactly once
     finally:
         receiver.close()
+
+
+def test_a_webhook_redirect_is_a_failed_attempt_not_followed():
+    """A receiver answering 3xx cannot send the writer's host on to another address (blind SSRF, headers re-sent)."""
+    from zoo.events import SIGNATURE_HEADER, make_event, post
+
+    hits: list[str] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):
+            self.rfile.read(int(self.headers["Content-Length"]))
+            hits.append("POST " + self.path)
+            code = int(self.path.rsplit("/", 1)[-1])
+            self.send_response(code)
+            self.send_header("Location", f"http://127.0.0.1:{self.server.server_port}/elsewhere")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def do_GET(self):
+            hits.append("GET " + self.path + " " + str(self.headers.get(SIGNATURE_HEADER)))
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        event = make_event("alias.moved", source="test", subject="m@prod", data={})
+        for code in (301, 302, 303, 307, 308):
+            assert post(f"http://127.0.0.1:{server.server_port}/hook/{code}", event, "s3cret", timeout=10) == f"HTTP {code}"
+        assert hits == [f"POST /hook/{code}" for code in (301, 302, 303, 307, 308)]  # nothing reached /elsewhere
+    finally:
+        server.shutdown()
+        server.server_close()

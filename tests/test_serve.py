@@ -420,6 +420,21 @@ def test_zoo_serve_is_callable_from_python(monkeypatch):
     assert ran == [(["tiny@prod"], 9000)] and zoo.serve.Server is Server
 
 
+def test_serve_and_ui_listen_on_localhost_unless_told():
+    """SECURITY.md: neither server listens beyond 127.0.0.1 unless --host (host=) says so (they have no authentication)."""
+    import inspect
+
+    from zoo.cli import main
+    from zoo.serve._server import Server
+    from zoo.ui.server import make_server
+
+    assert inspect.signature(Server).parameters["host"].default == "127.0.0.1"
+    assert inspect.signature(make_server).parameters["host"].default == "127.0.0.1"
+    for command in ("serve", "ui"):
+        (host,) = [p for p in main.commands[command].params if p.name == "host"]
+        assert host.default == "127.0.0.1", command
+
+
 def test_a_taken_port_is_exit_12_naming_it(server, store):
     from conftest import cli_on
 

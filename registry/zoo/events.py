@@ -8,6 +8,8 @@ back-off (:data:`BACKOFF_S`, up to :data:`MAX_ATTEMPTS`), and a writer that dies
 the delivery pending for the next ``zoo events deliver`` (or the next write) to send. Receivers
 de-duplicate by the event's ``id``. Each POST carries the body's HMAC-SHA256 under the webhook's secret
 in ``X-Zoo-Signature-256: sha256=<hex>`` (GitHub's scheme), so a receiver can check who sent it.
+Redirects are not followed: a 3xx answer is a failed attempt (retried like any other), so a receiver cannot
+send the writer's host on to another address (with the event's headers) by answering with a ``Location``.
 """
 from __future__ import annotations
 
@@ -56,9 +58,14 @@ def backoff_s(attempts: int) -> int:
 
 
 def post(url: str, event: dict[str, Any], secret: str | None, *, timeout: float = POST_TIMEOUT_S) -> str | None:
-    """POST ``event`` to ``url``; None when the receiver answered 2xx, else why not (never raises)."""
+    """POST ``event`` to ``url``; None when the receiver answered 2xx, else why not (never raises).
+    A redirect is not followed: it is ``HTTP 3xx``, a failed attempt."""
     import urllib.error
     import urllib.request
+
+    class NoRedirect(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+            return None  # urllib then raises HTTPError with the 3xx code
 
     data = body(event)
     headers = {"Content-Type": CONTENT_TYPE, "User-Agent": "zoo-events", "ce-id": event["id"]}
@@ -66,7 +73,8 @@ def post(url: str, event: dict[str, Any], secret: str | None, *, timeout: float 
         headers[SIGNATURE_HEADER] = sign(data, secret)
     request = urllib.request.Request(url, data=data, headers=headers, method="POST")
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:  # http(s) only: checked when the webhook is added
+        opener = urllib.request.build_opener(NoRedirect)  # http(s) only: the scheme is checked when the webhook is added
+        with opener.open(request, timeout=timeout) as response:
             return None if 200 <= response.status < 300 else f"HTTP {response.status}"
     except urllib.error.HTTPError as exc:
         return f"HTTP {exc.code}"
