@@ -176,11 +176,11 @@ class Servers:
                         "debug": False, "metrics_endpoint": None}))
                     for arch, ref in refs.items():
                         (root / arch).mkdir(exist_ok=True)
+                        (root / arch / "runtime.py").write_text(MLSERVER_RUNTIME)  # MLServer imports it from the model's folder
                         (root / arch / "model-settings.json").write_text(json.dumps({
                             "name": arch, "implementation": "runtime.ZooRuntime", "max_batch_size": 8,
                             "max_batch_time": 0.002, "parameters": {"uri": ref}}))
                     cmd = [str(exe), "start", str(root)]
-                    env["PYTHONPATH"] = os.pathsep.join([str(root), env["PYTHONPATH"]])
                 else:
                     raise RuntimeError(f"unknown server {name!r}")
                 out = open(logs / f"{name}.log", "w")
