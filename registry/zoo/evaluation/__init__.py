@@ -107,36 +107,24 @@ def _classes(model: "InferenceModel") -> tuple[list[str] | None, int]:
                        "symbolic and which records no labels", hint="register it with --labels FILE")
 
 
-def evaluate(ref: str, data: str | os.PathLike[str], *, against: str | None = None, registry: "Registry | None" = None,
-             limit: int | None = None, seed: int = 0, batch_size: int = DEFAULT_BATCH, skip_unknown: bool = False,
-             provider: str | None = None, attach: bool = True, progress: Progress | None = None) -> EvalResult:
-    """Evaluate ``ref`` (and ``against``, on the same images in the same pass) on the labelled set ``data``.
-
-    ``data`` is a folder with one subfolder per class (named after the version's labels, or class ids for
-    a version without labels) or a CSV of ``path,label`` lines. ``limit`` takes a seeded sample of that
-    many images. Unreadable images are skipped and counted; see the module docstring for the payload,
-    which ``attach`` stores as an ``eval`` report on each version.
-    """
-    from .._open import open_registry
-    from ..images import load_image
-
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise InvalidInput(f"Expected a batch size >= 1. Received: {batch_size!r}", hint="e.g. --batch-size 32")
-    reg = registry if registry is not None else open_registry()
-    models = [reg.load(ref, provider=provider)]
+def _same_classes(models: Sequence["InferenceModel"]) -> tuple[list[str] | None, int]:
+    """The first model's labels and class count; every other model must have the same."""
     labels, num_classes = _classes(models[0])
-    if against is not None:
-        models.append(reg.load(against, provider=provider))
-        other_labels, other_classes = _classes(models[1])
+    for other in models[1:]:
+        other_labels, other_classes = _classes(other)
         if (other_labels, other_classes) != (labels, num_classes):
-            raise InvalidInput(f"Expected {against} to have the same classes as {ref} ({num_classes}). Received: "
+            what = other.version.ref if other.version is not None else "the other model"
+            raise InvalidInput(f"Expected {what} to have the same classes as the first ({num_classes}). Received: "
                                f"{other_classes} classes" + (", with other label names" if other_classes == num_classes else ""),
                                hint="compare versions of one classifier (e.g. a model and its fp16 or int8 variant)")
-    data_set = scan(data, labels=labels, num_classes=num_classes, skip_unknown=skip_unknown, limit=limit, seed=seed)
-    k = min(TOP_K, num_classes)
-    tallies = [_Tally(m, data_set, k) for m in models]
+    return labels, num_classes
+
+
+def _run_pass(data_set: DataSet, tallies: Sequence[_Tally], batch_size: int, progress: Progress | None) -> list[tuple[Any, bytes]]:
+    """Read and decode each image once, feed every tally batch by batch; the (item, bytes) that decoded."""
+    from ..images import load_image
+
     read: list[tuple[Any, bytes]] = []
-    done, start = 0, time.perf_counter()
     for first in range(0, len(data_set.items), batch_size):
         chunk, images, truth = data_set.items[first:first + batch_size], [], []
         for item in chunk:
@@ -151,9 +139,33 @@ def evaluate(ref: str, data: str | os.PathLike[str], *, against: str | None = No
         if images:
             for tally in tallies:
                 tally.add(images, truth)
-        done += len(chunk)
         if progress is not None:
-            progress(done, len(data_set.items))
+            progress(min(first + batch_size, len(data_set.items)), len(data_set.items))
+    return read
+
+
+def evaluate(ref: str, data: str | os.PathLike[str], *, against: str | None = None, registry: "Registry | None" = None,
+             limit: int | None = None, seed: int = 0, batch_size: int = DEFAULT_BATCH, skip_unknown: bool = False,
+             provider: str | None = None, attach: bool = True, progress: Progress | None = None) -> EvalResult:
+    """Evaluate ``ref`` (and ``against``, on the same images in the same pass) on the labelled set ``data``.
+
+    ``data`` is a folder with one subfolder per class (named after the version's labels, or class ids for
+    a version without labels) or a CSV of ``path,label`` lines. ``limit`` takes a seeded sample of that
+    many images. Unreadable images are skipped and counted; see the module docstring for the payload,
+    which ``attach`` stores as an ``eval`` report on each version.
+    """
+    from .._open import open_registry
+
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise InvalidInput(f"Expected a batch size >= 1. Received: {batch_size!r}", hint="e.g. --batch-size 32")
+    reg = registry if registry is not None else open_registry()
+    models = [reg.load(r, provider=provider) for r in (ref, *([against] if against is not None else []))]
+    labels, num_classes = _same_classes(models)
+    data_set = scan(data, labels=labels, num_classes=num_classes, skip_unknown=skip_unknown, limit=limit, seed=seed)
+    k = min(TOP_K, num_classes)
+    tallies = [_Tally(m, data_set, k) for m in models]
+    start = time.perf_counter()
+    read = _run_pass(data_set, tallies, batch_size, progress)
     seconds = time.perf_counter() - start
     if not read:
         raise InvalidInput(f"Expected at least one decodable image in {str(data)!r}. Received: none of "

@@ -94,6 +94,35 @@ def _unknown(names: Sequence[str], labels: Sequence[str] | None, where: str) -> 
                              "(they are counted in the report)")
 
 
+def _usable(path: Path, root: Path) -> tuple[Path | None, str | None]:
+    """(the resolved file, None) when ``path`` is an image file inside ``root``; else (None, why it is skipped)."""
+    real = _inside(path, root)
+    if real is None:
+        return None, SKIP_OUTSIDE
+    if not _regular(real):
+        return None, SKIP_NOT_REGULAR
+    if path.suffix.lower() not in IMAGE_SUFFIXES:
+        return None, SKIP_NOT_IMAGE
+    return real, None
+
+
+def _scan_class(data: DataSet, folder: Path, index: int) -> int:
+    """Add the images under one class folder (os.walk follows no symlinked folder); how many were found."""
+    found = 0
+    for dirpath, dirnames, filenames in os.walk(folder):
+        dirnames.sort()
+        for name in sorted(filenames) + sorted(d for d in dirnames if Path(dirpath, d).is_symlink()):
+            path = Path(dirpath, name)
+            relative = path.relative_to(data.root).as_posix()
+            real, why = _usable(path, data.root)
+            if real is None:
+                data.skip(why or SKIP_NOT_REGULAR, relative)
+            else:
+                data.items.append(Item(real, relative, index))
+                found += 1
+    return found
+
+
 def _scan_folder(root: Path, labels: Sequence[str] | None, num_classes: int, skip_unknown: bool) -> DataSet:
     data = DataSet(root=root, layout="folder", classes=[], items=[], total=0)
     folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
@@ -110,29 +139,12 @@ def _scan_folder(root: Path, labels: Sequence[str] | None, num_classes: int, ski
             for dirpath, _, filenames in os.walk(folder):
                 for name in filenames:
                     data.skip(SKIP_UNKNOWN_CLASS, Path(dirpath, name).relative_to(root).as_posix())
-            continue
-        if _inside(folder, root) is None:  # a class folder that is a symlink out of the set
+        elif _inside(folder, root) is None:  # a class folder that is a symlink out of the set
             data.skip(SKIP_OUTSIDE, folder.name + "/")
-            continue
-        by_index[index] = folder.name
-        found = 0
-        for dirpath, dirnames, filenames in os.walk(folder):  # os.walk does not follow symlinked folders
-            dirnames.sort()
-            for name in sorted(filenames) + sorted(d for d in dirnames if Path(dirpath, d).is_symlink()):
-                path = Path(dirpath, name)
-                relative = path.relative_to(root).as_posix()
-                real = _inside(path, root)
-                if real is None:
-                    data.skip(SKIP_OUTSIDE, relative)
-                elif not _regular(real):
-                    data.skip(SKIP_NOT_REGULAR, relative)
-                elif path.suffix.lower() not in IMAGE_SUFFIXES:
-                    data.skip(SKIP_NOT_IMAGE, relative)
-                else:
-                    data.items.append(Item(real, relative, index))
-                    found += 1
-        if not found:
-            data.empty_classes.append(folder.name)
+        else:
+            by_index[index] = folder.name
+            if not _scan_class(data, folder, index):
+                data.empty_classes.append(folder.name)
     data.indices = sorted(by_index)
     data.classes = [by_index[i] for i in data.indices]
     return data
@@ -162,14 +174,9 @@ def _scan_csv(path: Path, labels: Sequence[str] | None, num_classes: int, skip_u
                 data.skip(SKIP_UNKNOWN_CLASS, relative)
                 continue
             seen[index] = name
-            candidate = root / relative
-            real = _inside(candidate, root)
-            if Path(relative).is_absolute() or real is None:
-                data.skip(SKIP_OUTSIDE, relative)
-            elif not _regular(real):
-                data.skip(SKIP_NOT_REGULAR, relative)
-            elif real.suffix.lower() not in IMAGE_SUFFIXES:
-                data.skip(SKIP_NOT_IMAGE, relative)
+            real, why = (None, SKIP_OUTSIDE) if Path(relative).is_absolute() else _usable(root / relative, root)
+            if real is None:
+                data.skip(why or SKIP_NOT_REGULAR, relative)
             else:
                 data.items.append(Item(real, relative, index))
     if unknown and not skip_unknown:
