@@ -37,8 +37,22 @@ class CopyResult(Record):
 
 
 def select_versions(source: "Registry", *, refs: Sequence[str] = (), model: str | None = None,
-                    everything: bool = False) -> list[ModelVersion]:
-    """The versions a copy means: some refs, every version of one model, or the whole store."""
+                    everything: bool = False, gated: bool = False,
+                    held_back: list[ModelVersion] | None = None) -> list[ModelVersion]:
+    """The versions a copy means: some refs, every version of one model, or the whole store. With ``gated``,
+    only those whose latest parity report passed (:func:`zoo.parity.gated`); the others go to ``held_back``."""
+    chosen = _select(source, refs=refs, model=model, everything=everything)
+    if not gated:
+        return chosen
+    from .parity import gated as passed_parity
+
+    kept = [v for v in chosen if passed_parity(source, v)]
+    if held_back is not None:
+        held_back.extend(v for v in chosen if v not in kept)
+    return kept
+
+
+def _select(source: "Registry", *, refs: Sequence[str], model: str | None, everything: bool) -> list[ModelVersion]:
     if sum((bool(refs), model is not None, everything)) != 1:
         raise InvalidInput("Expected exactly one of: references, --model NAME, --all. Received: "
                            + (", ".join(filter(None, [" ".join(refs) if refs else "", f"--model {model}" if model else "",
@@ -87,6 +101,7 @@ def _copy_one(source: "Registry", target: "Registry", v: ModelVersion, *, aliase
         folder = source.path(v).parent  # sha256 of every file checked here (and fetched, for a remote source)
         extra = {f.relpath: folder / f.relpath for f in v.files if f.relpath != MODEL_FILE}
         staged = target._blobs.stage((folder / MODEL_FILE).read_bytes(), extra)
+    published, orphaned = False, False
     try:
         if staged is not None and (staged.digest != v.sha256 or staged.files != v.files):
             raise IntegrityError(f"Copying {v.ref} produced digest {staged.digest}, expected {v.sha256}",
@@ -94,6 +109,7 @@ def _copy_one(source: "Registry", target: "Registry", v: ModelVersion, *, aliase
         with target._write() as txn:
             existing = txn.find(v.name, v.sha256)
             if staged is not None:
+                published = True  # as Registry.register: a failed commit takes back what was published
                 target._blobs.publish(staged)
             if existing is None:
                 created, tags_added = True, len(v.tags)
@@ -115,9 +131,13 @@ def _copy_one(source: "Registry", target: "Registry", v: ModelVersion, *, aliase
                 if txn.alias_target(new.name, alias) != new.version:
                     txn.set_alias(new.name, alias, new.version)
                     moved.append(alias)
+    except BaseException:
+        if published and staged is not None:  # the commit failed: delete the object unless a version uses it
+            orphaned = not target._unpublish(staged.digest)
+        raise
     finally:
         if staged is not None:
-            target._blobs.discard(staged)
+            target._blobs.discard(staged, keep_intent=orphaned)
     problems = target._blobs.problems(v.sha256, v.files, use_cache=staged is None)  # a new copy: reread from the target
     if problems:
         raise IntegrityError(f"The copy of {v.ref} in {target.location!r} is corrupt: " + "; ".join(problems),
