@@ -5,9 +5,19 @@ import click
 
 from ..errors import InvalidInput
 from . import Styled, emit_json, info, json_option, main, pass_ctx, table
-from ._render import VERSION_COLUMNS, fmt_int, fmt_shape, fmt_size, parse_tags, version_row
+from ._render import (
+    VERSION_COLUMNS,
+    fields_option,
+    fmt_int,
+    fmt_shape,
+    fmt_size,
+    parse_fields,
+    parse_tags,
+    version_json,
+    version_row,
+)
 
-SHOW_LABELS = 5  # class names `zoo show` prints (--json has them all)
+SHOW_LABELS = 5  # class names `zoo show` prints (--json --fields labels has them all)
 
 
 @main.command("list")
@@ -15,12 +25,14 @@ SHOW_LABELS = 5  # class names `zoo show` prints (--json has them all)
 @click.option("--framework", "-f", help="Only versions built by this plugin.")
 @click.option("--arch", help="Only versions of this architecture.")
 @json_option
+@fields_option
 @pass_ctx
-def list_cmd(ctx, name, framework, arch, as_json) -> None:
+def list_cmd(ctx, name, framework, arch, as_json, fields) -> None:
     """List registered versions (all models, or only NAME)."""
+    chosen = parse_fields(fields)
     versions = ctx.registry().list(name, framework=framework or None, arch=arch)  # it canonicalises the framework
     if as_json:
-        emit_json(versions)
+        emit_json([version_json(v, chosen) for v in versions])
         return
     if not versions:
         filters = [f"{k} {v!r}" for k, v in (("name", name), ("framework", framework), ("arch", arch)) if v]
@@ -33,20 +45,21 @@ def list_cmd(ctx, name, framework, arch, as_json) -> None:
 @main.command("show")
 @click.argument("ref")
 @json_option
+@fields_option
 @pass_ctx
-def show_cmd(ctx, ref, as_json) -> None:
+def show_cmd(ctx, ref, as_json, fields) -> None:
     """Show everything recorded on one version.
 
     Includes its eval transform (resize, crop, interpolation, mean, std) and its
-    labels (name, count, sha256 of the list, the first names); --json has every name.
+    labels (name, count, sha256 of the list, the first names); --json --fields labels
+    has every name.
     """
+    chosen = parse_fields(fields)
     registry = ctx.registry()
     v = registry.resolve(ref)
     reports = registry.reports(v)
     if as_json:
-        labels = None if v.labels is None else {"name": v.labels.name, "count": len(v.labels), "sha256": v.labels.sha256,
-                                                "classes": list(v.labels.classes)}
-        emit_json({**v.to_dict(), "labels": labels, "reports": reports})
+        emit_json({**version_json(v, chosen), "reports": reports})
         return
     pre = v.preprocessing
     rows = [
@@ -89,8 +102,9 @@ def _implied_transform(v) -> str | None:
 @click.option("--delete", is_flag=True,
               help="Remove ALIAS instead of setting it; with NAME@N, only if ALIAS points at version N.")
 @json_option
+@fields_option
 @pass_ctx
-def alias_cmd(ctx, ref, alias, delete, as_json) -> None:
+def alias_cmd(ctx, ref, alias, delete, as_json, fields) -> None:
     """Point ALIAS (like prod) at version REF.
 
     Aliases move; versions never change. `latest` is implicit.
@@ -100,6 +114,7 @@ def alias_cmd(ctx, ref, alias, delete, as_json) -> None:
 
     parsed = parse_ref(ref)
     validate_alias(alias)
+    chosen = parse_fields(fields)
     registry = ctx.registry()
     if delete:
         expected = None if parsed.is_latest else registry.resolve(ref).version
@@ -111,7 +126,7 @@ def alias_cmd(ctx, ref, alias, delete, as_json) -> None:
         return
     v = registry.set_alias(ref, alias)
     if as_json:
-        emit_json({"name": v.name, "alias": alias, "removed": False, "version": v})
+        emit_json({"name": v.name, "alias": alias, "removed": False, "version": version_json(v, chosen)})
     else:
         info(f"{v.name}@{alias} -> {v.ref}")
 
@@ -131,7 +146,7 @@ def tag_cmd(ctx, ref, tags, remove, as_json) -> None:
     for key in remove:
         v = registry.remove_tag(v.ref, key)
     if as_json:
-        emit_json(v)
+        emit_json(version_json(v))
     else:
         info(f"{v.ref}: " + (", ".join(f"{k}={val}" for k, val in v.tags.items()) or "no tags"))
 
@@ -155,7 +170,7 @@ def rm_cmd(ctx, ref, yes, force, as_json) -> None:
         raise InvalidInput(f"Refusing to delete {ref!r} without --yes", hint=f"zoo rm {ref} --yes")
     v = ctx.registry().remove(ref, force=force)
     if as_json:
-        emit_json({"deleted": v})
+        emit_json({"deleted": version_json(v)})
         return
     info(f"deleted {v.ref}" + (f" and its alias(es) {', '.join(v.aliases)}" if v.aliases else ""))
 
