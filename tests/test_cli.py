@@ -210,3 +210,18 @@ def test_json_has_one_shape_for_a_version_and_label_names_only_when_asked(tmp_pa
     full = json.loads(zoo("show", "m@1", "--json", "--fields", "labels").stdout)
     assert full["labels"]["classes"] == [f"c{i}" for i in range(10)]
     assert "Expected --fields from: labels" in zoo("list", "--json", "--fields", "everything", code=2).stderr
+
+
+def test_register_resolves_the_digest_of_the_file_the_user_holds(tmp_path, tiny_onnx):
+    """The stored bytes embed zoo's metadata; NAME@sha256:<sha256sum FILE> resolves too (source_sha256)."""
+    import hashlib
+
+    from conftest import cli_on
+
+    zoo = cli_on(tmp_path / "store")
+    source = tiny_onnx()
+    held = hashlib.sha256(source.read_bytes()).hexdigest()
+    version = json.loads(zoo("register", str(source), "--name", "m", "--json").stdout)["version"]
+    assert version["sha256"] != held and version["provenance"]["source_sha256"] == held
+    for digest in (held[:12], held, version["sha256"][:12]):
+        assert json.loads(zoo("show", f"m@sha256:{digest}", "--json").stdout)["version"] == 1

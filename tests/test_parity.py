@@ -439,7 +439,8 @@ def test_parity_of_versions_refuses_what_it_cannot_check(tmp_path, fake_framewor
     zoo("register", str(tiny_onnx()), "--name", "ext")
     assert "no framework built it" in zoo("parity", "ext@1", code=2).stderr
     _scratch(tmp_path, fake_frameworks, "t")
-    assert "--input-size" in zoo("parity", "t", "--input-size", "64", code=2).stderr, "a fresh-build option is refused"
+    assert "--opset" in zoo("parity", "t", "--opset", "17", code=2).stderr, "a fresh-build option is refused"
+    assert "t@1 at 32" in zoo("parity", "t", "--input-size", "64", code=2).stderr, "sizes given must be the versions'"
     assert "No model named 'nope'" in zoo("parity", "nope", "t", code=3).stderr
 
 

@@ -146,13 +146,17 @@ def register_cmd(ctx, file, name, arch, input_size, tags, labels, resize, crop, 
     The file is checked (onnx.checker, external-data paths) and its signature,
     parameter count and MACs are read from the graph. A file copied out of a zoo
     store keeps its recorded transform and labels (zoo.* metadata); the options
-    here replace them.
+    here replace them. The stored artifact embeds zoo's metadata, so its sha256
+    differs from FILE's; both resolve: NAME@sha256:<FILE's sha256 prefix>.
 
     \b
     Examples:
       zoo register model.onnx --name detector
       zoo register model.onnx --name defects --labels classes.txt --resize 36 --crop 32
     """
+    from dataclasses import replace
+
+    from .._digest import file_sha256
     from .._eval_options import external_meta
     from .._names import validate_name, validate_tags
 
@@ -161,6 +165,9 @@ def register_cmd(ctx, file, name, arch, input_size, tags, labels, resize, crop, 
     tag_map = validate_tags(parse_tags(tags))
     options = _transform_options(resize, crop, interpolation, mean, std)
     meta, size = external_meta(file, arch=arch, transform=options, labels=labels, input_size=input_size)
+    # The stored bytes carry zoo's metadata, so they differ from FILE: record FILE's digest too, so that
+    # NAME@sha256:<sha256sum FILE> resolves as well as the stored artifact's digest.
+    meta = replace(meta, provenance={**meta.provenance, "source_sha256": file_sha256(file)})
     result = ctx.registry().register(file, name=name, meta=meta, tags=tag_map, input_size=size)
     if as_json:
         emit_json({"created": result.created, "version": version_json(result.version, chosen)})

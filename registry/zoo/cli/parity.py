@@ -88,10 +88,10 @@ def parity_cmd(ctx, targets, arch_option, all_archs, frameworks, input_size, bat
         if versions is not None:
             for line in skipped:
                 info(f"note: not checked: {line}")
+            _check_sizes(versions, input_size=input_size, num_classes=num_classes)
             _versions_mode(ctx, versions, batch=batch, seed=seed, weights_file=weights_file, rtol=rtol, top1=top1,
                            provider=provider, register=register, junit=junit, as_json=as_json,
-                           fresh_only={"--frameworks": frameworks != "all", "--input-size": input_size != 224,
-                                       "--num-classes": num_classes is not None, "--opset": opset is not None,
+                           fresh_only={"--frameworks": frameworks != "all", "--opset": opset is not None,
                                        "--name": name is not None, "--tag": bool(tags)})
             return
     if len(targets) > 1:
@@ -101,6 +101,18 @@ def parity_cmd(ctx, targets, arch_option, all_archs, frameworks, input_size, bat
                 batch=batch, seed=seed, num_classes=num_classes, weights_file=weights_file, opset=opset, rtol=rtol,
                 top1=top1, provider=provider, native_only=native_only, register=register, name=name,
                 tag_map=parse_tags(tags), junit=junit, as_json=as_json)
+
+
+def _check_sizes(versions, *, input_size: int, num_classes: int | None) -> None:
+    """--input-size (when not the default) and --num-classes, given with versions, must be theirs."""
+    for v in versions:
+        size = v.preprocessing.input_size[0] if v.preprocessing else None
+        if input_size != 224 and size != input_size:
+            raise InvalidInput(f"Expected versions at --input-size {input_size}. Received: {v.ref} at {size}",
+                               hint="registered versions are checked at the size they were exported at; drop --input-size")
+        if num_classes is not None and v.num_classes != num_classes:
+            raise InvalidInput(f"Expected versions with --num-classes {num_classes}. Received: {v.ref} with {v.num_classes}",
+                               hint="drop --num-classes: registered versions are checked as they were exported")
 
 
 def _tolerances(rtol, top1):
