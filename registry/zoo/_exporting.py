@@ -149,9 +149,10 @@ def verify_export(path: Path, images: np.ndarray, expected: np.ndarray, *, what:
 class Staged:
     """An export that passed the contract pass and verification, not registered yet (:func:`commit` does).
 
-    ``path`` lives as long as the :func:`staged_export` context that made it."""
+    ``path`` lives as long as the :func:`staged_export` context that made it (or the caller's: ``zoo
+    convert`` stages its converted file with no plugin and the error it measured against its source)."""
 
-    plugin: FrameworkPlugin
+    plugin: FrameworkPlugin | None
     path: Path
     meta: VersionMeta
     input_size: int
