@@ -54,10 +54,10 @@ def select_versions(source: "Registry", *, refs: Sequence[str] = (), model: str 
 
 def _select(source: "Registry", *, refs: Sequence[str], model: str | None, everything: bool) -> list[ModelVersion]:
     if sum((bool(refs), model is not None, everything)) != 1:
-        raise InvalidInput("Expected exactly one of: references, --model NAME, --all. Received: "
-                           + (", ".join(filter(None, [" ".join(refs) if refs else "", f"--model {model}" if model else "",
-                                                      "--all" if everything else ""])) or "none"),
-                           hint="e.g. zoo copy resnet50@3 --to URL, zoo copy --model resnet50 --to URL, zoo copy --all --to URL")
+        raise InvalidInput("Expected exactly one of: references, a model name, everything. Received: "
+                           + (", ".join(filter(None, [" ".join(refs) if refs else "", f"model {model}" if model else "",
+                                                      "everything" if everything else ""])) or "none"),
+                           hint="choose versions by reference (resnet50@3), every version of one model, or the whole store")
     if everything:
         return source.list()
     if model is not None:

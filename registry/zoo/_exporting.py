@@ -55,12 +55,13 @@ class ExportResult:
 def check_options(num_classes: int, input_size: int, opset: int) -> None:
     """Refuse impossible export options before anything is built."""
     if num_classes < 1:
-        raise InvalidInput(f"Expected --num-classes >= 1. Received: {num_classes}", hint="e.g. --num-classes 1000")
+        raise InvalidInput(f"Expected a number of classes (num_classes) >= 1. Received: {num_classes}",
+                           hint="e.g. 1000, ImageNet's")
     if input_size < 32:
-        raise InvalidInput(f"Expected --input-size >= 32 (smaller collapses the feature maps). Received: {input_size}",
-                           hint="e.g. --input-size 224 (64 is the smallest every architecture supports)")
+        raise InvalidInput(f"Expected an input size (input_size) >= 32 pixels (smaller collapses the feature maps). "
+                           f"Received: {input_size}", hint="e.g. 224, the reference (64 is the smallest every architecture supports)")
     if not 13 <= opset <= 23:
-        raise InvalidInput(f"Expected --opset between 13 and 23. Received: {opset}", hint=f"the default is {DEFAULT_OPSET}")
+        raise InvalidInput(f"Expected an ONNX opset between 13 and 23. Received: {opset}", hint=f"the default is {DEFAULT_OPSET}")
 
 
 @contextmanager
@@ -235,12 +236,13 @@ def ingest(registry: "Registry", plugin: FrameworkPlugin, model: Any, *, name: s
 def seeded_weights(plugin: FrameworkPlugin, model: Any, *, arch: str, num_classes: int,
                    seed: int) -> tuple[dict[str, np.ndarray], str, dict[str, Any]] | None:
     """zoo's framework-neutral seeded weights for ``model`` (a build of ``arch``): the state, its sha256, and
-    the recipe recorded as ``weights_init``; None for a model without tensors. The same (arch, classes,
+    the recipe recorded as ``weights_init``; None for a model without canonical tensors (its build is the model). The same (arch, classes,
     seed) give the same weights in every plugin (they share torchvision's layout)."""
     from .weights import random_canonical_weights, shapes_of, state_sha256
     from .weights._regenerate import CANONICAL_INIT
 
-    shapes = shapes_of(plugin.state_dict(model))
+    state_dict = getattr(plugin, "state_dict", None)
+    shapes = shapes_of(state_dict(model)) if callable(state_dict) else {}
     if not shapes:
         return None
     recipe: dict[str, Any] = {"kind": CANONICAL_INIT, "arch": arch, "num_classes": num_classes, "seed": seed}

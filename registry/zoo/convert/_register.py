@@ -57,10 +57,10 @@ def convert_version(registry: Any, ref: str | ModelVersion, *, precision: str, n
     step = progress or (lambda _msg: None)
     if precision not in CONVERSIONS:
         raise InvalidInput(f"Expected a precision in {', '.join(CONVERSIONS)}. Received: {precision!r}",
-                           hint="zoo convert REF --fp16, or --int8")
+                           hint="the precisions zoo converts to are fp16 and int8")
     if calibration is not None and precision != "int8":
-        raise InvalidInput(f"--calibration applies to --int8 only. Received it with --{precision}",
-                           hint=f"drop --calibration, or use --int8 instead of --{precision}")
+        raise InvalidInput(f"Expected calibration data with int8 only. Received it with {precision}",
+                           hint=f"drop the calibration data, or convert to int8 instead of {precision}")
     src = registry.resolve(ref) if not isinstance(ref, ModelVersion) else ref
     have = precision_of(src)
     if have != "fp32":

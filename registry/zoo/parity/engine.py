@@ -88,12 +88,12 @@ def run_parity(
 
     plugins = list(plugins)
     if len(plugins) < 1:
-        raise InvalidInput("Parity needs at least one plugin. Received: none", hint="--frameworks torch,tensorflow")
+        raise InvalidInput("Parity needs at least one plugin. Received: none", hint="e.g. torch and tensorflow")
     if len({p.name for p in plugins}) != len(plugins):
         raise InvalidInput(f"Expected distinct frameworks. Received: {[p.name for p in plugins]}")
     check_options(num_classes, input_size, opset)
     if batch < 1:
-        raise InvalidInput(f"Expected --batch >= 1. Received: {batch}")
+        raise InvalidInput(f"Expected a batch of at least 1 image. Received: {batch}")
     step = progress or (lambda _msg: None)
     timings: dict[str, float] = {}
     names = [p.name for p in plugins]

@@ -69,7 +69,7 @@ def select_parity_versions(registry: "Registry", targets: Sequence[str],
         found = registry.list(target)
         if not found:
             raise NotFound(f"No model named {target!r} in the registry at {registry.location!r}",
-                           hint="`zoo list` shows the registered models; `zoo parity --arch ARCH` checks fresh builds")
+                           hint="`zoo list` shows the registered models; an architecture is checked by fresh builds")
         for v in found:
             why = _checkable(v)
             if why is None:
@@ -119,12 +119,12 @@ def _state_for(group: Sequence[ModelVersion], plugin: _plugins.FrameworkPlugin, 
     if recipe.get("kind") != CANONICAL_INIT:
         raise InvalidWeights(f"{first.ref} records no weights zoo can regenerate"
                              + (f" (built from a file with sha256 {recorded[:12]})" if recorded else ""),
-                             hint="give the weight file it was built from (zoo parity REF --weights FILE)")
+                             hint="give the weight file it was built from")
     state = random_canonical_weights(shapes_of(plugin.state_dict(model)), seed=int(recipe["seed"]))
     if recorded and state_sha256(state, metadata=recipe) != recorded:
         raise InvalidWeights(f"Regenerated weights of {first.ref} do not match its recorded sha256 {recorded[:12]}",
                              hint="the weights generator or the plugin's layout changed since it was exported; "
-                                  "give the weight file (--weights FILE)")
+                                  "give the weight file it was built from")
     return state
 
 
