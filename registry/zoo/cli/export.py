@@ -167,7 +167,9 @@ def register_cmd(ctx, file, name, arch, input_size, tags, labels, resize, crop, 
     meta, size = external_meta(file, arch=arch, transform=options, labels=labels, input_size=input_size)
     # The stored bytes carry zoo's metadata, so they differ from FILE: record FILE's digest too, so that
     # NAME@sha256:<sha256sum FILE> resolves as well as the stored artifact's digest.
-    meta = replace(meta, provenance={**meta.provenance, "source_sha256": file_sha256(file)})
+    # (Only of a regular file: anything else, e.g. a FIFO or a missing path, is refused by register below.)
+    if file.is_file():
+        meta = replace(meta, provenance={**meta.provenance, "source_sha256": file_sha256(file)})
     result = ctx.registry().register(file, name=name, meta=meta, tags=tag_map, input_size=size)
     if as_json:
         emit_json({"created": result.created, "version": version_json(result.version, chosen)})
