@@ -190,3 +190,38 @@ def test_archs_build_counts_the_built_models_and_compares_them(zoo):
         assert (b["source"], b["matches_tables"]) == ("built", True)
         assert (b["trainable"], b["non_trainable"]) == (f["trainable"], f["non_trainable"])
         assert fast["reference"] is None, "the published counts are for 1000 classes"
+
+
+def test_json_has_one_shape_for_a_version_and_label_names_only_when_asked(tmp_path, tiny_onnx):
+    """register, list, show, alias, tag: the same version object; --fields labels adds the 10 names."""
+    from conftest import cli_on
+
+    zoo = cli_on(tmp_path / "store")
+    classes = tmp_path / "classes.txt"
+    classes.write_text("".join(f"c{i}\n" for i in range(10)))
+    registered = json.loads(zoo("register", str(tiny_onnx()), "--name", "m", "--labels", str(classes), "--json").stdout)
+    version = registered["version"]
+    assert registered["created"] and version["labels"] == {"name": "classes", "count": 10, "sha256": version["labels"]["sha256"]}
+    (listed,) = json.loads(zoo("list", "--json").stdout)
+    shown = json.loads(zoo("show", "m@1", "--json").stdout)
+    shown.pop("reports")
+    aliased = json.loads(zoo("alias", "m@1", "prod", "--json").stdout)["version"]
+    assert listed == shown == version and aliased == {**version, "aliases": ["prod"]}
+    full = json.loads(zoo("show", "m@1", "--json", "--fields", "labels").stdout)
+    assert full["labels"]["classes"] == [f"c{i}" for i in range(10)]
+    assert "Expected --fields from: labels" in zoo("list", "--json", "--fields", "everything", code=2).stderr
+
+
+def test_register_resolves_the_digest_of_the_file_the_user_holds(tmp_path, tiny_onnx):
+    """The stored bytes embed zoo's metadata; NAME@sha256:<sha256sum FILE> resolves too (source_sha256)."""
+    import hashlib
+
+    from conftest import cli_on
+
+    zoo = cli_on(tmp_path / "store")
+    source = tiny_onnx()
+    held = hashlib.sha256(source.read_bytes()).hexdigest()
+    version = json.loads(zoo("register", str(source), "--name", "m", "--json").stdout)["version"]
+    assert version["sha256"] != held and version["provenance"]["source_sha256"] == held
+    for digest in (held[:12], held, version["sha256"][:12]):
+        assert json.loads(zoo("show", f"m@sha256:{digest}", "--json").stdout)["version"] == 1

@@ -296,3 +296,17 @@ def test_the_core_export_pipeline_applies_the_contract_to_any_plugin(tmp_path):
     assert [(t.name, t.shape) for t in v.signature.outputs] == [(OUTPUT_NAME, (BATCH_DIM, CLASSES))]
     assert "renamed graph value 'pixels' to 'images'" in v.provenance["export_notes"]
     logits(registry.path(v))
+
+
+def test_register_model_runs_the_contract_pass_for_the_plugin_that_owns_the_model(tmp_path, monkeypatch):
+    """zoo.register_model goes through the one pipeline: a plugin's own model gets the contract pass too."""
+    import zoo._register_model as register_module
+    from zoo import register_model
+
+    monkeypatch.setattr(register_module, "plugin_for", lambda model, framework=None: OddNamesPlugin())
+    example = np.random.default_rng(0).standard_normal((2, 3, SIZE, SIZE), dtype=np.float32)
+    result = register_model({}, name="odd-own", example=example, registry=tmp_path / "store")
+    v = result.version
+    assert [t.name for t in v.signature.inputs] == [INPUT_NAME] and [t.name for t in v.signature.outputs] == [OUTPUT_NAME]
+    assert "renamed graph value 'pixels' to 'images'" in v.provenance["export_notes"]
+    assert v.provenance["verify"]["input"] == "example"

@@ -17,6 +17,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from zoo import onnx as onnx_info
+from zoo._exporting import export_onnx
 from zoo.architectures import (
     ARCHITECTURES,
     BLOCK_EXPANSION,
@@ -457,7 +458,7 @@ def _export_and_check(arch: str, tmp_path: Path) -> tuple[float, onnx_info.OnnxF
     plugin = _torch_plugin()
     model = plugin.build(arch, num_classes=1000)
     path = tmp_path / f"{arch}.onnx"
-    plugin.export_onnx(model, path, input_size=224)
+    export_onnx(plugin, model, path, input_size=224)
     del model
     facts = onnx_info.inspect(onnx_info.check_model_file(path), input_size=224)
     return facts.macs / 1e9, facts

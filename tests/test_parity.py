@@ -291,6 +291,7 @@ def fake_frameworks(monkeypatch):
         return [plugins[n] for n in names if arch is None or arch in plugins[n].architectures()]
 
     monkeypatch.setattr(plugins_module, "resolve_frameworks", resolve)
+    monkeypatch.setattr(plugins_module, "get_plugin", lambda name: plugins[name])
     return plugins
 
 
@@ -316,6 +317,7 @@ def test_cli_exits_10_naming_the_failing_pair(tmp_path, fake_frameworks):
     out = _zoo(tmp_path / "store", "--all", "--num-classes", "10", "--input-size", "32", "--junit", str(junit))
     assert out.exit_code == ParityFailure.exit_code == 10, out.output
     assert "fb vs fa [native-native]" in out.output and "nothing registered" in out.output
+    assert "\\n" not in out.output, "the failure message is lines, not an escaped newline"
     assert junit.exists(), "the JUnit file is written before the failure exit"
     assert not (tmp_path / "store").exists()  # nothing registered: the store was not even created
 
@@ -343,8 +345,7 @@ def test_cli_checks_a_given_checkpoint_and_registers_it_with_its_sha256(tmp_path
     assert seeded["weights_source"] == "zoo-random-canonical" and seeded["weights_sha256"] != payload["weights_sha256"]
     version = open_registry(tmp_path / "store").resolve(payload["versions"]["fb"])
     assert version.provenance["weights_sha256"] == file_sha256(ckpt)
-    assert version.provenance["weights_init"] == {"kind": "file", "source": "mine.safetensors", "sha256": file_sha256(ckpt),
-                                                  "arch": "tiny", "num_classes": 7}
+    assert "weights_init" not in version.provenance, "recorded as `zoo export --weights FILE` records it"
 
 
 @pytest.mark.parametrize("args,code,needle", [
@@ -369,6 +370,78 @@ def test_cli_looser_tolerance_is_honoured(tmp_path, fake_frameworks):
 def test_cli_refuses_bad_invocations(tmp_path, fake_frameworks, args):
     out = _zoo(tmp_path / "store", *args)
     assert out.exit_code == 2, out.output
+
+
+# --------------------------------------------------------------------------- one pipeline; registered versions
+
+
+def test_parity_registers_the_bytes_zoo_export_registers_with_transform_and_labels(tmp_path):
+    """Same weights through the one pipeline: parity's registration is export's version (dedupe), with its
+    transform and labels."""
+    from zoo import open_registry
+    from zoo._exporting import export_and_register
+
+    registry = open_registry(tmp_path / "store")
+    exported = {p.name: export_and_register(registry, p, "tiny", name="t", num_classes=1000, input_size=32).version
+                for p in _fakes()}
+    report = run_parity("tiny", _fakes(), registry=registry, name="t", num_classes=1000, input_size=32, batch=4)
+    assert report.passed and report.versions == {fw: v.ref for fw, v in exported.items()}, "one version per framework"
+    assert len(registry.list("t")) == 2
+    for v in registry.list("t"):
+        assert v.transform is not None and v.transform.crop == (32, 32)
+        assert v.labels is not None and v.labels.name == "imagenet-1k" and len(v.labels) == 1000
+
+
+def _scratch(tmp_path: Path, fake_frameworks, name: str, *, seed: int = 0) -> list[str]:
+    from zoo import open_registry
+    from zoo._exporting import export_and_register
+
+    with open_registry(tmp_path / "scratch") as registry:
+        return [export_and_register(registry, p, "tiny", name=name, num_classes=10, input_size=32, seed=seed).version.ref
+                for p in fake_frameworks.values()]
+
+
+def test_ci_recipe_gates_exactly_the_versions_it_publishes(tmp_path, fake_frameworks, tiny_onnx):
+    """export --framework all; parity MODEL; copy --gated: the target gets exactly the versions parity passed."""
+    from conftest import cli_on
+    from zoo import open_registry
+
+    zoo = cli_on(tmp_path / "scratch")
+    exported = _scratch(tmp_path, fake_frameworks, "t")  # t@1 (fa), t@2 (fb): the same seeded weights
+    zoo("register", str(tiny_onnx()), "--name", "t")  # t@3: an external file, not parity-checkable
+    out = zoo("parity", "t", "--batch", "4", "--json")
+    (payload,) = json.loads(out.stdout)
+    assert payload["passed"] and payload["versions"] == {"fa": exported[0], "fb": exported[1]}
+    assert "not checked: t@3" in out.stderr
+    late = _scratch(tmp_path, fake_frameworks, "t", seed=1)  # t@4, t@5: exported after the gate ran
+    zoo("copy", "--model", "t", "--gated", "--to", str(tmp_path / "prod"))
+    with open_registry(tmp_path / "scratch") as scratch, open_registry(tmp_path / "prod") as prod:
+        gated = {scratch.resolve(ref).sha256 for ref in exported}
+        assert {v.sha256 for v in prod.list()} == gated and not gated & {scratch.resolve(r).sha256 for r in late}
+        for ref in exported:
+            assert scratch.resolve(ref).tags["parity"] == "pass"
+            (report,) = scratch.reports(ref, "parity")
+            assert report.payload["passed"] and report.payload["versions"]["fa"] == exported[0]
+
+    fake_frameworks["fb"] = FakePlugin("fb", broken_load=True)  # the gate fails: nothing is published
+    failing = _scratch(tmp_path, {"fa": FakePlugin("fa"), "fb": FakePlugin("fb")}, "u")
+    out = zoo("parity", "u", "--batch", "4", code=ParityFailure.exit_code)
+    assert "fb vs fa [native-native]" in out.stderr and "tagged parity=fail" in out.stderr
+    zoo("copy", *failing, "--gated", "--to", str(tmp_path / "prod"))
+    with open_registry(tmp_path / "prod") as prod:
+        assert prod.models() == ["t"]
+
+
+def test_parity_of_versions_refuses_what_it_cannot_check(tmp_path, fake_frameworks, tiny_onnx):
+    from conftest import cli_on
+
+    zoo = cli_on(tmp_path / "scratch")
+    zoo("register", str(tiny_onnx()), "--name", "ext")
+    assert "no framework built it" in zoo("parity", "ext@1", code=2).stderr
+    _scratch(tmp_path, fake_frameworks, "t")
+    assert "--opset" in zoo("parity", "t", "--opset", "17", code=2).stderr, "a fresh-build option is refused"
+    assert "t@1 at 32" in zoo("parity", "t", "--input-size", "64", code=2).stderr, "sizes given must be the versions'"
+    assert "No model named 'nope'" in zoo("parity", "nope", "t", code=3).stderr
 
 
 # --------------------------------------------------------------------------- the real plugins

@@ -18,6 +18,7 @@ import pytest
 import torch
 
 from arch_params import arch_params
+from zoo._exporting import export_onnx
 from zoo.architectures import ARCHITECTURES, REFERENCE_PARAMS
 from zoo.errors import InvalidInput, InvalidWeights, NotFound
 from zoo.metrics import relative_error, verification_batch
@@ -168,7 +169,7 @@ def _signature(model_proto) -> tuple:
 
 def test_small_export_honours_the_contract_and_matches_keras(small, tmp_path):
     path = tmp_path / f"{small.arch}.onnx"
-    info = PLUGIN.export_onnx(small.model, path, opset=18, input_size=SMALL_SIZE)
+    info = export_onnx(PLUGIN, small.model, path, opset=18, input_size=SMALL_SIZE)
     assert info.opset == 18 and info.exporter.startswith("tf2onnx") and info.exporter_version
     proto = onnx.load(str(path))
     onnx.checker.check_model(proto, full_check=True)
@@ -209,7 +210,7 @@ def test_odd_input_sizes_match_torch_pooling_arithmetic(arch, size, tmp_path):
     expected = torch_plugin.predict(reference, images)
     assert relative_error(PLUGIN.predict(model, images), expected) <= RTOL
     path = tmp_path / "m.onnx"
-    PLUGIN.export_onnx(model, path, input_size=size)
+    export_onnx(PLUGIN, model, path, input_size=size)
     (logits,) = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"images": images})
     assert relative_error(logits, expected) <= RTOL
 
@@ -237,7 +238,7 @@ def test_googlenet_aux_heads_compute_torchvisions_aux_logits():
 def test_full_size_resnet50_export_matches_keras(tmp_path):
     model = PLUGIN.build("resnet50", seed=0)
     path = tmp_path / "resnet50.onnx"
-    PLUGIN.export_onnx(model, path)
+    export_onnx(PLUGIN, model, path)
     images = batch(224, n=2)
     (logits,) = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"images": images})
     assert logits.shape == (2, 1000)
@@ -251,7 +252,7 @@ def test_an_input_too_small_for_alexnet_is_invalid_input_not_a_crash(tmp_path):
         PLUGIN.predict(model, batch(32, n=1))
     assert "input size" in info.value.hint
     with pytest.raises(InvalidInput, match="too small"):
-        PLUGIN.export_onnx(model, tmp_path / "a.onnx", input_size=32)
+        export_onnx(PLUGIN, model, tmp_path / "a.onnx", input_size=32)
     assert PLUGIN.predict(model, batch(63, n=1)).shape == (1, SMALL_CLASSES)
 
 
@@ -260,7 +261,7 @@ def test_other_opsets_export_and_match(opset, tmp_path):
     """tf2onnx writes up to opset 18; above, onnx.version_converter upgrades the graph."""
     model = PLUGIN.build("googlenet", num_classes=SMALL_CLASSES, seed=0)
     path = tmp_path / "g.onnx"
-    assert PLUGIN.export_onnx(model, path, opset=opset, input_size=SMALL_SIZE).opset == opset
+    assert export_onnx(PLUGIN, model, path, opset=opset, input_size=SMALL_SIZE).opset == opset
     proto = onnx.load(str(path))
     assert [o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")] == [opset]
     images = batch()
@@ -272,8 +273,8 @@ def test_export_is_byte_for_byte_reproducible(tmp_path):
     """The registry addresses artifacts by sha256: the same model must give the same file."""
     model = PLUGIN.build("resnet18", num_classes=SMALL_CLASSES, seed=0)
     first, second = tmp_path / "a.onnx", tmp_path / "b.onnx"
-    PLUGIN.export_onnx(model, first, input_size=SMALL_SIZE)
-    PLUGIN.export_onnx(PLUGIN.build("resnet18", num_classes=SMALL_CLASSES, seed=0), second, input_size=SMALL_SIZE)
+    export_onnx(PLUGIN, model, first, input_size=SMALL_SIZE)
+    export_onnx(PLUGIN, PLUGIN.build("resnet18", num_classes=SMALL_CLASSES, seed=0), second, input_size=SMALL_SIZE)
     assert first.read_bytes() == second.read_bytes()
 
 

@@ -17,6 +17,7 @@ import pytest
 import torch
 
 from arch_params import DEEP_VARIANTS
+from zoo._exporting import export_onnx
 from zoo.architectures import ARCHITECTURES, REFERENCE_PARAMS
 from zoo.errors import InvalidInput, InvalidWeights, NotFound
 from zoo.metrics import relative_error, verification_batch
@@ -61,7 +62,7 @@ def exports(tmp_path_factory: pytest.TempPathFactory):
         if arch not in cache:
             model = PLUGIN.build(arch, seed=0, **SMALL)
             path = folder / f"{arch}.onnx"
-            info = PLUGIN.export_onnx(model, path, input_size=SMALL_SIZE)
+            info = export_onnx(PLUGIN, model, path, input_size=SMALL_SIZE)
             cache[arch] = (model, path, info)
         return cache[arch]
 
@@ -267,7 +268,7 @@ def test_export_falls_back_to_torchscript_and_says_so(exports, tmp_path, monkeyp
     monkeypatch.setattr(export_module, "_dynamo_export", broken)
     model, _, _ = exports("resnet18")
     path = tmp_path / "ts.onnx"
-    info = PLUGIN.export_onnx(model, path, input_size=SMALL_SIZE)
+    info = export_onnx(PLUGIN, model, path, input_size=SMALL_SIZE)
     assert info.exporter == "torch.onnx.export(dynamo=False)"
     assert any("simulated dynamo failure" in note for note in info.notes)
     _assert_contract(path, num_classes=10, size=SMALL_SIZE)
@@ -277,18 +278,18 @@ def test_export_falls_back_to_torchscript_and_says_so(exports, tmp_path, monkeyp
 def test_full_size_resnet18_export(tmp_path):
     model = PLUGIN.build("resnet18", seed=0)
     path = tmp_path / "resnet18.onnx"
-    PLUGIN.export_onnx(model, path)
+    export_onnx(PLUGIN, model, path)
     _assert_contract(path, num_classes=1000, size=224)
     assert _ort_matches_eager(model, path, 224) <= RTOL
 
 
 def test_export_rejects_what_cannot_work(tmp_path):
     with pytest.raises(InvalidInput, match="meta"):
-        PLUGIN.export_onnx(PLUGIN.build("resnet18", device="meta"), tmp_path / "m.onnx")
+        export_onnx(PLUGIN, PLUGIN.build("resnet18", device="meta"), tmp_path / "m.onnx")
     with pytest.raises(InvalidInput, match="input_size 32"):  # AlexNet's 3x3 pools need >= 63 px
-        PLUGIN.export_onnx(PLUGIN.build("alexnet", seed=0, **SMALL), tmp_path / "a.onnx", input_size=32)
+        export_onnx(PLUGIN, PLUGIN.build("alexnet", seed=0, **SMALL), tmp_path / "a.onnx", input_size=32)
     with pytest.raises(InvalidInput, match="opset"):
-        PLUGIN.export_onnx(PLUGIN.build("resnet18", seed=0, **SMALL), tmp_path / "o.onnx", opset=7)
+        export_onnx(PLUGIN, PLUGIN.build("resnet18", seed=0, **SMALL), tmp_path / "o.onnx", opset=7)
     assert not list(tmp_path.iterdir())
 
 

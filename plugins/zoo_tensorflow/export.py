@@ -26,7 +26,6 @@ from typing import Any
 import numpy as np
 
 from zoo.errors import ExportError, InvalidInput
-from zoo.onnx.contract import enforce_io_contract
 from zoo.records import INPUT_NAME, ExportInfo
 
 from . import graph_passes as passes
@@ -172,9 +171,8 @@ def export_onnx(model: Any, path: Path, *, opset: int = 18, input_size: int = 22
         raise ExportError(f"tf2onnx wrote an invalid ONNX graph for {model.name!r}: {exc}",
                           hint="report it with the --debug output") from exc
     converted.write(path)
-    # tf2onnx has no option to name the output or the batch dim: the one contract pass names them
-    # (reading the graph without its weights), so that this plugin's files are contract artifacts too.
-    enforce_io_contract(path, input_size=input_size)
+    # tf2onnx has no option to name the output or the batch dim: zoo's one contract pass, which the
+    # core runs after every plugin export (zoo._exporting.export_onnx), names them.
     notes = ["weights converted as graph inputs, then written as initializers (bounded memory)",
              "NCHW input via tf2onnx inputs_as_nchw; layout transposes cancelled by its optimizer",
              "BatchNorm and conv biases folded into the convolutions"]

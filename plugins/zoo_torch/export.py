@@ -3,7 +3,7 @@
 The dynamo exporter (``torch.export`` + onnxscript) is tried first; the TorchScript exporter is
 the fallback, and ``ExportInfo.exporter`` says which one wrote the file. The trace uses a batch of
 2 because a batch-1 example lets the tracer specialise the batch dim to the constant 1. After
-export the file goes through zoo's I/O-contract pass (``zoo.onnx.contract``: one input ``images``
+export the core runs zoo's I/O-contract pass on the file (``zoo.onnx.contract``: one input ``images``
 [batch, 3, H, W], one output ``logits`` [batch, classes], batch dim ``batch``), as every export does.
 """
 from __future__ import annotations
@@ -20,7 +20,6 @@ import torch
 from torch import nn
 
 from zoo.errors import ExportError, InvalidInput
-from zoo.onnx.contract import enforce_io_contract
 from zoo.records import BATCH_DIM, INPUT_NAME, OUTPUT_NAME, ExportInfo
 
 TRACE_BATCH = 2
@@ -121,7 +120,8 @@ def _save(proto, path: Path, *, large: bool) -> None:
 
 
 def export_onnx(model: nn.Module, path: Path, *, opset: int = 18, input_size: int = 224) -> ExportInfo:
-    """Write ``model``'s inference graph to ``path`` and verify the I/O contract; returns what wrote it."""
+    """Write ``model``'s inference graph to ``path``; returns what wrote it. The core's I/O-contract pass
+    (:func:`zoo._exporting.export_onnx`) follows."""
     if isinstance(opset, bool) or not isinstance(opset, int) or not 13 <= opset <= 23:
         raise InvalidInput(f"Expected opset to be an int between 13 and 23. Received: {opset!r}")
     if isinstance(input_size, bool) or not isinstance(input_size, int) or input_size < 1:
@@ -140,7 +140,7 @@ def export_onnx(model: nn.Module, path: Path, *, opset: int = 18, input_size: in
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="zoo-torch-export-")))
         try:
             with torch.inference_mode():
-                num_classes = int(graph_model(example).shape[-1])
+                graph_model(example)  # fails here, with a clear message, at an input size the model cannot take
         except RuntimeError as exc:  # e.g. AlexNet's feature map collapsing below its 3x3 pools
             raise InvalidInput(
                 f"{type(model).__name__} cannot run at input_size {input_size}: {exc}",
@@ -166,9 +166,8 @@ def export_onnx(model: nn.Module, path: Path, *, opset: int = 18, input_size: in
         check_inference_graph(proto)
         _save(proto, path, large=_nbytes(graph_model) >= SINGLE_FILE_LIMIT)
         del proto
-        # The exporter already uses the contract's names; the one contract pass checks them (and the
-        # shapes) and renames what an exporter version named otherwise (e.g. a batch dim 's0').
-        notes += enforce_io_contract(path, input_size=input_size, num_classes=num_classes)
+        # The exporter already uses the contract's names; zoo's one contract pass (run by the core
+        # after every plugin export) checks them and renames what an exporter version named otherwise.
 
     if exporter == DYNAMO:
         with contextlib.suppress(metadata.PackageNotFoundError):

@@ -21,6 +21,7 @@ from .store import MODEL_FILE
 
 if TYPE_CHECKING:
     from ._registry import Registry
+    from .store import MetadataTxn
 
 __all__ = ["CopyResult", "copy_versions", "select_versions"]
 
@@ -37,13 +38,27 @@ class CopyResult(Record):
 
 
 def select_versions(source: "Registry", *, refs: Sequence[str] = (), model: str | None = None,
-                    everything: bool = False) -> list[ModelVersion]:
-    """The versions a copy means: some refs, every version of one model, or the whole store."""
+                    everything: bool = False, gated: bool = False,
+                    held_back: list[ModelVersion] | None = None) -> list[ModelVersion]:
+    """The versions a copy means: some refs, every version of one model, or the whole store. With ``gated``,
+    only those whose latest parity report passed (:func:`zoo.parity.gated`); the others go to ``held_back``."""
+    chosen = _select(source, refs=refs, model=model, everything=everything)
+    if not gated:
+        return chosen
+    from .parity import gated as passed_parity
+
+    kept = [v for v in chosen if passed_parity(source, v)]
+    if held_back is not None:
+        held_back.extend(v for v in chosen if v not in kept)
+    return kept
+
+
+def _select(source: "Registry", *, refs: Sequence[str], model: str | None, everything: bool) -> list[ModelVersion]:
     if sum((bool(refs), model is not None, everything)) != 1:
-        raise InvalidInput("Expected exactly one of: references, --model NAME, --all. Received: "
-                           + (", ".join(filter(None, [" ".join(refs) if refs else "", f"--model {model}" if model else "",
-                                                      "--all" if everything else ""])) or "none"),
-                           hint="e.g. zoo copy resnet50@3 --to URL, zoo copy --model resnet50 --to URL, zoo copy --all --to URL")
+        raise InvalidInput("Expected exactly one of: references, a model name, everything. Received: "
+                           + (", ".join(filter(None, [" ".join(refs) if refs else "", f"model {model}" if model else "",
+                                                      "everything" if everything else ""])) or "none"),
+                           hint="choose versions by reference (resnet50@3), every version of one model, or the whole store")
     if everything:
         return source.list()
     if model is not None:
@@ -78,6 +93,18 @@ def copy_versions(source: "Registry", target: "Registry", versions: Sequence[Mod
     return results
 
 
+def _add_or_find(txn: "MetadataTxn", v: ModelVersion) -> tuple[ModelVersion, bool, int]:
+    """``v`` added to the target (new, True, its tag count), or the target's version with the same bytes and
+    the tags it lacked added (it, False, how many)."""
+    existing = txn.find(v.name, v.sha256)
+    if existing is None:
+        return txn.add_version(replace(v, version=0, aliases=())), True, len(v.tags)
+    missing = {k: val for k, val in v.tags.items() if existing.tags.get(k) != val}
+    if missing:
+        txn.set_tags(existing.name, existing.version, missing)
+    return existing, False, len(missing)
+
+
 def _copy_one(source: "Registry", target: "Registry", v: ModelVersion, *, aliases: bool) -> CopyResult:
     reports = source.reports(v)
     with target._meta.read() as txn:
@@ -87,37 +114,22 @@ def _copy_one(source: "Registry", target: "Registry", v: ModelVersion, *, aliase
         folder = source.path(v).parent  # sha256 of every file checked here (and fetched, for a remote source)
         extra = {f.relpath: folder / f.relpath for f in v.files if f.relpath != MODEL_FILE}
         staged = target._blobs.stage((folder / MODEL_FILE).read_bytes(), extra)
-    try:
-        if staged is not None and (staged.digest != v.sha256 or staged.files != v.files):
-            raise IntegrityError(f"Copying {v.ref} produced digest {staged.digest}, expected {v.sha256}",
-                                 hint="the source changed while it was read; run the copy again")
-        with target._write() as txn:
-            existing = txn.find(v.name, v.sha256)
-            if staged is not None:
-                target._blobs.publish(staged)
-            if existing is None:
-                created, tags_added = True, len(v.tags)
-                new = txn.add_version(replace(v, version=0, aliases=()))
-            else:
-                created, new = False, existing
-                missing = {k: val for k, val in v.tags.items() if existing.tags.get(k) != val}
-                if missing:
-                    txn.set_tags(new.name, new.version, missing)
-                tags_added = len(missing)
-            have = {_report_key(r) for r in txn.reports(new.name, new.version)}
-            added = 0
-            for r in reports:
-                if _report_key(r) not in have:
-                    txn.add_report(replace(r, version=new.version))
-                    added += 1
-            moved = []
-            for alias in v.aliases if aliases else ():
-                if txn.alias_target(new.name, alias) != new.version:
-                    txn.set_alias(new.name, alias, new.version)
-                    moved.append(alias)
-    finally:
-        if staged is not None:
-            target._blobs.discard(staged)
+    if staged is not None and (staged.digest != v.sha256 or staged.files != v.files):
+        target._blobs.discard(staged)
+        raise IntegrityError(f"Copying {v.ref} produced digest {staged.digest}, expected {v.sha256}",
+                             hint="the source changed while it was read; run the copy again")
+    with target._commit_staged(staged) as txn:  # as Registry.register: a failed commit takes back what it published
+        new, created, tags_added = _add_or_find(txn, v)
+        have = {_report_key(r) for r in txn.reports(new.name, new.version)}
+        fresh = [r for r in reports if _report_key(r) not in have]
+        for r in fresh:
+            txn.add_report(replace(r, version=new.version))
+        added = len(fresh)
+        moved = []
+        for alias in v.aliases if aliases else ():
+            if txn.alias_target(new.name, alias) != new.version:
+                txn.set_alias(new.name, alias, new.version)
+                moved.append(alias)
     problems = target._blobs.problems(v.sha256, v.files, use_cache=staged is None)  # a new copy: reread from the target
     if problems:
         raise IntegrityError(f"The copy of {v.ref} in {target.location!r} is corrupt: " + "; ".join(problems),

@@ -1,8 +1,20 @@
-"""Build → export → verify → register: the one path by which a plugin's model enters the registry.
+"""The one ingestion pipeline: build -> export -> I/O-contract pass -> verify -> record -> register.
 
-Verification runs the exported file under ONNX Runtime and the native model on the same seeded
-batch and refuses to register an artifact whose logits differ by more than ``rtol`` relative to
-the output scale. Nothing is written to the store unless every step succeeded.
+Every way a plugin's model enters the registry goes through :func:`ingest` (``zoo export``,
+``zoo weights import``, :func:`zoo.register_model`, ``zoo parity``'s registrations); ``zoo convert``
+and ``zoo register FILE`` share its last step, :func:`record` + ``Registry.register``. Its stages:
+
+1. :func:`export_onnx`: the plugin's ``export_onnx``, then zoo's I/O-contract pass (once, here; the
+   plugins do not run their own copy) and the opset check;
+2. :func:`verify_export`: the file under ONNX Runtime against the native model on the same batch
+   (refused if the logits differ by more than ``rtol`` relative to the output scale);
+3. :func:`record`: the version's facts (plugin, exporter, parameter counts, transform, labels,
+   provenance with the verification it passed);
+4. ``Registry.register``: content-addressed, so the same weights through the same pipeline are one version.
+
+:func:`staged_export` runs 1-3 and yields the verified file without registering it (``zoo parity``
+compares such files before any is registered); :func:`commit` registers one. Nothing is written to
+the store unless every step succeeded.
 """
 from __future__ import annotations
 
@@ -18,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .errors import ExportError, InvalidInput
-from .metrics import VERIFY_BATCH, relative_error, verification_batch
+from .metrics import relative_error, verification_batch
 from .plugins import DEFAULT_OPSET, FrameworkPlugin, inference_options
 from .records import ExportInfo, ModelVersion, ParamCounts, Transform, VersionMeta
 
@@ -43,12 +55,13 @@ class ExportResult:
 def check_options(num_classes: int, input_size: int, opset: int) -> None:
     """Refuse impossible export options before anything is built."""
     if num_classes < 1:
-        raise InvalidInput(f"Expected --num-classes >= 1. Received: {num_classes}", hint="e.g. --num-classes 1000")
+        raise InvalidInput(f"Expected a number of classes (num_classes) >= 1. Received: {num_classes}",
+                           hint="e.g. 1000, ImageNet's")
     if input_size < 32:
-        raise InvalidInput(f"Expected --input-size >= 32 (smaller collapses the feature maps). Received: {input_size}",
-                           hint="e.g. --input-size 224 (64 is the smallest every architecture supports)")
+        raise InvalidInput(f"Expected an input size (input_size) >= 32 pixels (smaller collapses the feature maps). "
+                           f"Received: {input_size}", hint="e.g. 224, the reference (64 is the smallest every architecture supports)")
     if not 13 <= opset <= 23:
-        raise InvalidInput(f"Expected --opset between 13 and 23. Received: {opset}", hint=f"the default is {DEFAULT_OPSET}")
+        raise InvalidInput(f"Expected an ONNX opset between 13 and 23. Received: {opset}", hint=f"the default is {DEFAULT_OPSET}")
 
 
 @contextmanager
@@ -78,16 +91,41 @@ def _file_opset(path: Path) -> int | None:
 
 
 def export_onnx(plugin: FrameworkPlugin, model: Any, path: Path, *, opset: int = DEFAULT_OPSET, input_size: int = 224,
-                num_classes: int | None = None) -> ExportInfo:
+                num_classes: int | None = None, what: str | None = None) -> ExportInfo:
     """``plugin.export_onnx``, then the I/O-contract pass (:mod:`zoo.onnx.contract`) every artifact goes
-    through, whichever plugin wrote it: the file at ``path`` honours the contract or ExportError is raised.
-    What the pass renamed is added to the notes."""
+    through, whichever plugin wrote it, then the opset check: the file at ``path`` honours the contract
+    at ``opset`` or ExportError is raised. What the pass renamed is added to the notes. ``what`` names
+    the model in messages (default: its class)."""
     from .onnx.contract import enforce_io_contract
 
-    info = plugin.export_onnx(model, path, opset=opset, input_size=input_size)
+    what = what or _model_class(model)
+    with _exporter_logs() as logs:
+        try:
+            info = plugin.export_onnx(model, path, opset=opset, input_size=input_size)
+        except (ExportError, InvalidInput):
+            raise
+        except Exception as exc:
+            raise ExportError(
+                f"{plugin.display_name} could not export {what} to ONNX (opset {opset}): {type(exc).__name__}: {exc}",
+                hint="the model's forward must take one NCHW image batch and return one logits tensor; "
+                     "try another opset, or rerun with --debug for the exporter's traceback",
+            ) from exc
     notes = enforce_io_contract(path, input_size=input_size, num_classes=num_classes)
+    actual_opset = _file_opset(path)
+    if actual_opset != opset:
+        said = next((r.getMessage().splitlines()[0] for r in reversed(logs) if r.getMessage().strip()), "")
+        raise ExportError(
+            f"{plugin.display_name} exported {what} at opset {actual_opset}, not at the requested opset {opset}"
+            + (f" (the exporter said: {said})" if said else "") + "; nothing was registered",
+            hint=f"choose an opset this exporter can produce (the default, {DEFAULT_OPSET}, always works)",
+        )
     return replace(info, notes=(*info.notes, *notes)) if notes else info
 
+
+def _model_class(model: Any) -> str:
+    kind = f"{type(model).__module__}.{type(model).__qualname__}"
+    name = getattr(model, "name", None)  # Keras models are named
+    return f"{kind} {name!r}" if isinstance(name, str) and name else kind
 
 
 def verify_export(path: Path, images: np.ndarray, expected: np.ndarray, *, what: str, plugin: str, rtol: float,
@@ -106,6 +144,110 @@ def verify_export(path: Path, images: np.ndarray, expected: np.ndarray, *, what:
         raise ExportError(f"{what} ({plugin}) disagrees with the native model{where}: max relative error "
                           f"{error:.3g} > {rtol:g}", hint=hint)
     return error
+
+
+@dataclass(frozen=True)
+class Staged:
+    """An export that passed the contract pass and verification, not registered yet (:func:`commit` does).
+
+    ``path`` lives as long as the :func:`staged_export` context that made it (or the caller's: ``zoo
+    convert`` stages its converted file with no plugin and the error it measured against its source)."""
+
+    plugin: FrameworkPlugin | None
+    path: Path
+    meta: VersionMeta
+    input_size: int
+    verify_error: float
+
+
+@contextmanager
+def staged_export(
+    plugin: FrameworkPlugin,
+    model: Any,
+    *,
+    arch: str | None,
+    num_classes: int,
+    input_size: int,
+    opset: int = DEFAULT_OPSET,
+    images: np.ndarray | None = None,
+    expected: np.ndarray | None = None,
+    params: ParamCounts | None = None,
+    provenance: Mapping[str, Any] | None = None,
+    transform: "Transform | None" = None,
+    labels: "Labels | None" = None,
+    rtol: float = VERIFY_RTOL,
+    progress: Progress | None = None,
+    what: str | None = None,
+    verify_input: str | None = None,
+) -> Iterator[Staged]:
+    """Stages 1-3 of the pipeline on a built ``model``: export (contract pass included), verify, record.
+
+    ``images`` is the verification batch (default: the seeded :func:`zoo.metrics.verification_batch`
+    at ``input_size``; ``verify_input`` says what else it is, e.g. "example"), ``expected`` the native
+    logits on it (default: ``plugin.predict``). The verification passed is recorded in the provenance.
+    Yields a :class:`Staged` whose file is deleted when the context exits.
+    """
+    step = progress or (lambda _msg: None)
+    what = what or (repr(arch) if arch else _model_class(model))
+    batch = verification_batch(input_size) if images is None else images
+    if params is None:
+        params = plugin.count_params(model)
+    if expected is None:
+        expected = np.asarray(plugin.predict(model, batch))
+    with tempfile.TemporaryDirectory(prefix="zoo-export-") as tmp:
+        path = Path(tmp) / "model.onnx"
+        step("export")
+        info = export_onnx(plugin, model, path, opset=opset, input_size=input_size, num_classes=num_classes, what=what)
+        step("verify")
+        error = verify_export(
+            path, batch, expected, what=f"Exported {what}", plugin=plugin.name, rtol=rtol,
+            where=f" on the {verify_input}" if verify_input else "",
+            hint="the export is wrong; nothing was registered. A layer may behave differently in eval mode or in "
+                 "ONNX: rerun with --debug and report it")
+        checked: dict[str, Any] = {"rtol": rtol, "max_rel_error": error, "batch": int(batch.shape[0])}
+        if verify_input:
+            checked["input"] = verify_input
+        checked["provider"] = "cpu"
+        meta = record(plugin, arch, info, params, num_classes=num_classes, input_size=input_size,
+                      provenance={**dict(provenance or {}), "verify": checked}, transform=transform, labels=labels)
+        yield Staged(plugin=plugin, path=path, meta=meta, input_size=input_size, verify_error=error)
+
+
+def commit(registry: "Registry", staged: Staged, *, name: str, tags: Mapping[str, str] | None = None) -> ExportResult:
+    """Stage 4: register a :class:`Staged` export under ``name``."""
+    result = registry.register(staged.path, name=name, meta=staged.meta, tags=tags, input_size=staged.input_size)
+    return ExportResult(version=result.version, created=result.created, verify_error=staged.verify_error)
+
+
+def ingest(registry: "Registry", plugin: FrameworkPlugin, model: Any, *, name: str,
+           tags: Mapping[str, str] | None = None, progress: Progress | None = None, **stage: Any) -> ExportResult:
+    """The whole pipeline on a built ``model``: :func:`staged_export` (``stage`` are its keywords), then
+    :func:`commit`. The name, tags and store are checked before anything is exported."""
+    from ._names import validate_name, validate_tags
+
+    validate_name(name)
+    tags = validate_tags(tags)
+    registry.ensure_writable()
+    with staged_export(plugin, model, progress=progress, **stage) as staged:
+        (progress or (lambda _msg: None))("register")
+        return commit(registry, staged, name=name, tags=tags)
+
+
+def seeded_weights(plugin: FrameworkPlugin, model: Any, *, arch: str, num_classes: int,
+                   seed: int) -> tuple[dict[str, np.ndarray], str, dict[str, Any]] | None:
+    """zoo's framework-neutral seeded weights for ``model`` (a build of ``arch``): the state, its sha256, and
+    the recipe recorded as ``weights_init``; None for a model without canonical tensors (its build is the model). The same (arch, classes,
+    seed) give the same weights in every plugin (they share torchvision's layout)."""
+    from .weights import random_canonical_weights, shapes_of, state_sha256
+    from .weights._regenerate import CANONICAL_INIT
+
+    state_dict = getattr(plugin, "state_dict", None)
+    shapes = shapes_of(state_dict(model)) if callable(state_dict) else {}
+    if not shapes:
+        return None
+    recipe: dict[str, Any] = {"kind": CANONICAL_INIT, "arch": arch, "num_classes": num_classes, "seed": seed}
+    state = random_canonical_weights(shapes, seed=seed)
+    return state, state_sha256(state, metadata=recipe), recipe
 
 
 def export_and_register(
@@ -128,14 +270,17 @@ def export_and_register(
     transform: "Transform | TransformOptions | None" = None,
     labels: "str | os.PathLike[str] | Labels | None" = None,
 ) -> ExportResult:
-    """Build ``arch`` with ``plugin`` (loading canonical ``state`` if given), export, verify, register.
+    """Build ``arch`` with ``plugin`` holding canonical ``state`` (default: :func:`seeded_weights` of
+    ``seed``, 0 if None), then :func:`ingest` it.
 
-    ``build_options`` go to ``plugin.build``; by default the plugin's ``inference_options`` hook
-    chooses them (the inference graph, unless ``state`` carries training-only tensors). ``transform``
-    (a :class:`~zoo.transforms.Transform`, or :class:`~zoo._eval_options.TransformOptions` over the
-    default) and ``labels`` (a labels file, a built-in name, or :class:`~zoo.labels.Labels`) are
-    recorded on the version; by default the version gets torchvision's eval transform at
-    ``input_size`` and, with 1000 classes, ``imagenet-1k`` labels
+    The weights never depend on the plugin: the same ``seed`` (or ``state``) exported by every plugin
+    gives versions ``zoo parity`` can compare, and the same weights through this pipeline give the same
+    bytes (one version). ``build_options`` go to ``plugin.build``; by default the plugin's
+    ``inference_options`` hook chooses them (the inference graph, unless ``state`` carries
+    training-only tensors). ``transform`` (a :class:`~zoo.transforms.Transform`, or
+    :class:`~zoo._eval_options.TransformOptions` over the default) and ``labels`` (a labels file, a
+    built-in name, or :class:`~zoo.labels.Labels`) are recorded on the version; by default the version
+    gets torchvision's eval transform at ``input_size`` and, with 1000 classes, ``imagenet-1k`` labels
     (:func:`zoo._eval_options.export_eval_meta`). All are checked before anything is built.
     """
     check_options(num_classes, input_size, opset)
@@ -145,85 +290,48 @@ def export_and_register(
                                                        transform=transform, labels=labels)
     from ._names import validate_name, validate_tags
 
-    validate_name(name or arch)  # names, tags and the store are checked before anything is built
+    name = name or arch
+    validate_name(name)  # names, tags and the store are checked before anything is built
     tags = validate_tags(tags)
     registry.ensure_writable()
     step = progress or (lambda _msg: None)
-    name = name or arch
 
     step("build")
     if build_options is None:
         build_options = inference_options(plugin, arch, state=state)
-    options: dict[str, Any] = {"num_classes": num_classes, **build_options}
-    if seed is not None:
-        options["seed"] = seed
-    model = plugin.build(arch, **options)
+    seed = 0 if seed is None else seed
+    model = plugin.build(arch, num_classes=num_classes, seed=seed, **build_options)
+    record_: dict[str, Any] = dict(provenance or {})
+    if state is None:
+        seeded = seeded_weights(plugin, model, arch=arch, num_classes=num_classes, seed=seed)
+        if seeded is None:  # nothing to initialise: the build is the model
+            record_["init_seed"] = seed
+        else:
+            state, weights_sha256, record_["weights_init"] = seeded
     if state is not None:
         plugin.load_state_dict(model, state)
-    params = plugin.count_params(model)
-
-    with tempfile.TemporaryDirectory(prefix="zoo-export-") as tmp:
-        path = Path(tmp) / "model.onnx"
-        step("export")
-        with _exporter_logs() as logs:
-            try:
-                info = export_onnx(plugin, model, path, opset=opset, input_size=input_size, num_classes=num_classes)
-            except (ExportError, InvalidInput):
-                raise
-            except Exception as exc:
-                raise ExportError(
-                    f"{plugin.display_name} could not export {arch!r} to ONNX (opset {opset}): {type(exc).__name__}: {exc}",
-                    hint="try another --opset, or rerun with --debug for the exporter's traceback",
-                ) from exc
-        actual_opset = _file_opset(path)
-        if actual_opset != opset:
-            said = next((r.getMessage().splitlines()[0] for r in reversed(logs) if r.getMessage().strip()), "")
-            raise ExportError(
-                f"{plugin.display_name} exported {arch!r} at opset {actual_opset}, not at the requested opset {opset}"
-                + (f" (the exporter said: {said})" if said else "") + "; nothing was registered",
-                hint=f"choose an opset this exporter can produce (the default, {DEFAULT_OPSET}, always works)",
-            )
-
-        step("verify")
-        batch = verification_batch(input_size)
-        expected = plugin.predict(model, batch)
-        del model  # the native model can be large (VGG19: 0.5 GB); free it before ORT loads the copy
-        error = verify_export(path, batch, expected, what=f"Exported {arch!r}", plugin=plugin.name, rtol=rtol,
-                              hint="the export is wrong; nothing was registered. Rerun with --debug and report it")
-
-        step("register")
-        provenance = dict(provenance or {})
-        if weights_sha256:
-            provenance["weights_sha256"] = weights_sha256
-        if seed is not None and state is None:
-            provenance["init_seed"] = seed
-        if build_options:
-            provenance["build_options"] = dict(build_options)
-        provenance["verify"] = {"rtol": rtol, "max_rel_error": error, "batch": VERIFY_BATCH, "provider": "cpu"}
-        version, created = register_export(
-            registry, plugin, arch, path, info, params, name=name, num_classes=num_classes,
-            input_size=input_size, provenance=provenance, tags=tags, transform=chosen_transform, labels=chosen_labels,
-        )
-    return ExportResult(version=version, created=created, verify_error=error)
+    if weights_sha256:
+        record_["weights_sha256"] = weights_sha256
+    if build_options:
+        record_["build_options"] = dict(build_options)
+    return ingest(registry, plugin, model, name=name, tags=tags, progress=progress, arch=arch, num_classes=num_classes,
+                  input_size=input_size, opset=opset, provenance=record_, transform=chosen_transform,
+                  labels=chosen_labels, rtol=rtol)
 
 
-def register_export(
-    registry: "Registry",
+def record(
     plugin: FrameworkPlugin,
     arch: str | None,
-    path: Path,
     info: ExportInfo,
     params: ParamCounts,
     *,
-    name: str,
     num_classes: int,
     input_size: int,
     provenance: Mapping[str, Any],
-    tags: Mapping[str, str] | None = None,
     transform: "Transform | None" = None,
     labels: "Labels | None" = None,
-) -> tuple[ModelVersion, bool]:
-    """Register a file a plugin exported, with everything the plugin knows about it.
+) -> VersionMeta:
+    """Stage 3: what a version records about a file a plugin exported, with everything the plugin knows about it.
 
     ``arch`` is None for a model that is not one of the plugin's architectures (a user's own). With a
     ``transform``, that is the one recorded; without, torchvision's eval transform at ``input_size``.
@@ -231,7 +339,7 @@ def register_export(
     provenance = dict(provenance)
     if info.notes:
         provenance["export_notes"] = list(info.notes)
-    meta = VersionMeta(
+    return VersionMeta(
         arch=arch,
         framework=plugin.name,
         framework_version=plugin.framework_version(),
@@ -244,5 +352,3 @@ def register_export(
         transform=transform if transform is not None else Transform.for_input_size(input_size),
         labels=labels,
     )
-    result = registry.register(path, name=name, meta=meta, tags=tags, input_size=input_size)
-    return result.version, result.created

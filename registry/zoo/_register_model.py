@@ -1,27 +1,25 @@
 """Your own trained model into the registry: :func:`register_model`.
 
-The model goes through the path the reference builds take (``zoo export``): the plugin that owns
-it (:func:`zoo.plugins.plugin_for`) counts its parameters and exports it to the ONNX contract; the
-file runs under ONNX Runtime next to the native model on the caller's ``example`` batch and is
-refused if the logits differ by more than ``rtol`` (relative to the output scale); then
-:func:`zoo._exporting.register_export` registers it with its parameter counts, exporter, labels,
-transform and provenance, and the registry computes its signature and MACs. Nothing is written
-unless every step succeeded.
+The model goes through the one ingestion pipeline the reference builds take (``zoo export``,
+:func:`zoo._exporting.ingest`): the plugin that owns it (:func:`zoo.plugins.plugin_for`) exports it,
+zoo's I/O-contract pass makes the file honour the contract, the file runs under ONNX Runtime next to
+the native model on the caller's ``example`` batch and is refused if the logits differ by more than
+``rtol`` (relative to the output scale); then it is registered with its parameter counts, exporter,
+labels, transform and provenance, and the registry computes its signature and MACs. Nothing is
+written unless every step succeeded.
 """
 from __future__ import annotations
 
 import math
 import os
-import tempfile
 from collections.abc import Mapping
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ._exporting import VERIFY_RTOL, ExportResult, Progress, register_export, verify_export
+from ._exporting import VERIFY_RTOL, ExportResult, Progress, _model_class, ingest
 from ._names import received, validate_name
-from .errors import ExportError, InvalidInput, ZooError
+from .errors import InvalidInput, ZooError
 from .labels import Labels, check_labels_fit, resolve_labels
 from .plugins import DEFAULT_OPSET, FrameworkPlugin, plugin_for
 from .transforms import Transform
@@ -67,25 +65,6 @@ def _check_transform(transform: Any, input_size: int) -> Transform | None:
     return result
 
 
-def _model_class(model: Any) -> str:
-    kind = f"{type(model).__module__}.{type(model).__qualname__}"
-    name = getattr(model, "name", None)  # Keras models are named
-    return f"{kind} {name!r}" if isinstance(name, str) and name else kind
-
-
-def _export(plugin: FrameworkPlugin, model: Any, path: Path, *, opset: int, input_size: int) -> Any:
-    try:
-        return plugin.export_onnx(model, path, opset=opset, input_size=input_size)
-    except (ExportError, InvalidInput):
-        raise
-    except Exception as exc:
-        raise ExportError(
-            f"{plugin.display_name} could not export {_model_class(model)} to ONNX (opset {opset}): {type(exc).__name__}: {exc}",
-            hint="the model's forward must take one NCHW image batch and return one logits tensor; "
-                 "try another opset, or rerun with --debug for the exporter's traceback",
-        ) from exc
-
-
 def _native_logits(plugin: FrameworkPlugin, model: Any, example: np.ndarray) -> np.ndarray:
     """The native model's logits on ``example``: run first, so that a wrong output or wrong labels fail fast."""
     try:
@@ -100,15 +79,6 @@ def _native_logits(plugin: FrameworkPlugin, model: Any, example: np.ndarray) -> 
         raise InvalidInput(f"Expected the model to return logits of shape [N, classes]. Received: {tuple(expected.shape)}",
                            hint="classification models end in a linear layer with one output per class")
     return expected
-
-
-def _verify(plugin: FrameworkPlugin, model: Any, path: Path, example: np.ndarray, expected: np.ndarray, rtol: float) -> float:
-    """The max relative error of the exported file against the native logits on ``example``."""
-    return verify_export(
-        path, example, expected, what=f"The exported {_model_class(model)}", plugin=plugin.name, rtol=rtol,
-        where=" on the example",
-        hint="nothing was registered; a layer may behave differently in eval mode or in ONNX: rerun with --debug and report it",
-    )
 
 
 def register_model(
@@ -146,36 +116,21 @@ def register_model(
     if isinstance(rtol, bool) or not isinstance(rtol, (int, float)) or not (math.isfinite(rtol) and rtol > 0):
         raise InvalidInput(f"Expected rtol to be a positive number. Received: {received(rtol)}", hint=f"the default is {VERIFY_RTOL:g}")
     plugin = plugin_for(model, framework=framework)
-    step = progress or (lambda _msg: None)
 
     from ._open import open_registry
     from ._registry import Registry
 
     store = registry if isinstance(registry, Registry) else open_registry(registry)
     try:
-        params = plugin.count_params(model)
         expected = _native_logits(plugin, model, batch)
         num_classes = int(expected.shape[1])
         if names is not None:
             check_labels_fit(names, num_classes)
-        with tempfile.TemporaryDirectory(prefix="zoo-register-model-") as tmp:
-            path = Path(tmp) / "model.onnx"
-            step("export")
-            info = _export(plugin, model, path, opset=opset, input_size=input_size)
-            step("verify")
-            error = _verify(plugin, model, path, batch, expected, rtol)
-            step("register")
-            record = dict(provenance or {})
-            record.update({
-                "source": "zoo.register_model",
-                "model_class": _model_class(model),
-                "verify": {"rtol": rtol, "max_rel_error": error, "batch": int(batch.shape[0]), "input": "example", "provider": "cpu"},
-            })
-            version, created = register_export(
-                store, plugin, None, path, info, params, name=name, num_classes=num_classes, input_size=input_size,
-                provenance=record, tags=tags, transform=chosen, labels=names,
-            )
+        record = dict(provenance or {})
+        record.update({"source": "zoo.register_model", "model_class": _model_class(model)})
+        return ingest(store, plugin, model, name=name, tags=tags, progress=progress, arch=None, num_classes=num_classes,
+                      input_size=input_size, opset=opset, images=batch, expected=expected, provenance=record,
+                      transform=chosen, labels=names, rtol=rtol, verify_input="example")
     finally:
         if store is not registry:
             store.close()
-    return ExportResult(version=version, created=created, verify_error=error)

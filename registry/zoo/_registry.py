@@ -42,7 +42,7 @@ from ._resolve import no_model, resolve
 from ._store_guard import StoreGuard
 from .errors import Conflict, IntegrityError, InvalidInput, NotFound
 from .records import AliasEvent, ModelVersion, Record, Report, VersionMeta, _jsonable
-from .store import BlobStore, Filters, MetadataStore, MetadataTxn, Orphan, open_local
+from .store import BlobStore, Filters, MetadataStore, MetadataTxn, Orphan, Staged, open_local
 
 if TYPE_CHECKING:
     from .gates import GateResult, Policy
@@ -197,30 +197,41 @@ class Registry(StoreGuard):
         self._prepare_write()
         staged = self._blobs.stage(data, extra)
         del data
+        with self._commit_staged(staged) as txn:  # for an existing version, publishing repairs a corrupt copy, if any
+            existing = txn.find(name, staged.digest)
+            if existing is not None:
+                if tag_map:
+                    txn.set_tags(existing.name, existing.version, tag_map)
+                    existing = txn.get(existing.name, existing.version) or existing
+                return RegisterResult(version=existing, created=False)
+            version = txn.add_version(ModelVersion(
+                **{f.name: getattr(meta, f.name) for f in fields(VersionMeta)},
+                name=name, version=0, sha256=staged.digest, size_bytes=staged.size, created_at=_now(),
+                signature=facts.signature, opset=facts.opset, onnx_params=facts.onnx_params, macs=facts.macs,
+                files=staged.files, tags=tag_map,
+            ))
+        return RegisterResult(version=version, created=True)
+
+    @contextmanager
+    def _commit_staged(self, staged: "Staged | None") -> Iterator[MetadataTxn]:
+        """The one ingest step of ``register`` and ``zoo copy``: a write transaction in which ``staged`` (if any)
+        is published before the caller adds the rows that reference it. If the commit fails (disk full, I/O
+        error, a crash of the caller's body), the object is taken back unless a version uses it; the staging
+        area is cleared either way (its intent is kept when the take-back failed too, for the next sweep)."""
         published, orphaned = False, False
         try:
             with self._write() as txn:
-                existing = txn.find(name, staged.digest)
-                published = True  # from here on a failure may leave the object in place: see below
-                self._blobs.publish(staged)  # for an existing version: repairs a corrupt copy, if any
-                if existing is not None:
-                    if tag_map:
-                        txn.set_tags(existing.name, existing.version, tag_map)
-                        existing = txn.get(existing.name, existing.version) or existing
-                    return RegisterResult(version=existing, created=False)
-                version = txn.add_version(ModelVersion(
-                    **{f.name: getattr(meta, f.name) for f in fields(VersionMeta)},
-                    name=name, version=0, sha256=staged.digest, size_bytes=staged.size, created_at=_now(),
-                    signature=facts.signature, opset=facts.opset, onnx_params=facts.onnx_params, macs=facts.macs,
-                    files=staged.files, tags=tag_map,
-                ))
-            return RegisterResult(version=version, created=True)
+                if staged is not None:
+                    published = True  # from here on a failure may leave the object in place: see below
+                    self._blobs.publish(staged)
+                yield txn
         except BaseException:
-            if published:  # the commit failed (disk full, I/O error): take the object back unless a version uses it
+            if published and staged is not None:
                 orphaned = not self._unpublish(staged.digest)
             raise
         finally:
-            self._blobs.discard(staged, keep_intent=orphaned)
+            if staged is not None:
+                self._blobs.discard(staged, keep_intent=orphaned)
 
     def _unpublish(self, digest: str) -> bool:
         """Delete ``digest`` under the write lock unless a version uses it; False if that failed too

@@ -94,13 +94,16 @@ def _resolve_alias_at(txn: MetadataTxn, ref: Ref, alias: str, *, location: str, 
 
 def _resolve_digest(txn: MetadataTxn, ref: Ref, digest: Digest, *, location: str) -> ModelVersion:
     """The one version of ``ref.name`` whose artifact sha256 starts with ``digest`` (a full digest is
-    one indexed lookup; a prefix scans the model's versions). Ambiguous: InvalidReference listing them."""
+    one indexed lookup; a prefix scans the model's versions), else whose registered source file's does
+    (``source_sha256``). Ambiguous: InvalidReference listing them."""
     name, fw = ref.name, ref.framework
     if len(digest.prefix) == 64:
         found = txn.find(name, digest.prefix)
         matches = [found] if found is not None else []
     else:
         matches = [v for v in txn.versions(name) if digest.matches(v.sha256)]
+    if not matches:  # the file the user registered (`zoo register FILE` records its sha256 as source_sha256)
+        matches = [v for v in txn.versions(name) if digest.matches(str((v.provenance or {}).get("source_sha256") or ""))]
     if not matches:
         known = _known(txn, name, location=location)
         raise NotFound(f"Model {name!r} has no version whose sha256 starts with {digest.prefix}",

@@ -46,3 +46,34 @@ def version_row(v) -> list[Any]:
 
 
 VERSION_COLUMNS = ["ref", "framework", "arch", "params", "size", "sha256", "aliases", "created (UTC)"]
+
+
+OPTIONAL_FIELDS = ("labels",)  # what --json leaves out unless --fields asks for it
+
+
+def fields_option(command):
+    """``--fields labels``: what ``--json`` adds to each version (default: the label count and sha256, not the names)."""
+    import click
+
+    return click.option("--fields", "fields", default="", metavar="labels",
+                        help="With --json, also include: labels (every class name; by default only the labels' name, "
+                             "count and sha256).")(command)
+
+
+def parse_fields(text: str) -> frozenset[str]:
+    fields = frozenset(f.strip() for f in text.split(",") if f.strip())
+    unknown = sorted(fields - set(OPTIONAL_FIELDS))
+    if unknown:
+        raise InvalidInput(f"Expected --fields from: {', '.join(OPTIONAL_FIELDS)}. Received: {', '.join(unknown)}",
+                           hint="e.g. --json --fields labels")
+    return fields
+
+
+def version_json(v, fields: frozenset[str] = frozenset()) -> dict[str, Any]:
+    """The one JSON shape of a version, in every command's ``--json``: the record's fields, with ``labels``
+    as {name, count, sha256} (plus ``classes``, every name, when ``fields`` has "labels")."""
+    data = v.to_dict()
+    if v.labels is not None:
+        data["labels"] = {"name": v.labels.name, "count": len(v.labels), "sha256": v.labels.sha256,
+                          **({"classes": list(v.labels.classes)} if "labels" in fields else {})}
+    return data

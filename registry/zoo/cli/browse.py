@@ -5,9 +5,19 @@ import click
 
 from ..errors import InvalidInput
 from ._app import Styled, emit_json, info, json_option, main, pass_ctx, table
-from ._render import VERSION_COLUMNS, fmt_int, fmt_shape, fmt_size, parse_tags, version_row
+from ._render import (
+    VERSION_COLUMNS,
+    fields_option,
+    fmt_int,
+    fmt_shape,
+    fmt_size,
+    parse_fields,
+    parse_tags,
+    version_json,
+    version_row,
+)
 
-SHOW_LABELS = 5  # class names `zoo show` prints (--json has them all)
+SHOW_LABELS = 5  # class names `zoo show` prints (--json --fields labels has them all)
 
 
 @main.command("list")
@@ -18,8 +28,9 @@ SHOW_LABELS = 5  # class names `zoo show` prints (--json has them all)
 @click.option("--alias", help="Only versions this alias points at (e.g. prod).")
 @click.option("--precision", help="Only versions of this precision: fp32, fp16 or int8 (its tag or provenance; else fp32).")
 @json_option
+@fields_option
 @pass_ctx
-def list_cmd(ctx, name, framework, arch, tags, alias, precision, as_json) -> None:
+def list_cmd(ctx, name, framework, arch, tags, alias, precision, as_json, fields) -> None:
     """List registered versions (all models, or only NAME).
 
     Every filter runs in the store's query, so it stays fast on large registries:
@@ -28,10 +39,11 @@ def list_cmd(ctx, name, framework, arch, tags, alias, precision, as_json) -> Non
       zoo list --tag team=vision --precision int8
       zoo list resnet50 --alias prod --json
     """
+    chosen = parse_fields(fields)
     versions = ctx.registry().list(name, framework=framework or None, arch=arch, tags=parse_tags(tags), alias=alias,
                                    precision=precision)  # it canonicalises the framework
     if as_json:
-        emit_json(versions)
+        emit_json([version_json(v, chosen) for v in versions])
         return
     if not versions:
         filters = [f"{k} {v!r}" for k, v in (("name", name), ("framework", framework), ("arch", arch), ("alias", alias),
@@ -48,20 +60,21 @@ def list_cmd(ctx, name, framework, arch, tags, alias, precision, as_json) -> Non
               help="Resolve REF as it was at this time (ISO 8601, e.g. 2026-12-01T12:00Z; no offset means UTC): "
                    "an alias through its history, NAME to the newest version registered by then.")
 @json_option
+@fields_option
 @pass_ctx
-def show_cmd(ctx, ref, at, as_json) -> None:
+def show_cmd(ctx, ref, at, as_json, fields) -> None:
     """Show everything recorded on one version.
 
     Includes its eval transform (resize, crop, interpolation, mean, std) and its
-    labels (name, count, sha256 of the list, the first names); --json has every name.
+    labels (name, count, sha256 of the list, the first names); --json --fields labels
+    has every name.
     """
+    chosen = parse_fields(fields)
     registry = ctx.registry()
     v = registry.resolve(ref, at=at)
     reports = registry.reports(v)
     if as_json:
-        labels = None if v.labels is None else {"name": v.labels.name, "count": len(v.labels), "sha256": v.labels.sha256,
-                                                "classes": list(v.labels.classes)}
-        emit_json({**v.to_dict(), "labels": labels, "reports": reports})
+        emit_json({**version_json(v, chosen), "reports": reports})
         return
     rows = [
         ("ref", v.ref), ("aliases", ", ".join(v.aliases) or None), ("architecture", v.arch),
@@ -105,8 +118,9 @@ def _implied_transform(v) -> str | None:
 @click.option("--history", is_flag=True,
               help="List every move of MODEL's aliases (or of ALIAS only), oldest first: when, who, from, to, why.")
 @json_option
+@fields_option
 @pass_ctx
-def alias_cmd(ctx, ref, alias, delete, reason, force, history, as_json) -> None:
+def alias_cmd(ctx, ref, alias, delete, reason, force, history, as_json, fields) -> None:
     """Point ALIAS (like prod) at version REF, or show an alias's history.
 
     Aliases move; versions never change. `latest` is implicit. Every set, move and
@@ -130,6 +144,7 @@ def alias_cmd(ctx, ref, alias, delete, reason, force, history, as_json) -> None:
                            hint=f"e.g. zoo alias {ref} prod; `zoo alias --history {parse_ref(ref).name}` lists past moves")
     parsed = parse_ref(ref)
     validate_alias(alias)
+    chosen = parse_fields(fields)
     registry = ctx.registry()
     if delete:
         expected = None if parsed.is_latest else registry.resolve(ref).version
@@ -141,7 +156,7 @@ def alias_cmd(ctx, ref, alias, delete, reason, force, history, as_json) -> None:
         return
     v = registry.set_alias(ref, alias, reason=reason, force=force)
     if as_json:
-        emit_json({"name": v.name, "alias": alias, "removed": False, "version": v})
+        emit_json({"name": v.name, "alias": alias, "removed": False, "version": version_json(v, chosen)})
     else:
         info(f"{v.name}@{alias} -> {v.ref}")
 
@@ -178,7 +193,7 @@ def tag_cmd(ctx, ref, tags, remove, as_json) -> None:
     for key in remove:
         v = registry.remove_tag(v.ref, key)
     if as_json:
-        emit_json(v)
+        emit_json(version_json(v))
     else:
         info(f"{v.ref}: " + (", ".join(f"{k}={val}" for k, val in v.tags.items()) or "no tags"))
 
@@ -202,7 +217,7 @@ def rm_cmd(ctx, ref, yes, force, as_json) -> None:
         raise InvalidInput(f"Refusing to delete {ref!r} without --yes", hint=f"zoo rm {ref} --yes")
     v = ctx.registry().remove(ref, force=force)
     if as_json:
-        emit_json({"deleted": v})
+        emit_json({"deleted": version_json(v)})
         return
     info(f"deleted {v.ref}" + (f" and its alias(es) {', '.join(v.aliases)}" if v.aliases else ""))
 

@@ -8,7 +8,7 @@ from typing import Any
 import click
 
 from ._app import emit_json, info, json_option, main, pass_ctx, progress
-from ._render import fmt_size, parse_tags
+from ._render import fields_option, fmt_size, parse_fields, parse_tags, version_json
 
 
 def eval_options(command):
@@ -48,9 +48,10 @@ def _transform_options(resize, crop, interpolation, mean, std):
 @click.option("--tag", "tags", multiple=True, metavar="KEY=VALUE", help="Free-form tag; repeatable.")
 @eval_options
 @json_option
+@fields_option
 @pass_ctx
 def export_cmd(ctx, arch, framework, opset, num_classes, input_size, name, seed, weights, tags, labels, resize, crop,
-               interpolation, mean, std, as_json) -> None:
+               interpolation, mean, std, as_json, fields) -> None:
     """Build, export to ONNX, verify and register ARCH.
 
     Each chosen framework builds ARCH, exports it, checks ONNX Runtime against the
@@ -70,6 +71,7 @@ def export_cmd(ctx, arch, framework, opset, num_classes, input_size, name, seed,
     from ..plugins import DEFAULT_OPSET, resolve_frameworks
 
     check_options(num_classes, input_size, opset or DEFAULT_OPSET)
+    chosen = parse_fields(fields)
     transform, label_names = export_eval_meta(  # every option checked before a plugin is imported
         num_classes=num_classes, input_size=input_size, labels=labels,
         transform=_transform_options(resize, crop, interpolation, mean, std))
@@ -92,7 +94,7 @@ def export_cmd(ctx, arch, framework, opset, num_classes, input_size, name, seed,
         input_size=input_size, state=state, weights_sha256=weights_sha,
         seed=None if state is not None else seed, tags=tag_map, transform=transform, labels=label_names,
     )
-    report_exports(results, as_json=as_json)
+    report_exports(results, as_json=as_json, fields=chosen)
 
 
 def export_each(registry, plugins, arch: str, **options: Any) -> list:
@@ -113,10 +115,12 @@ def export_each(registry, plugins, arch: str, **options: Any) -> list:
     return results
 
 
-def report_exports(results: Sequence[Any], *, as_json: bool, **extra: Any) -> None:
-    """One line per registered version, or JSON rows (with ``extra`` fields) for scripts."""
+def report_exports(results: Sequence[Any], *, as_json: bool, fields: Any = frozenset(), **extra: Any) -> None:
+    """One line per registered version, or JSON rows (with ``extra`` fields) for scripts: ``created``, the
+    verification error and the version in its one JSON shape (:func:`._render.version_json`)."""
     if as_json:
-        emit_json([{"created": r.created, "verify_error": r.verify_error, **extra, "version": r.version} for r in results])
+        emit_json([{"created": r.created, "verify_error": r.verify_error, **extra, "version": version_json(r.version, fields)}
+                   for r in results])
         return
     for r in results:
         v = r.version
@@ -133,30 +137,42 @@ def report_exports(results: Sequence[Any], *, as_json: bool, **extra: Any) -> No
 @click.option("--tag", "tags", multiple=True, metavar="KEY=VALUE", help="Free-form tag; repeatable.")
 @eval_options
 @json_option
+@fields_option
 @pass_ctx
-def register_cmd(ctx, file, name, arch, input_size, tags, labels, resize, crop, interpolation, mean, std, as_json) -> None:
+def register_cmd(ctx, file, name, arch, input_size, tags, labels, resize, crop, interpolation, mean, std, as_json,
+                 fields) -> None:
     """Register an external ONNX FILE.
 
     The file is checked (onnx.checker, external-data paths) and its signature,
     parameter count and MACs are read from the graph. A file copied out of a zoo
     store keeps its recorded transform and labels (zoo.* metadata); the options
-    here replace them.
+    here replace them. The stored artifact embeds zoo's metadata, so its sha256
+    differs from FILE's; both resolve: NAME@sha256:<FILE's sha256 prefix>.
 
     \b
     Examples:
       zoo register model.onnx --name detector
       zoo register model.onnx --name defects --labels classes.txt --resize 36 --crop 32
     """
+    from dataclasses import replace
+
+    from .._digest import file_sha256
     from .._eval_options import external_meta
     from .._names import validate_name, validate_tags
 
     validate_name(name)
+    chosen = parse_fields(fields)
     tag_map = validate_tags(parse_tags(tags))
     options = _transform_options(resize, crop, interpolation, mean, std)
     meta, size = external_meta(file, arch=arch, transform=options, labels=labels, input_size=input_size)
+    # The stored bytes carry zoo's metadata, so they differ from FILE: record FILE's digest too, so that
+    # NAME@sha256:<sha256sum FILE> resolves as well as the stored artifact's digest.
+    # (Only of a regular file: anything else, e.g. a FIFO or a missing path, is refused by register below.)
+    if file.is_file():
+        meta = replace(meta, provenance={**meta.provenance, "source_sha256": file_sha256(file)})
     result = ctx.registry().register(file, name=name, meta=meta, tags=tag_map, input_size=size)
     if as_json:
-        emit_json({"created": result.created, "version": result.version})
+        emit_json({"created": result.created, "version": version_json(result.version, chosen)})
         return
     info(("registered " if result.created else "already registered as ") + result.version.ref)
 
@@ -171,8 +187,9 @@ def register_cmd(ctx, file, name, arch, input_size, tags, labels, resize, crop, 
                    "Default: 16 seeded random images (fine for random weights; give real images for trained ones).")
 @click.option("--name", help="Name of the new model (default: the same model, as a new version).")
 @json_option
+@fields_option
 @pass_ctx
-def convert_cmd(ctx, ref, fp16, int8, calibration, name, as_json) -> None:
+def convert_cmd(ctx, ref, fp16, int8, calibration, name, as_json, fields) -> None:
     """Register an fp16 or INT8 variant of the fp32 version REF.
 
     The converted artifact becomes its own version, tagged precision=fp16|int8;
@@ -193,11 +210,12 @@ def convert_cmd(ctx, ref, fp16, int8, calibration, name, as_json) -> None:
         raise InvalidInput(f"Expected exactly one of --fp16 and --int8. Received: {'both' if fp16 else 'neither'}",
                            hint=f"zoo convert {ref} --fp16, or zoo convert {ref} --int8")
     precision = "fp16" if fp16 else "int8"
+    chosen = parse_fields(fields)
     registry = ctx.registry()
     result = convert_version(registry, ref, precision=precision, name=name, calibration=calibration,
                              progress=lambda message: info(f"  {message}"))
     if as_json:
-        emit_json(result.to_dict())
+        emit_json({**result.to_dict(), "version": version_json(result.version, chosen)})
         return
     r = result.report
     verb = "registered" if result.created else "already registered as"

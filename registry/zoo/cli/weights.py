@@ -29,9 +29,9 @@ def weights_group() -> None:
 @weights_group.command("export")
 @click.argument("target", metavar="ARCH|REF")
 @click.option("--framework", "-f", help="Plugin that builds ARCH (default: the reference plugin, first by priority: torch when installed).")
-@click.option("--init", type=click.Choice(["native", "canonical"]), default="native", show_default=True,
-              help="native: the plugin's own seeded init (what `zoo export ARCH --seed N` registers); "
-                   "canonical: zoo's framework-neutral random weights (what `zoo parity` uses).")
+@click.option("--init", type=click.Choice(["native", "canonical"]), default="canonical", show_default=True,
+              help="canonical: zoo's framework-neutral seeded weights (what `zoo export ARCH --seed N` registers in "
+                   "every framework, and `zoo parity` uses); native: the plugin's own seeded init.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the random canonical weights (with an ARCH).")
 @click.option("--num-classes", type=int, default=1000, show_default=True, help="Classifier outputs (with an ARCH).")
 @click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path),
@@ -44,14 +44,14 @@ def export_cmd(ctx, target, framework, init, seed, num_classes, output, force, a
 
     ARCH (a name some plugin builds, without @ or :) is built with --seed and its weights written.
     REF (e.g. resnet50@2; write NAME@latest for a model named like an architecture) works when zoo
-    made the weights: `zoo parity` versions are regenerated and checked against their recorded
-    sha256; `zoo export --seed` versions are rebuilt from the seed by their plugin. Versions built
-    from an imported file record only its sha256: keep the original file.
+    made the weights: `zoo export --seed` and `zoo parity` versions are regenerated and checked
+    against their recorded sha256 (versions exported before 0.2.0 are rebuilt from the seed by their
+    plugin). Versions built from an imported file record only its sha256: keep the original file.
 
     \b
     Examples:
       zoo weights export resnet18 --num-classes 10 -o tiny.safetensors
-      zoo weights export resnet50 --init canonical --seed 0     # the weights `zoo parity resnet50` uses
+      zoo weights export resnet50 --seed 0     # the weights `zoo export resnet50` registers in every framework
       zoo weights export resnet50@3 -o resnet50-v3.safetensors
     """
     from ..weights import export_weights

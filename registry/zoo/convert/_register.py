@@ -49,6 +49,7 @@ def convert_version(registry: Any, ref: str | ModelVersion, *, precision: str, n
     ``<p>-parity``, see :mod:`zoo.convert.report`) is attached to it. Nothing is registered if the
     conversion or its check fails.
     """
+    from .._exporting import Staged, commit
     from .fp16 import convert_to_fp16
     from .int8 import SETTINGS, load_calibration, quantize_int8
     from .report import conversion_report
@@ -56,10 +57,10 @@ def convert_version(registry: Any, ref: str | ModelVersion, *, precision: str, n
     step = progress or (lambda _msg: None)
     if precision not in CONVERSIONS:
         raise InvalidInput(f"Expected a precision in {', '.join(CONVERSIONS)}. Received: {precision!r}",
-                           hint="zoo convert REF --fp16, or --int8")
+                           hint="the precisions zoo converts to are fp16 and int8")
     if calibration is not None and precision != "int8":
-        raise InvalidInput(f"--calibration applies to --int8 only. Received it with --{precision}",
-                           hint=f"drop --calibration, or use --int8 instead of --{precision}")
+        raise InvalidInput(f"Expected calibration data with int8 only. Received it with {precision}",
+                           hint=f"drop the calibration data, or convert to int8 instead of {precision}")
     src = registry.resolve(ref) if not isinstance(ref, ModelVersion) else ref
     have = precision_of(src)
     if have != "fp32":
@@ -88,8 +89,10 @@ def convert_version(registry: Any, ref: str | ModelVersion, *, precision: str, n
             params=src.params, num_classes=src.num_classes, provenance=provenance,
             transform=src.transform, labels=src.labels,  # a converted version is fed and read like its source
         )
-        step("registering")
-        result = registry.register(dst, name=name or src.name, meta=meta, tags={"precision": precision}, input_size=size)
+        step("registering")  # the ingestion pipeline's last step, as every export takes
+        result = commit(registry, Staged(plugin=None, path=dst, meta=meta, input_size=size,
+                                         verify_error=float(report["max_rel_error"])),
+                        name=name or src.name, tags={"precision": precision})
     registry.attach(result.version, f"{precision}-parity", {"reference": src.ref, **report})
     return Converted(result.version, result.created, src, precision, report)
 

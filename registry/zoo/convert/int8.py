@@ -87,7 +87,7 @@ def load_calibration(source: str | os.PathLike[str] | None, *, input_size: int) 
         path = Path(source)
         if not path.exists():
             raise NotFound(f"Calibration data not found: {os.fspath(path)!r}",
-                           hint="give a .npy file or a folder of .npy files (NCHW float32, normalised), or drop --calibration")
+                           hint="give a .npy file or a folder of .npy files (NCHW float32, normalised), or none (seeded)")
         if path.is_dir():
             files = sorted(p for p in path.iterdir() if p.suffix == ".npy" and p.is_file())
             if not files:

@@ -17,7 +17,8 @@ conversion), and, when the plugins offer the optional ``intermediates`` hook
 
 Modules: :mod:`.report` (tolerances and the records a run returns), :mod:`.comparison` (the
 metrics of a pair and the diagnosis of a failing run), :mod:`.engine` (:func:`run_parity`),
-:mod:`.junit` (JUnit XML for CI dashboards).
+:mod:`.junit` (JUnit XML for CI dashboards), :mod:`.versions` (:func:`parity_versions`: the same check of
+registered versions, the gate between ``zoo export`` and ``zoo copy --gated``).
 """
 from __future__ import annotations
 
@@ -38,10 +39,11 @@ from .report import (
     Progress,
     Tolerances,
 )
+from .versions import PARITY_REPORT, gated, parity_versions, select_parity_versions
 
 __all__ = [
     "DEFAULT_BATCH", "DIAGNOSE_STEP", "DEFAULT_RTOL", "DEFAULT_SEED", "DEFAULT_TIE", "DEFAULT_TOLERANCES",
-    "DEFAULT_TOP1", "PAIR_KINDS", "PAIR_KIND_MEANING", "PairResult", "ParityReport", "Progress", "Tolerances",
-    "compare", "compare_all", "diagnose", "first_divergence", "parity_archs", "parity_jobs",
-    "raise_for_failures", "run_parity", "strict_fp32", "to_junit",
+    "DEFAULT_TOP1", "PARITY_REPORT", "PAIR_KINDS", "PAIR_KIND_MEANING", "PairResult", "ParityReport", "Progress", "Tolerances",
+    "compare", "compare_all", "diagnose", "first_divergence", "gated", "parity_archs", "parity_jobs",
+    "parity_versions", "raise_for_failures", "run_parity", "select_parity_versions", "strict_fp32", "to_junit",
 ]

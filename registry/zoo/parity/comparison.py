@@ -120,7 +120,7 @@ def diagnose(pairs: Sequence[PairResult], *, roundtrip: Mapping[str, Sequence[st
             out.append("every export matches its own framework: the exporters are not at fault")
     elif kinds & {"onnx-onnx", "cross"} and not bad_exports:
         out.append("ONNX files disagree although each matches its framework and the frameworks agree: "
-                   "numerical noise at the tolerance edge; rerun with a looser --rtol to confirm")
+                   "numerical noise at the tolerance edge; rerun with a looser relative tolerance (rtol) to confirm")
     for plugin, names in (roundtrip or {}).items():
         if names:
             shown = ", ".join(names[:6]) + (" ..." if len(names) > 6 else "")

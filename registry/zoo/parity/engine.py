@@ -14,13 +14,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .. import plugins as _plugins
-from ..errors import InvalidInput, InvalidWeights, ParityFailure
-from ..plugins import DEFAULT_OPSET, FrameworkPlugin
+from ..errors import ExportError, InvalidInput, InvalidWeights, ParityFailure
+from ..plugins import DEFAULT_OPSET, FrameworkPlugin, inference_options
 from ..weights._regenerate import CANONICAL_INIT  # the weights recipe a parity run records as provenance
 from .comparison import compare_all, diagnose, first_divergence
 from .report import DEFAULT_BATCH, DEFAULT_SEED, DEFAULT_TOLERANCES, ParityReport, Progress, Tolerances
 
 if TYPE_CHECKING:
+    from .._exporting import Staged
     from .._registry import Registry
 
 DIAGNOSE_STEP = "locating the first diverging layer group"  # a progress step not counted per plugin
@@ -73,22 +74,26 @@ def run_parity(
     the registered versions record its ``weights_sha256`` and ``weights_source`` (a file name).
 
     ``export=False`` compares the native models only (seconds instead of minutes: the exports
-    dominate the cost). With a ``registry``, the exported artifacts are registered under ``name``
-    (default ``arch``) with the weights' recipe and sha256 as provenance and the report attached,
-    only when every pair passed: an artifact that failed parity never enters the registry.
+    dominate the cost). Each export goes through the one ingestion pipeline
+    (:func:`zoo._exporting.staged_export`: contract pass, verification, the transform and labels
+    ``zoo export`` records); with a ``registry``, the verified files are registered under ``name``
+    (default ``arch``) with the report attached, only when every pair passed: an artifact that failed
+    parity never enters the registry, and one that passed is the version ``zoo export`` registers
+    for the same weights (the same bytes: one version).
     """
-    from .._exporting import check_options, export_onnx
+    from .._eval_options import export_eval_meta
+    from .._exporting import check_options, export_onnx, seeded_weights, staged_export
     from ..metrics import verification_batch
-    from ..weights import random_canonical_weights, shapes_of, state_sha256, weight_mismatches
+    from ..weights import shapes_of, state_sha256, weight_mismatches
 
     plugins = list(plugins)
     if len(plugins) < 1:
-        raise InvalidInput("Parity needs at least one plugin. Received: none", hint="--frameworks torch,tensorflow")
+        raise InvalidInput("Parity needs at least one plugin. Received: none", hint="e.g. torch and tensorflow")
     if len({p.name for p in plugins}) != len(plugins):
         raise InvalidInput(f"Expected distinct frameworks. Received: {[p.name for p in plugins]}")
     check_options(num_classes, input_size, opset)
     if batch < 1:
-        raise InvalidInput(f"Expected --batch >= 1. Received: {batch}")
+        raise InvalidInput(f"Expected a batch of at least 1 image. Received: {batch}")
     step = progress or (lambda _msg: None)
     timings: dict[str, float] = {}
     names = [p.name for p in plugins]
@@ -105,29 +110,30 @@ def run_parity(
     native: dict[str, np.ndarray] = {}
     onnx_out: dict[str, np.ndarray] = {}
     roundtrip: dict[str, list[str]] = {}
-    exported: dict[str, tuple[Path, Any, Any]] = {}  # plugin -> (path, ExportInfo, ParamCounts)
+    staged: dict[str, Staged] = {}  # plugin -> its verified export, registered only if every pair passes
     images = verification_batch(input_size, batch=batch, seed=seed)
-    if weights is None:
-        weights_init: dict[str, Any] = {"kind": CANONICAL_INIT, "arch": arch, "num_classes": num_classes, "seed": seed}
-        origin = f"{names[0]}'s canonical layout"
-    else:
-        weights_init = {"kind": "file", "source": weights_source or "weights", "sha256": weights_sha256, "arch": arch,
-                        "num_classes": num_classes}
-        origin = repr(weights_source or "the weights")
+    origin = f"{names[0]}'s canonical layout" if weights is None else repr(weights_source or "the weights")
+    transform, labels = export_eval_meta(num_classes=num_classes, input_size=input_size)  # what `zoo export` records
     used_provider = "none"  # no ONNX run (export=False, or every export failed)
     ort_device = _ort_device(provider) if export else "cpu"
 
-    with strict_fp32(plugins, onnx=export) as notes, tempfile.TemporaryDirectory(prefix="zoo-parity-") as tmp:
+    with strict_fp32(plugins, onnx=export) as notes, contextlib.ExitStack() as exports:
         state: dict[str, np.ndarray] | None = None
         sha = ""
+        provenance: dict[str, Any] = {}
         for plugin in plugins:
-            model = timed(f"{plugin.name}: build", partial(plugin.build, arch, num_classes=num_classes, seed=seed,
-                                                           **dict(build_options or {})))
+            options = dict(build_options) if build_options is not None else inference_options(plugin, arch, state=weights)
+            model = timed(f"{plugin.name}: build", partial(plugin.build, arch, num_classes=num_classes, seed=seed, **options))
             if state is None and weights is not None:
                 state, sha = dict(weights), weights_sha256 or state_sha256(weights)
+                provenance = {"weights_sha256": sha}
             elif state is None:  # the first plugin's layout defines the shapes; the others must match it
-                state = random_canonical_weights(shapes_of(plugin.state_dict(model)), seed=seed)
-                sha = state_sha256(state, metadata=weights_init)
+                seeded = seeded_weights(plugin, model, arch=arch, num_classes=num_classes, seed=seed)
+                if seeded is None:
+                    raise InvalidInput(f"{plugin.name} builds {arch!r} without weights: nothing to compare",
+                                       hint="parity compares models holding the same weights")
+                state, sha, recipe = seeded
+                provenance = {"weights_init": recipe, "weights_sha256": sha}
             try:
                 timed(f"{plugin.name}: load weights", partial(plugin.load_state_dict, model, state))
             except InvalidWeights as exc:
@@ -143,13 +149,23 @@ def run_parity(
             native[plugin.name] = timed(f"{plugin.name}: native", partial(_native_logits, plugin, model, images, device=device))
             if not export:
                 continue
-            path = Path(tmp) / f"{plugin.name}.onnx"
-            try:
-                info = timed(f"{plugin.name}: export", partial(export_onnx, plugin, model, path, opset=opset, input_size=input_size))
+            recorded = {**provenance, **({"build_options": options} if options else {})}  # as `zoo export` records
+            try:  # the one ingestion pipeline: export, contract pass, verify, record (registered below if all pass)
+                staged[plugin.name] = timed(f"{plugin.name}: export", partial(
+                    exports.enter_context, staged_export(plugin, model, arch=arch, num_classes=num_classes,
+                                                         input_size=input_size, opset=opset, provenance=recorded,
+                                                         transform=transform, labels=labels)))
+                path = staged[plugin.name].path
+            except ExportError:  # e.g. it disagrees with the native model: compare it anyway, so the pairs say how
+                path = Path(exports.enter_context(tempfile.TemporaryDirectory(prefix="zoo-parity-"))) / "model.onnx"
+                try:
+                    export_onnx(plugin, model, path, opset=opset, input_size=input_size, num_classes=num_classes)
+                except Exception as exc:
+                    errors[f"{plugin.name}-onnx"] = f"export failed: {type(exc).__name__}: {str(exc)[:300]}"
+                    continue
             except Exception as exc:
                 errors[f"{plugin.name}-onnx"] = f"export failed: {type(exc).__name__}: {str(exc)[:300]}"
                 continue
-            exported[plugin.name] = (path, info, plugin.count_params(model))
             del model  # VGG19 is 0.5 GB per framework: free it before ORT loads the copy
             onnx_out[plugin.name], used_provider = timed(f"{plugin.name}: onnx", partial(_run_onnx, path, images, provider=provider))
 
@@ -163,7 +179,8 @@ def run_parity(
         reference = next(iter(native.values()), None)
         report = ParityReport(
             arch=arch, frameworks=tuple(names), num_classes=num_classes, input_size=input_size, batch=batch,
-            seed=seed, opset=opset, weights_sha256=sha, weights_source=weights_init.get("source", CANONICAL_INIT),
+            seed=seed, opset=opset, weights_sha256=sha,
+            weights_source=CANONICAL_INIT if weights is None else (weights_source or "weights"),
             tolerances=tolerances, provider=used_provider,
             pairs=tuple(pairs), logit_std=float(np.std(reference)) if reference is not None else float("nan"),
             diagnosis=tuple(diagnose(pairs, roundtrip=roundtrip, divergence=divergence)),
@@ -172,8 +189,7 @@ def run_parity(
         )
         if registry is not None and report.passed:
             step("register")
-            report = _register(registry, plugins, arch, exported, report, name=name or arch, tags=tags,
-                               weights_init=weights_init)
+            report = _register(registry, staged, report, name=name or arch, tags=tags)
     return report
 
 
@@ -221,27 +237,14 @@ def _run_onnx(path: Path, images: np.ndarray, *, provider: str | None) -> tuple[
     return logits, model.provider.name
 
 
-def _register(registry: "Registry", plugins: Sequence[FrameworkPlugin], arch: str,
-              exported: Mapping[str, tuple[Path, Any, Any]], report: ParityReport, *, name: str,
-              tags: Mapping[str, str] | None, weights_init: Mapping[str, Any]) -> ParityReport:
-    """Register every export that passed through the export pipeline's own registration
-    (:func:`zoo._exporting.register_export`), the weights' recipe as provenance, the report attached."""
-    from .._exporting import register_export
+def _register(registry: "Registry", staged: Mapping[str, Staged], report: ParityReport, *, name: str,
+              tags: Mapping[str, str] | None) -> ParityReport:
+    """Register every staged export (the pipeline's last step, so the bytes are those `zoo export` registers
+    for the same weights), then attach the report to each version."""
+    from .._exporting import commit
 
-    by_name = {p.name: p for p in plugins}
-    refs = {}
-    for fw, (path, info, params) in exported.items():
-        export_pair = next((p for p in report.pairs if p.kind == "export" and p.b == fw), None)
-        provenance: dict[str, Any] = {
-            "weights_sha256": report.weights_sha256,
-            "weights_init": dict(weights_init),
-            "verify": {"rtol": report.tolerances.rtol, "max_rel_error": export_pair.max_rel_error if export_pair else None,
-                       "batch": report.batch, "provider": report.provider},
-        }
-        version, _ = register_export(registry, by_name[fw], arch, path, info, params, name=name,
-                                     num_classes=report.num_classes, input_size=report.input_size,
-                                     provenance=provenance, tags={"parity": "pass", **(tags or {})})
-        refs[fw] = version.ref
+    refs = {fw: commit(registry, stage, name=name, tags={"parity": "pass", **(tags or {})}).version.ref
+            for fw, stage in staged.items()}
     report = replace(report, versions=refs)
     for ref in refs.values():
         registry.attach(ref, "parity", report.payload())
@@ -249,16 +252,17 @@ def _register(registry: "Registry", plugins: Sequence[FrameworkPlugin], arch: st
 
 
 def raise_for_failures(reports: Sequence[ParityReport]) -> None:
-    """ParityFailure naming every failing pair of every report; nothing when all passed."""
+    """ParityFailure naming every failing pair of every report (one line: the CLI prints it as is); nothing when all passed."""
     failed = [r for r in reports if not r.passed]
     if not failed:
         return
     first = failed[0]
     worst = first.failures[0].label if first.failures else next(iter(first.errors), "?")
+    what = ", ".join(dict.fromkeys(r.arch if not r.versions else " ".join(r.versions.values()) for r in failed))
     raise ParityFailure(
-        f"parity failed for {len(failed)} architecture(s):\n" + "\n".join(r.summary() for r in failed),
+        f"parity failed for {what}: " + "; ".join(line for r in failed for line in r.summary().splitlines()),
         hint=f"the pair kind says whose fault it is ({worst}: see the diagnosis); "
-        "--rtol/--top1 loosen the tolerances if the difference is expected",
+        "a looser tolerance (rtol, top-1) is for differences that are expected",
     )
 
 

@@ -67,9 +67,9 @@ class Tolerances(Record):
 
     def __post_init__(self) -> None:
         if not (self.rtol > 0 and np.isfinite(self.rtol)):
-            raise InvalidInput(f"Expected --rtol > 0. Received: {self.rtol}", hint=f"the default is {DEFAULT_RTOL:g}")
+            raise InvalidInput(f"Expected a relative tolerance (rtol) > 0. Received: {self.rtol}", hint=f"the default is {DEFAULT_RTOL:g}")
         if not 0.0 <= self.top1 <= 1.0:
-            raise InvalidInput(f"Expected --top1 between 0 and 1. Received: {self.top1}", hint="1.0 means every sample agrees")
+            raise InvalidInput(f"Expected top-1 agreement (top1) in 0..1. Received: {self.top1}", hint="1.0 means every sample agrees")
         if not (self.tie >= 0 and np.isfinite(self.tie)):
             raise InvalidInput(f"Expected a tie margin >= 0. Received: {self.tie}", hint=f"the default is {DEFAULT_TIE:g}")
 
