@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from test_crash_mid_write import _FailingCommit
+from faults import FailingCommit
 from zoo import open_registry
 from zoo._copying import copy_versions, select_versions
 from zoo.errors import StoreError
@@ -14,7 +14,7 @@ def test_a_copy_whose_commit_fails_takes_back_what_it_published(tmp_path, tiny_o
     v = source.register(tiny_onnx(0), name="m").version
     target = open_registry(tmp_path / "target")
     target._prepare_write()
-    target._meta = _FailingCommit(target._meta)  # type: ignore[assignment]
+    target._meta = FailingCommit(target._meta)  # type: ignore[assignment]
     with pytest.raises(StoreError, match="no space left on device"):
         copy_versions(source, target, select_versions(source, refs=[v.ref]))
     assert target.list() == []

@@ -12,7 +12,7 @@ from conftest import PYTHON, subprocess_env
 
 PUBLIC = {
     "open_registry", "load", "export", "register_model", "default_store", "Registry", "InferenceModel", "ExportResult",
-    "ModelVersion", "ParamCounts", "Preprocessing", "Signature", "TensorSpec", "VersionMeta", "ZooError", "Labels",
+    "ModelVersion", "ParamCounts", "Signature", "TensorSpec", "VersionMeta", "ZooError", "Labels", "serve",
     "Transform",
 }
 

@@ -238,7 +238,9 @@ def seeded_weights(plugin: FrameworkPlugin, model: Any, *, arch: str, num_classe
     """zoo's framework-neutral seeded weights for ``model`` (a build of ``arch``): the state, its sha256, and
     the recipe recorded as ``weights_init``; None for a model without canonical tensors (its build is the model). The same (arch, classes,
     seed) give the same weights in every plugin (they share torchvision's layout)."""
-    from .weights import random_canonical_weights, shapes_of, state_sha256
+    from .weights._canonical import shapes_of
+    from .weights._hashing import state_sha256
+    from .weights._random import random_canonical_weights
     from .weights._regenerate import CANONICAL_INIT
 
     state_dict = getattr(plugin, "state_dict", None)
