@@ -39,15 +39,18 @@ def _received(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def parse_infer(body: bytes, header_length: int | None, model: str, version: str | None, max_elements: int) -> InferRequest:
-    """An OIP inference request from a REST body (JSON, or JSON then binary tensors)."""
-    if header_length is not None:
-        if not 0 <= header_length <= len(body):
-            raise InvalidInput(f"Expected Inference-Header-Content-Length between 0 and the body's {len(body):,} bytes. "
-                               f"Received: {header_length:,}", hint="it is the length of the JSON part of the body")
-        head, rest = body[:header_length], memoryview(body)[header_length:]
-    else:
-        head, rest = body, memoryview(b"")
+def _split_body(body: bytes, header_length: int | None) -> tuple[bytes, memoryview]:
+    """The JSON part of a body and the binary tensor data after it (Inference-Header-Content-Length bytes of JSON)."""
+    if header_length is None:
+        return body, memoryview(b"")
+    if not 0 <= header_length <= len(body):
+        raise InvalidInput(f"Expected Inference-Header-Content-Length between 0 and the body's {len(body):,} bytes. "
+                           f"Received: {header_length:,}", hint="it is the length of the JSON part of the body")
+    return body[:header_length], memoryview(body)[header_length:]
+
+
+def _load_request(head: bytes) -> dict[str, Any]:
+    """The JSON object of an inference request, with its non-empty "inputs" list."""
     try:
         doc = json.loads(head)
     except (ValueError, UnicodeDecodeError) as exc:
@@ -56,9 +59,14 @@ def parse_infer(body: bytes, header_length: int | None, model: str, version: str
     if not isinstance(doc, dict) or not isinstance(doc.get("inputs"), list) or not doc["inputs"]:
         raise InvalidInput(f"Expected a JSON object with a non-empty \"inputs\" list. Received: {_received(doc)}",
                            hint="{\"inputs\": [{\"name\": \"images\", \"datatype\": \"FP32\", \"shape\": [...], \"data\": [...]}]}")
+    return doc
+
+
+def _parse_inputs(specs: list[Any], rest: memoryview, max_elements: int) -> list[InputTensor]:
+    """The input tensors, each from its "data" or from its binary_data_size bytes of ``rest`` (in input order)."""
     inputs = []
     offset = 0
-    for i, spec in enumerate(doc["inputs"]):
+    for i, spec in enumerate(specs):
         if not isinstance(spec, dict) or not isinstance(spec.get("name"), str):
             raise InvalidInput(f"Expected input {i} to be an object with a \"name\". Received: {_received(spec)}")
         name = spec["name"]
@@ -80,10 +88,13 @@ def parse_infer(body: bytes, header_length: int | None, model: str, version: str
     if offset != len(rest):
         raise InvalidInput(f"Expected {offset:,} bytes of binary tensor data after the JSON (the inputs' binary_data_size). "
                            f"Received: {len(rest):,}", hint="Inference-Header-Content-Length must be the JSON's length")
-    params = doc.get("parameters") or {}
-    binary = bool(params.get("binary_data_output")) if isinstance(params, dict) else False
+    return inputs
+
+
+def _parse_outputs(specs: list[Any]) -> list[RequestedOutput]:
+    """The requested outputs, each with its binary_data flag and classification count."""
     outputs = []
-    for spec in doc.get("outputs") or []:
+    for spec in specs:
         if not isinstance(spec, dict) or not isinstance(spec.get("name"), str):
             raise InvalidInput(f"Expected each requested output to be an object with a \"name\". Received: {_received(spec)}")
         oparams = spec.get("parameters") or {}
@@ -92,6 +103,17 @@ def parse_infer(body: bytes, header_length: int | None, model: str, version: str
         flag = oparams.get("binary_data")
         outputs.append(RequestedOutput(spec["name"], None if flag is None else bool(flag),
                                        classification_count(spec["name"], oparams.get("classification"))))
+    return outputs
+
+
+def parse_infer(body: bytes, header_length: int | None, model: str, version: str | None, max_elements: int) -> InferRequest:
+    """An OIP inference request from a REST body (JSON, or JSON then binary tensors)."""
+    head, rest = _split_body(body, header_length)
+    doc = _load_request(head)
+    inputs = _parse_inputs(doc["inputs"], rest, max_elements)
+    params = doc.get("parameters") or {}
+    binary = bool(params.get("binary_data_output")) if isinstance(params, dict) else False
+    outputs = _parse_outputs(doc.get("outputs") or [])
     rid = doc.get("id")
     return InferRequest(model, version, inputs, outputs, str(rid) if rid is not None else None, binary)
 
@@ -122,6 +144,19 @@ def render_infer(response: InferResponse) -> tuple[list[tuple[bytes, bytes]], by
                     (HEADER_LENGTH.encode(), str(len(head)).encode())]
         return headers, head + b"".join(binaries)
     return headers + [(b"content-type", JSON)], head
+
+
+def _header_length(headers: list[tuple[bytes, bytes]]) -> int | None:
+    """The Inference-Header-Content-Length header's value (the last one sent), or None without one."""
+    header_length = None
+    for key, value in headers:
+        if key == HEADER_LENGTH.encode():
+            try:
+                header_length = int(value)
+            except ValueError:
+                raise InvalidInput(f"Expected a number in Inference-Header-Content-Length. Received: "
+                                   f"{value[:20]!r}") from None
+    return header_length
 
 
 class App:
@@ -189,52 +224,63 @@ class App:
                 return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
     async def _handle(self, scope: dict, receive: Any, method: str, path: str) -> tuple:
-        server = self.server
-        parts = path.strip("/").split("/")
-        json_headers = [(b"content-type", JSON)]
+        """(status, headers, body, model, version, bytes read) of one request, routed on the path's segments."""
         if method == "GET" and path == self.metrics_path:
-            return 200, [(b"content-type", server.metrics.content_type.encode())], server.metrics.render(), None, None, 0
+            metrics = self.server.metrics
+            return 200, [(b"content-type", metrics.content_type.encode())], metrics.render(), None, None, 0
+        parts = path.strip("/").split("/")
         if not parts or parts[0] != "v2":
             raise HTTPError(404, f"Expected a path under /v2 or /metrics. Received: {path[:100]!r}")
         rest = parts[1:]
-        if rest == [] and method == "GET":
-            return 200, json_headers, json.dumps(server.server_metadata()).encode(), None, None, 0
-        if rest == ["health", "live"] and method == "GET":
+        reply = self._server_route(rest) if method == "GET" else None
+        if reply is None and len(rest) >= 2 and rest[0] == "models":
+            reply = await self._model_route(scope, receive, method, rest[1], rest[2:])
+        if reply is None:
+            raise HTTPError(404, f"Expected an Open Inference Protocol path. Received: {method} {path[:100]!r}")
+        return reply
+
+    def _server_route(self, rest: list[str]) -> tuple | None:
+        """GET /v2, /v2/health/live and /v2/health/ready; None for any other path."""
+        json_headers = [(b"content-type", JSON)]
+        if rest == []:
+            return 200, json_headers, json.dumps(self.server.server_metadata()).encode(), None, None, 0
+        if rest == ["health", "live"]:
             return 200, json_headers, b"{\"live\":true}", None, None, 0
-        if rest == ["health", "ready"] and method == "GET":
-            ready = server.ready
+        if rest == ["health", "ready"]:
+            ready = self.server.ready
             return (200 if ready else 503), json_headers, json.dumps({"ready": ready}).encode(), None, None, 0
-        if len(rest) >= 2 and rest[0] == "models":
-            name, tail = rest[1], rest[2:]
-            version = None
-            if len(tail) >= 2 and tail[0] == "versions":
-                version, tail = tail[1], tail[2:]
-            if tail == ["infer"]:
-                if method != "POST":
-                    raise HTTPError(405, f"Expected POST for inference. Received: {method}")
-                body = await self._read_body(scope, receive)
-                header_length = None
-                for key, value in scope["headers"]:
-                    if key == HEADER_LENGTH.encode():
-                        try:
-                            header_length = int(value)
-                        except ValueError:
-                            raise InvalidInput(f"Expected a number in Inference-Header-Content-Length. Received: "
-                                               f"{value[:20]!r}") from None
-                request = parse_infer(body, header_length, name, version, server.max_body_bytes)
-                response = await server.infer(request, "http")
-                headers, out = render_infer(response)
-                return 200, headers, out, name, response.version.version, len(body)
-            if method != "GET":
-                raise HTTPError(405, f"Expected GET. Received: {method}")
-            served = server.served(name)
-            loaded = served.pick(version)
-            if tail == []:
-                return 200, json_headers, json.dumps(served.metadata(loaded)).encode(), name, loaded.version.version, 0
-            if tail == ["ready"]:
-                return (200 if server.ready else 503), json_headers, \
-                    json.dumps({"name": name, "ready": server.ready}).encode(), name, None, 0
-        raise HTTPError(404, f"Expected an Open Inference Protocol path. Received: {method} {path[:100]!r}")
+        return None
+
+    async def _model_route(self, scope: dict, receive: Any, method: str, name: str, tail: list[str]) -> tuple | None:
+        """/v2/models/{name}[/versions/{version}] then "", "ready" or "infer"; None for any other tail."""
+        version = None
+        if len(tail) >= 2 and tail[0] == "versions":
+            version, tail = tail[1], tail[2:]
+        if tail == ["infer"]:
+            if method != "POST":
+                raise HTTPError(405, f"Expected POST for inference. Received: {method}")
+            return await self._infer(scope, receive, name, version)
+        if method != "GET":
+            raise HTTPError(405, f"Expected GET. Received: {method}")
+        server = self.server
+        served = server.served(name)
+        loaded = served.pick(version)
+        json_headers = [(b"content-type", JSON)]
+        if tail == []:
+            return 200, json_headers, json.dumps(served.metadata(loaded)).encode(), name, loaded.version.version, 0
+        if tail == ["ready"]:
+            return (200 if server.ready else 503), json_headers, \
+                json.dumps({"name": name, "ready": server.ready}).encode(), name, None, 0
+        return None
+
+    async def _infer(self, scope: dict, receive: Any, name: str, version: str | None) -> tuple:
+        """POST .../infer: read the body, parse it, run it, render the response."""
+        server = self.server
+        body = await self._read_body(scope, receive)
+        request = parse_infer(body, _header_length(scope["headers"]), name, version, server.max_body_bytes)
+        response = await server.infer(request, "http")
+        headers, out = render_infer(response)
+        return 200, headers, out, name, response.version.version, len(body)
 
 
 __all__ = ["App", "parse_infer", "render_infer"]

@@ -42,67 +42,128 @@ def _ticks(lo: float, hi: float, n: int = 5) -> list[float]:
     return [start + i * step for i in range(int((hi - start) / step) + 1)]
 
 
+@dataclass(frozen=True)
+class _Frame:
+    """A line chart's plot area and scales: the margins round it, and data (x, y) to SVG coordinates."""
+
+    width: int
+    height: int
+    left: int
+    right: int
+    top: int
+    bottom: int
+    log_x: bool
+    x0: float  # the x range, after the log2 of a log axis
+    x1: float
+    y0: float
+    y1: float
+
+    @classmethod
+    def fit(cls, pts: Sequence[tuple[float, float]], *, legend: bool, log_x: bool, width: int, height: int) -> _Frame:
+        """The frame whose ranges hold every point (y from 0, or below, to 8% over the top)."""
+        left, right, top, bottom = 62, 190 if legend else 16, 26, 44  # the legend sits right of the plot
+        xs = [_scale_x(x, log_x) for x, _ in pts]
+        ys = [y for _, y in pts]
+        x0, x1 = min(xs), max(xs)
+        if x1 == x0:
+            x0, x1 = x0 - 1, x1 + 1
+        y0, y1 = min(0.0, min(ys)), max(ys) * 1.08 or 1.0
+        return cls(width, height, left, right, top, bottom, log_x, x0, x1, y0, y1)
+
+    @property
+    def pw(self) -> int:
+        return self.width - self.left - self.right
+
+    @property
+    def ph(self) -> int:
+        return self.height - self.top - self.bottom
+
+    def px(self, x: float) -> float:
+        return self.left + (_scale_x(x, self.log_x) - self.x0) / (self.x1 - self.x0) * self.pw
+
+    def py(self, y: float) -> float:
+        return self.top + self.ph - (y - self.y0) / (self.y1 - self.y0) * self.ph
+
+
+def _scale_x(v: float, log_x: bool) -> float:
+    return (math.log2(v) if v > 0 else 0.0) if log_x else v
+
+
+def _y_grid(f: _Frame) -> list[str]:
+    """A gridline and a label per y tick."""
+    out = []
+    for t in _ticks(f.y0, f.y1):
+        y = f.py(t)
+        out.append(f'<line x1="{f.left}" x2="{f.width - f.right}" y1="{y:.1f}" y2="{y:.1f}" stroke="#e3e6ec"/>'
+                   f'<text x="{f.left - 6}" y="{y + 4:.1f}" text-anchor="end">{esc(fmt_num(t))}</text>')
+    return out
+
+
+def _x_labels(f: _Frame, pts: Sequence[tuple[float, float]], x_is_time: Sequence[str] | None) -> list[str]:
+    """The x tick labels: ``x_is_time`` spread evenly; else every x value when few (or on a log axis); else round ticks."""
+    y = f.height - f.bottom + 16
+    if x_is_time:
+        n = len(x_is_time)
+        return [f'<text x="{f.left + (i / max(1, n - 1)) * f.pw:.1f}" y="{y}" text-anchor="middle">{esc(label)}</text>'
+                for i, label in enumerate(x_is_time)]
+    values = {x for x, _ in pts}
+    if f.log_x or len(values) <= 12:
+        return [f'<text x="{f.px(t):.1f}" y="{y}" text-anchor="middle">{esc(fmt_num(t))}</text>' for t in sorted(values)]
+    return [f'<text x="{f.left + (t - f.x0) / (f.x1 - f.x0) * f.pw:.1f}" y="{y}" text-anchor="middle">{esc(fmt_num(t))}</text>'
+            for t in _ticks(f.x0, f.x1)]
+
+
+def _axes(f: _Frame, x_label: str, y_label: str) -> str:
+    """The two axis lines and their labels."""
+    return (f'<line x1="{f.left}" x2="{f.left}" y1="{f.top}" y2="{f.top + f.ph}" stroke="#888"/>'
+            f'<line x1="{f.left}" x2="{f.width - f.right}" y1="{f.top + f.ph}" y2="{f.top + f.ph}" stroke="#888"/>'
+            f'<text x="{f.left + f.pw / 2:.0f}" y="{f.height - 8}" text-anchor="middle">{esc(x_label)}</text>'
+            f'<text transform="translate(14 {f.top + f.ph / 2:.0f}) rotate(-90)" text-anchor="middle">{esc(y_label)}</text>')
+
+
+def _stroke(s: Series) -> tuple[str, str]:
+    """A series' colour and its stroke-dasharray attribute ("" when solid)."""
+    dash = DASHES[s.style % 3]
+    return PALETTE[s.color % len(PALETTE)], f' stroke-dasharray="{dash}"' if dash else ""
+
+
+def _series_group(f: _Frame, s: Series) -> str:
+    """One series: its line through the points in x order, and a dot with a tooltip per point."""
+    color, dash = _stroke(s)
+    ordered = sorted(s.points)
+    path = " ".join(f"{'M' if i == 0 else 'L'}{f.px(x):.1f},{f.py(y):.1f}" for i, (x, y) in enumerate(ordered))
+    dots = "".join(f'<circle class="pt" cx="{f.px(x):.1f}" cy="{f.py(y):.1f}" r="3" fill="{color}">'
+                   f'<title>{esc(s.name)}: {esc(fmt_num(x))}, {esc(fmt_num(y))}</title></circle>' for x, y in ordered)
+    return (f'<g class="series" data-name="{esc(s.name)}"><path d="{path}" fill="none" stroke="{color}" '
+            f'stroke-width="1.8"{dash}/>{dots}</g>')
+
+
+def _legend_entry(f: _Frame, s: Series, y: int) -> str:
+    """A series' stroke sample and name, right of the plot at height ``y``."""
+    color, dash = _stroke(s)
+    x = f.width - f.right
+    return (f'<line x1="{x + 10}" x2="{x + 30}" y1="{y}" y2="{y}" stroke="{color}" stroke-width="2"{dash}/>'
+            f'<text x="{x + 34}" y="{y + 4}">{esc(s.name[:26])}</text>')
+
+
 def line_chart(series: Sequence[Series], *, x_label: str, y_label: str, title: str, log_x: bool = False,
                width: int = 760, height: int = 320, x_is_time: Sequence[str] | None = None) -> str:
     """Lines with points. ``log_x``: a log2 x axis (batch sizes); ``x_is_time``: tick labels for x (dates)."""
     pts = [p for s in series for p in s.points]
     if not pts:
         return '<p class="mute">no data to plot</p>'
-    left, right, top, bottom = 62, 190 if len(series) > 1 else 16, 26, 44  # the legend sits right of the plot
-    fx = (lambda v: math.log2(v) if v > 0 else 0.0) if log_x else (lambda v: v)
-    xs = [fx(x) for x, _ in pts]
-    ys = [y for _, y in pts]
-    x0, x1 = min(xs), max(xs)
-    if x1 == x0:
-        x0, x1 = x0 - 1, x1 + 1
-    y0, y1 = min(0.0, min(ys)), max(ys) * 1.08 or 1.0
-    pw, ph = width - left - right, height - top - bottom
-
-    def px(x: float) -> float:
-        return left + (fx(x) - x0) / (x1 - x0) * pw
-
-    def py(y: float) -> float:
-        return top + ph - (y - y0) / (y1 - y0) * ph
-
+    legend = len(series) > 1
+    f = _Frame.fit(pts, legend=legend, log_x=log_x, width=width, height=height)
     out = [f'<svg class="chart" role="img" viewBox="0 0 {width} {height}" width="{width}" height="{height}" '
            f'xmlns="http://www.w3.org/2000/svg" data-chart="line"><title>{esc(title)}</title>',
-           f'<text x="{left}" y="16" font-weight="600">{esc(title)}</text>']
-    for t in _ticks(y0, y1):
-        y = py(t)
-        out.append(f'<line x1="{left}" x2="{width - right}" y1="{y:.1f}" y2="{y:.1f}" stroke="#e3e6ec"/>'
-                   f'<text x="{left - 6}" y="{y + 4:.1f}" text-anchor="end">{esc(fmt_num(t))}</text>')
-    xticks = sorted({x for x, _ in pts}) if (log_x or len({x for x, _ in pts}) <= 12) and not x_is_time else []
-    if x_is_time:
-        n = len(x_is_time)
-        for i, label in enumerate(x_is_time):
-            x = left + (i / max(1, n - 1)) * pw
-            out.append(f'<text x="{x:.1f}" y="{height - bottom + 16}" text-anchor="middle">{esc(label)}</text>')
-    elif xticks:
-        for t in xticks:
-            out.append(f'<text x="{px(t):.1f}" y="{height - bottom + 16}" text-anchor="middle">{esc(fmt_num(t))}</text>')
-    else:
-        for t in _ticks(x0, x1):
-            out.append(f'<text x="{left + (t - x0) / (x1 - x0) * pw:.1f}" y="{height - bottom + 16}" '
-                       f'text-anchor="middle">{esc(fmt_num(t))}</text>')
-    out.append(f'<line x1="{left}" x2="{left}" y1="{top}" y2="{top + ph}" stroke="#888"/>'
-               f'<line x1="{left}" x2="{width - right}" y1="{top + ph}" y2="{top + ph}" stroke="#888"/>'
-               f'<text x="{left + pw / 2:.0f}" y="{height - 8}" text-anchor="middle">{esc(x_label)}</text>'
-               f'<text transform="translate(14 {top + ph / 2:.0f}) rotate(-90)" text-anchor="middle">{esc(y_label)}</text>')
-    legend_y = top + 4
-    for s in series:
-        color = PALETTE[s.color % len(PALETTE)]
-        dash = f' stroke-dasharray="{DASHES[s.style % 3]}"' if DASHES[s.style % 3] else ""
-        ordered = sorted(s.points)
-        path = " ".join(f"{'M' if i == 0 else 'L'}{px(x):.1f},{py(y):.1f}" for i, (x, y) in enumerate(ordered))
-        dots = "".join(f'<circle class="pt" cx="{px(x):.1f}" cy="{py(y):.1f}" r="3" fill="{color}">'
-                       f'<title>{esc(s.name)}: {esc(fmt_num(x))}, {esc(fmt_num(y))}</title></circle>' for x, y in ordered)
-        out.append(f'<g class="series" data-name="{esc(s.name)}"><path d="{path}" fill="none" stroke="{color}" '
-                   f'stroke-width="1.8"{dash}/>{dots}</g>')
-        if len(series) > 1:
-            out.append(f'<line x1="{width - right + 10}" x2="{width - right + 30}" y1="{legend_y}" y2="{legend_y}" '
-                       f'stroke="{color}" stroke-width="2"{dash}/><text x="{width - right + 34}" y="{legend_y + 4}">'
-                       f'{esc(s.name[:26])}</text>')
-            legend_y += 14
+           f'<text x="{f.left}" y="16" font-weight="600">{esc(title)}</text>']
+    out += _y_grid(f)
+    out += _x_labels(f, pts, x_is_time)
+    out.append(_axes(f, x_label, y_label))
+    for i, s in enumerate(series):
+        out.append(_series_group(f, s))
+        if legend:
+            out.append(_legend_entry(f, s, f.top + 4 + 14 * i))
     out.append("</svg>")
     return "".join(out)
 
