@@ -69,14 +69,43 @@ def open_registry(store: str | os.PathLike[str] | None = None, *, artifacts: str
 
 
 def load(ref: str, *, store: str | os.PathLike[str] | None = None, artifacts: str | None = None,
-         provider: str | None = None, sha256: str | None = None, **options: Any) -> "InferenceModel":
+         provider: str | None = None, sha256: str | None = None, allow_stale: bool | None = None,
+         **options: Any) -> "InferenceModel":
     """Resolve ``ref``, verify the artifact's sha256, and return a ready-to-run model (reads only).
 
     ``sha256`` pins the content an app was tested with (the full digest, or 12+ hex digits of it):
     if ``ref`` now resolves to any other artifact (an alias moved, another store numbers versions
     differently), :class:`~zoo.errors.IntegrityError` names both digests. ``ref`` may itself pin by
     content: ``"resnet50@sha256:9f86d081884c"``.
+
+    With a shared store's PostgreSQL or S3 unreachable, the local cache still serves a content-pinned
+    ref whose bytes it holds, and an alias's last resolution when ``allow_stale=True`` (default: the
+    ``ZOO_OFFLINE`` variable, which also skips contacting the services) with a
+    :class:`~zoo.errors.StaleResolution` warning; anything else is :class:`~zoo.errors.StoreUnavailable`.
     """
+    where = store if store is not None else (os.environ.get(STORE_ENV) or None)
+    if isinstance(where, str):
+        from .store.location import is_database_url
+
+        if is_database_url(where):
+            from . import _offline
+            from ._refs import parse_digest
+            from .errors import StoreUnavailable
+            from .store._network import OFFLINE_ENV, offline
+            from .store.cache import ArtifactCache
+            from .store.location import parse_database
+
+            shown = parse_database(where).shown
+            pinned = parse_digest(sha256, ref=sha256) if sha256 is not None else None
+            try:
+                if offline():
+                    raise StoreUnavailable(f"{OFFLINE_ENV} is set: the services of {shown} were not contacted",
+                                           hint=f"load it once with {OFFLINE_ENV} unset, so that the cache holds it")
+                registry = open_registry(where, artifacts=artifacts)
+            except StoreUnavailable as exc:
+                return _offline.load_offline(ArtifactCache(), shown, ref, pinned=pinned, allow_stale=allow_stale,
+                                             cause=exc, provider=provider, options=options)
+            return registry.load(ref, provider=provider, sha256=sha256, allow_stale=allow_stale, **options)
     return open_registry(store, artifacts=artifacts).load(ref, provider=provider, sha256=sha256, **options)
 
 

@@ -119,7 +119,19 @@ def run_cmd(ctx, ref, image_paths, image_mode, input_path, random_batch, output_
         check_destination(output_path, what="--output")
     _check_image_files(image_paths)
     array = _read_input(input_path) if input_path is not None else None
-    model = ctx.registry().load(ref, provider=provider)
+    import warnings
+
+    from .. import load
+    from ..errors import StaleResolution
+
+    with warnings.catch_warnings(record=True) as seen:  # the cache serves during an outage; say how stale
+        warnings.simplefilter("always", StaleResolution)
+        model = load(ref, store=ctx.store, artifacts=ctx.artifacts, provider=provider)
+    for seen_warning in seen:
+        if issubclass(seen_warning.category, StaleResolution):
+            info(f"warning: {seen_warning.message}")
+        else:
+            warnings.warn_explicit(seen_warning.message, seen_warning.category, seen_warning.filename, seen_warning.lineno)
     info(f"{model.version.ref if model.version else ref}: {model.provider.reason}")
     if image_mode:
         from .._classify import classify_images
