@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .errors import ExportError, InvalidInput
-from .metrics import VERIFY_BATCH, relative_error, verification_batch
+from .metrics import VERIFY_BATCH, export_tolerance, relative_error, verification_batch
 from .plugins import DEFAULT_OPSET, FrameworkPlugin, inference_options
 from .records import ExportInfo, ModelVersion, ParamCounts, Preprocessing, VersionMeta
 
@@ -90,22 +90,38 @@ def export_onnx(plugin: FrameworkPlugin, model: Any, path: Path, *, opset: int =
 
 
 
-def verify_export(path: Path, images: np.ndarray, expected: np.ndarray, *, what: str, plugin: str, rtol: float,
-                  hint: str, where: str = "") -> float:
+def verify_export(path: Path, images: np.ndarray, expected: np.ndarray, *, what: str, plugin: str, rtol: float | None,
+                  hint: str, where: str = "", noise: float | None = None) -> float:
     """The exported file's max relative error against the native logits ``expected`` on ``images``
-    (ONNX Runtime on the CPU); ExportError if the shape or the values disagree. ``what`` names the
-    export in messages ("Exported 'resnet18'"), ``where`` says on what data, ``hint`` what to do."""
+    (ONNX Runtime on the CPU); ExportError if the shape or the values disagree beyond
+    :func:`zoo.metrics.export_tolerance` (``rtol``, else relative to the native model's float32 rounding
+    ``noise``). ``what`` names the export in messages ("Exported 'resnet18'"), ``where`` says on what
+    data, ``hint`` what to do."""
     from .runtime import InferenceModel
 
     actual = InferenceModel(path, provider="cpu", cache=False).predict(images)  # a temp file: never cache
     if actual.shape != expected.shape:
         raise ExportError(f"{what} returns shape {actual.shape}; the native model returns {expected.shape}",
                           hint="the exporter changed the output contract; report it with --debug output")
-    error = relative_error(actual, expected)
-    if not error <= rtol:
+    error, tolerance = relative_error(actual, expected), export_tolerance(noise, rtol)
+    if not error <= tolerance:
         raise ExportError(f"{what} ({plugin}) disagrees with the native model{where}: max relative error "
-                          f"{error:.3g} > {rtol:g}", hint=hint)
+                          f"{error:.3g} > {tolerance:.3g}" + (f" (the native model's own float32 rounding noise on "
+                          f"this batch, vs float64: {noise:.2g})" if noise is not None else ""), hint=hint)
     return error
+
+
+def _rounding_noise(plugin: FrameworkPlugin, model: Any, batch: np.ndarray, expected: np.ndarray) -> float | None:
+    """The native model's float32 rounding noise on ``batch`` (its float64 run through the plugin's
+    ``native_runner`` hook, precision "fp64"); None when the plugin has no float64 run."""
+    from .errors import PluginError
+    from .metrics import rounding_noise
+    from .plugins import native_runner
+
+    try:
+        return rounding_noise(expected, native_runner(plugin, model, device="cpu", precision="fp64")(batch))
+    except PluginError:
+        return None
 
 
 def export_and_register(
@@ -123,7 +139,7 @@ def export_and_register(
     build_options: Mapping[str, Any] | None = None,
     tags: Mapping[str, str] | None = None,
     provenance: Mapping[str, Any] | None = None,
-    rtol: float = VERIFY_RTOL,
+    rtol: float | None = None,
     progress: Progress | None = None,
     transform: "Transform | TransformOptions | None" = None,
     labels: "str | os.PathLike[str] | Labels | None" = None,
@@ -139,6 +155,9 @@ def export_and_register(
     (:func:`zoo._eval_options.export_eval_meta`). All are checked before anything is built.
     """
     check_options(num_classes, input_size, opset)
+    from .metrics import check_rtol
+
+    rtol = check_rtol(rtol)
     from ._eval_options import export_eval_meta
 
     chosen_transform, chosen_labels = export_eval_meta(num_classes=num_classes, input_size=input_size,
@@ -187,9 +206,11 @@ def export_and_register(
         step("verify")
         batch = verification_batch(input_size)
         expected = plugin.predict(model, batch)
+        noise = _rounding_noise(plugin, model, batch, expected) if rtol is None else None
         del model  # the native model can be large (VGG19: 0.5 GB); free it before ORT loads the copy
         error = verify_export(path, batch, expected, what=f"Exported {arch!r}", plugin=plugin.name, rtol=rtol,
-                              hint="the export is wrong; nothing was registered. Rerun with --debug and report it")
+                              noise=noise, hint="the export is wrong; nothing was registered. Rerun with --debug and "
+                                                "report it (or give --rtol if this model is known to be this noisy)")
 
         step("register")
         provenance = dict(provenance or {})
@@ -199,7 +220,8 @@ def export_and_register(
             provenance["init_seed"] = seed
         if build_options:
             provenance["build_options"] = dict(build_options)
-        provenance["verify"] = {"rtol": rtol, "max_rel_error": error, "batch": VERIFY_BATCH, "provider": "cpu"}
+        provenance["verify"] = {"rtol": export_tolerance(noise, rtol), "max_rel_error": error, "batch": VERIFY_BATCH,
+                                "provider": "cpu", "fp32_noise": noise}
         version, created = register_export(
             registry, plugin, arch, path, info, params, name=name, num_classes=num_classes,
             input_size=input_size, provenance=provenance, tags=tags, transform=chosen_transform, labels=chosen_labels,

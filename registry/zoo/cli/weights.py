@@ -83,9 +83,13 @@ def export_cmd(ctx, target, framework, init, seed, num_classes, output, force, a
 @click.option("--input-size", type=int, default=None,
               help="Square input size used to export and verify (default: 224, or the catalog entry's crop size).")
 @click.option("--tag", "tags", multiple=True, metavar="KEY=VALUE", help="Free-form tag; repeatable.")
+@click.option("--rtol", type=float, default=None,
+              help="Max |onnx-native| / max|native| of the export check (default: 4x the model's own float32 "
+                   "rounding noise vs float64, at least 1e-4).")
 @json_option
 @pass_ctx
-def import_cmd(ctx, arch, file, source, catalogs, framework, num_classes, name, opset, input_size, tags, as_json) -> None:
+def import_cmd(ctx, arch, file, source, catalogs, framework, num_classes, name, opset, input_size, tags, rtol,
+               as_json) -> None:
     """Load a torchvision-format checkpoint into each framework and register it as ONNX.
 
     Give FILE, or --from SOURCE:NAME for a published checkpoint. FILE: .safetensors, or a
@@ -115,7 +119,9 @@ def import_cmd(ctx, arch, file, source, catalogs, framework, num_classes, name, 
     if catalogs and not source:
         raise InvalidInput("--catalog applies to --from only", hint="drop --catalog, or use --from SOURCE:NAME")
     tag_map = parse_tags(tags)
-    options = {"name": name, "opset": opset or DEFAULT_OPSET, "tags": tag_map}
+    from ..metrics import check_rtol
+
+    options = {"name": name, "opset": opset or DEFAULT_OPSET, "tags": tag_map, "rtol": check_rtol(rtol)}
     with progress() as bar:
         steps = _StepBar(bar, arch)
         if source:

@@ -99,6 +99,7 @@ def import_weights(
     provenance: Mapping[str, Any] | None = None,
     progress: StepProgress | None = None,
     notes: Callable[[str], None] | None = None,
+    rtol: float | None = None,
 ) -> list[ExportResult]:
     """Load ``state`` into each plugin's build of ``arch``, export, verify and register; one result per plugin.
 
@@ -116,7 +117,7 @@ def import_weights(
         results.append(export_and_register(
             registry, plugin, arch, name=name, num_classes=plan.num_classes, opset=opset, input_size=input_size,
             state=plan.state, weights_sha256=weights_sha256, build_options=plan.build_options, tags=tags,
-            provenance=provenance, progress=step,
+            provenance=provenance, progress=step, rtol=rtol,
         ))
     return results
 
@@ -136,6 +137,7 @@ def import_pretrained(
     download_progress: DownloadProgress | None = None,
     progress: StepProgress | None = None,
     notes: Callable[[str], None] | None = None,
+    rtol: float | None = None,
 ) -> PretrainedImport:
     """Import the catalog entry ``source`` (``torchvision:IMAGENET1K_V1``) of ``arch`` into every framework.
 
@@ -162,6 +164,6 @@ def import_pretrained(
         registry, plugins, arch, state, weights_sha256=sha, source=f"{entry.name} ({path.name})", name=name,
         num_classes=entry.num_classes, opset=opset, input_size=input_size or (int(crop) if crop else 224), tags=tags,
         build_options=entry.build_options, provenance={"pretrained": entry.provenance(downloaded_from=source_url(entry.url))},
-        progress=progress, notes=note,
+        progress=progress, notes=note, rtol=rtol,
     )
     return PretrainedImport(entry=entry, path=path, sha256=sha, results=results, notes=tuple(collected))
