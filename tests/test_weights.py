@@ -367,3 +367,42 @@ def test_weights_import_lists_misfits_and_registers_nothing(tmp_path):
     assert "layer2.0.downsample.1.running_var" in out.output and "head.extra" in out.output
     assert "layer1.0.conv1.weight" in out.output and "mis-shaped" in out.output
     assert not store.exists()  # nothing registered: the store was not even created
+
+
+@needs_torch
+def test_googlenet_file_import_makes_transform_input_explicit(tmp_path):
+    """A GoogLeNet checkpoint file does not say whether it expects transform_input: the import refuses to guess,
+    and each explicit choice reproduces torchvision's forward with that setting (recorded, shown by `zoo show`)."""
+    from zoo import open_registry
+    from zoo.architectures import TRANSFORM_INPUT_OFFSET, TRANSFORM_INPUT_SCALE
+    from zoo.cli import main
+    from zoo.metrics import verification_batch
+    from zoo.plugins import get_plugin
+
+    torch_plugin = get_plugin("torch")
+    model = torch_plugin.build("googlenet", num_classes=10, seed=0, aux_logits=False)
+    state = W.random_canonical_weights(W.shapes_of(torch_plugin.state_dict(model)), seed=0)
+    torch_plugin.load_state_dict(model, state)
+    path = tmp_path / "googlenet.safetensors"
+    W.save_weights(state, path)
+    store, runner = tmp_path / "store", CliRunner()
+    base = ["--store", str(store), "weights", "import", "googlenet", str(path), "-f", "torch", "--input-size", "32"]
+    out = runner.invoke(main, base)
+    assert out.exit_code == 2 and "--transform-input or --no-transform-input" in out.output, out.output
+    assert "IMAGENET1K_V1" in out.output and not store.exists()
+    out = runner.invoke(main, [*base[:4], "resnet18", *base[5:], "--transform-input"])
+    assert out.exit_code == 2 and "only with a GoogLeNet" in out.output, out.output
+    batch = verification_batch(32, batch=2, seed=1)
+    scale, offset = (np.array(c, np.float32)[:, None, None] for c in (TRANSFORM_INPUT_SCALE, TRANSFORM_INPUT_OFFSET))
+    registry = open_registry(store)
+    for flag, fed in (("--transform-input", (batch * scale + offset).astype(np.float32)), ("--no-transform-input", batch)):
+        out = runner.invoke(main, [*base, flag, "--name", flag.strip("-"), "--json"])
+        assert out.exit_code == 0, out.output
+        expected = torch_plugin.predict(model, fed)  # torchvision's forward: the affine (or not), then the network
+        version = registry.resolve(flag.strip("-"))
+        assert version.provenance["build_options"]["transform_input"] is (flag == "--transform-input")
+        np.testing.assert_allclose(registry.load(version).predict(batch), expected, atol=1e-4 * np.abs(expected).max())
+        shown = runner.invoke(main, ["--store", str(store), "show", version.ref])
+        assert f"'transform_input': {flag == '--transform-input'}" in shown.output
+    other = torch_plugin.predict(model, (batch * scale + offset).astype(np.float32))
+    assert np.abs(other - torch_plugin.predict(model, batch)).max() > 1e-2 * np.abs(other).max(), "the two settings differ"

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ..errors import InvalidInput
 from ..plugins import DEFAULT_OPSET, FrameworkPlugin
 from . import catalog as _catalog
 from ._download import Progress as DownloadProgress
@@ -82,6 +83,28 @@ def plan_import(plugin: FrameworkPlugin, arch: str, state: Mapping[str, np.ndarr
     return ImportPlan(arch=arch, state=kept, num_classes=assumed, build_options=options, notes=tuple(notes))
 
 
+# Build options a checkpoint file does not state but its numbers depend on: a file import must choose.
+EXPLICIT_OPTIONS = {
+    "googlenet": ("transform_input", "--transform-input", "--no-transform-input",
+                  "torchvision's pretrained GoogLeNet (IMAGENET1K_V1, googlenet-1378be20.pth) runs with "
+                  "transform_input=True (it re-normalises ImageNet-normalised input to the [-1, 1] range it was "
+                  "trained on); a GoogLeNet trained from torchvision's default constructor has it off"),
+}
+
+
+def check_explicit_options(arch: str, build_options: Mapping[str, Any] | None) -> None:
+    """A checkpoint of an architecture in :data:`EXPLICIT_OPTIONS` must say the option (InvalidInput otherwise)."""
+    if arch not in EXPLICIT_OPTIONS:
+        return
+    key, on, off, why = EXPLICIT_OPTIONS[arch]
+    value = (build_options or {}).get(key)
+    if not isinstance(value, bool):
+        raise InvalidInput(f"Expected {on} or {off} for a {arch} checkpoint file (build option {key}). Received: "
+                           + ("neither" if value is None else repr(value)),
+                           hint=f"{why}: the file does not say which, and the wrong choice changes every output. "
+                                f"torchvision's file: {on}; or import it with --from torchvision:IMAGENET1K_V1")
+
+
 def import_weights(
     registry: Registry,
     plugins: Sequence[FrameworkPlugin],
@@ -108,6 +131,7 @@ def import_weights(
     """
     from .._exporting import export_and_register
 
+    check_explicit_options(arch, build_options)
     plan = plan_import(plugins[0], arch, state, num_classes=num_classes, build_options=build_options, source=source)
     for note in plan.notes:
         (notes or (lambda _n: None))(note)
