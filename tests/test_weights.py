@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import pickle
 import re
 import subprocess
@@ -406,3 +407,58 @@ def test_googlenet_file_import_makes_transform_input_explicit(tmp_path):
         assert f"'transform_input': {flag == '--transform-input'}" in shown.output
     other = torch_plugin.predict(model, (batch * scale + offset).astype(np.float32))
     assert np.abs(other - torch_plugin.predict(model, batch)).max() > 1e-2 * np.abs(other).max(), "the two settings differ"
+
+
+# --------------------------------------------------------------------------- hostile weight files (issue 18)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, 1e300])
+def test_nan_or_inf_weights_are_bad_input_naming_the_tensor(tmp_path, bad):
+    from zoo.cli import main
+
+    state = _state()
+    name = sorted(state)[0]
+    state = {k: v.astype(np.float64) for k, v in state.items()}  # 1e300 overflows float32 to inf
+    state[name].flat[0] = bad
+    from safetensors.numpy import save_file
+
+    path = tmp_path / "bad.safetensors"
+    save_file(state, str(path))
+    with pytest.raises(InvalidWeights, match=rf"NaN or infinite values .* {re.escape(name)} \(1 of "):
+        W.load_weights(path)
+    out = CliRunner().invoke(main, ["--store", str(tmp_path / "s"), "weights", "import", "resnet18", str(path)])
+    assert out.exit_code == 2 and name in out.output and "report it" not in out.output, out.output
+
+
+def test_weights_import_names_the_real_fault(tmp_path):
+    from zoo.cli import main
+    from zoo.plugins import get_plugin
+
+    state = W.random_canonical_weights(W.expected_shapes(get_plugin("torch"), "resnet18", num_classes=1000), seed=0)
+    state["conv1.weight"] = state["conv1.weight"][:, :1]  # a one-channel stem: nothing to do with classes
+    path = tmp_path / "gray.safetensors"
+    W.save_weights(state, path)
+    out = CliRunner().invoke(main, ["--store", str(tmp_path / "s"), "weights", "import", "resnet18", str(path), "-f", "torch"])
+    assert out.exit_code == 2 and "conv1.weight" in out.output and "classes" not in out.output.split("hint")[0], out.output
+    fifo = tmp_path / "fifo.safetensors"
+    os.mkfifo(fifo)
+    for given, kind in (("/dev/zero", "a device"), (str(fifo), "a FIFO"), (str(tmp_path), "a folder")):
+        with pytest.raises(InvalidWeights, match=f"which is {kind}"):
+            W.load_weights(given)
+    with pytest.raises(InvalidWeights, match="not found"):
+        W.load_weights(tmp_path / "missing.safetensors")
+
+
+def test_weights_export_into_a_missing_folder_or_over_a_dangling_symlink(tmp_path):
+    from zoo.cli import main
+
+    runner = CliRunner()
+    base = ["--store", str(tmp_path / "s"), "weights", "export", "resnet18", "-f", "torch", "--num-classes", "10"]
+    out = runner.invoke(main, [*base, "-o", str(tmp_path / "missing" / "dir" / "x.safetensors")])
+    assert out.exit_code == 2 and "existing folder" in out.output, out.output
+    assert not (tmp_path / "missing").exists()
+    link = tmp_path / "link.safetensors"
+    link.symlink_to(tmp_path / "nowhere")
+    out = runner.invoke(main, [*base, "-o", str(link)])
+    assert out.exit_code == 2 and "Refusing to overwrite" in out.output, out.output
+    assert link.is_symlink() and not (tmp_path / "nowhere").exists()
