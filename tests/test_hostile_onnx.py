@@ -467,3 +467,18 @@ def test_data_in_a_subfolder_is_stored_when_nothing_moves(tmp_path):
     version = registry.register(path, name="m").version
     stored = registry.path(version).parent / "sub" / "weights.bin"
     assert stored.read_bytes() == (path.parent / "sub" / "weights.bin").read_bytes()
+
+
+def test_deeply_nested_transform_metadata_is_a_bad_file_not_exit_70(tmp_path):
+    """`zoo.transform` JSON nested 100,000 deep once raised RecursionError (exit 70): now exit 2 naming the file."""
+    from click.testing import CliRunner
+
+    from conftest import make_tiny_onnx
+    from zoo.cli import main
+
+    path = make_tiny_onnx(tmp_path / "m.onnx")
+    model = onnx.load(str(path))
+    model.metadata_props.add(key="zoo.transform", value="[" * 100_000 + "]" * 100_000)
+    onnx.save(model, str(path))
+    out = CliRunner().invoke(main, ["--store", str(tmp_path / "s"), "register", str(path), "--name", "m"])
+    assert out.exit_code == 2 and "zoo.transform" in out.output and str(path) in out.output, out.output
