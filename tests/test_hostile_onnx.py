@@ -435,6 +435,8 @@ def test_a_parent_folder_swapped_for_a_symlink_is_not_followed_by_the_copy(tmp_p
     with pytest.raises(InvalidModelFile, match=r"symlink \(its parent 'sub' is a symbolic link\)") as info:
         registry.register(path, name="m")
     assert str(path) in info.value.message and info.value.hint
+    # the parent-folder swap refusal names the tensor where the tensor name belongs, and the file as received
+    assert "of tensor 'sub/weights.bin'" not in info.value.message and info.value.message.endswith("'sub/weights.bin'")
     assert registry.list() == []
     assert planted not in _stored_bytes(tmp_path / "store")
 
