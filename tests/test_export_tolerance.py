@@ -107,3 +107,21 @@ def test_rtol_option_on_weights_import_and_export(calibrated, tmp_path):
                                "-f", "torch", "--input-size", str(SIZE), "--rtol", "1e-12"])  # stricter than float32
     assert out.exit_code == 8 and "> 1e-12" in out.output, out.output
     assert not (tmp_path / "s").exists()  # nothing registered
+
+
+@pytest.mark.tensorflow
+def test_both_plugins_float64_runs_agree_so_the_noise_is_the_models(calibrated):
+    """The fp64 native run (the noise reference) exists in both plugins and computes the same function: the
+    TensorFlow build's float64 logits equal PyTorch's to ~1e-12, so each framework's noise is measured
+    against the same exact answer."""
+    from zoo.plugins import get_plugin, native_runner
+
+    model, tp, tf = calibrated[1], get_plugin("torch"), get_plugin("tensorflow")
+    keras_model = tf.build("resnet18", num_classes=10)
+    tf.load_state_dict(keras_model, tp.state_dict(model))
+    batch = metrics.verification_batch(SIZE)
+    torch64 = native_runner(tp, model, precision="fp64")(batch)
+    keras64 = native_runner(tf, keras_model, precision="fp64")(batch)
+    assert torch64.dtype == keras64.dtype == np.float64
+    assert metrics.relative_error(keras64, torch64) < 1e-10
+    assert 0 < metrics.rounding_noise(tf.predict(keras_model, batch), keras64) < 1e-4
