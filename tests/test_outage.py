@@ -299,3 +299,14 @@ def test_a_slow_endpoint_answers_within_the_timeout(own: Own, scene: Scene, monk
         assert err.service == "postgresql" and isinstance(err, StoreError)
     finally:
         pg.close()
+
+
+@pytest.mark.parametrize("env, value", [("ZOO_CONNECT_TIMEOUT", "0"), ("ZOO_READ_TIMEOUT", "soon"), ("ZOO_RETRIES", "-1"),
+                                        ("ZOO_RETRIES", "99"), ("ZOO_CONNECT_TIMEOUT", "nan")])
+def test_timeout_settings_are_validated_not_defaulted(monkeypatch, env: str, value: str):
+    from zoo.errors import InvalidInput
+    from zoo.store import _network
+
+    monkeypatch.setenv(env, value)
+    with pytest.raises(InvalidInput, match=env):
+        (_network.connect_timeout(), _network.read_timeout(), _network.retries())

@@ -3,7 +3,7 @@
 One set of settings for both services, so that an outage answers in seconds, not minutes:
 
     ZOO_CONNECT_TIMEOUT   seconds to open a connection (default 5)
-    ZOO_READ_TIMEOUT      seconds an S3 request may wait for the next bytes (default 30)
+    ZOO_READ_TIMEOUT      seconds an S3 request (or a PostgreSQL socket) may wait for the next bytes (default 10)
     ZOO_RETRIES           retries after a failed attempt, with exponential back-off (default 2)
     ZOO_OFFLINE=1         contact neither service: serve what the local cache holds (stale aliases allowed)
 
@@ -24,7 +24,7 @@ READ_TIMEOUT_ENV = "ZOO_READ_TIMEOUT"
 RETRIES_ENV = "ZOO_RETRIES"
 OFFLINE_ENV = "ZOO_OFFLINE"
 DEFAULT_CONNECT_TIMEOUT_S = 5.0
-DEFAULT_READ_TIMEOUT_S = 30.0
+DEFAULT_READ_TIMEOUT_S = 10.0
 DEFAULT_RETRIES = 2
 MAX_RETRIES = 10
 
