@@ -261,6 +261,7 @@ def test_postgres_down_pinned_loads_aliases_need_stale_writes_exit_7(own: Own, s
         assert "a stale answer" in cli("run", "tiny@prod", "--random", "1", code=0)
         monkeypatch.delenv("ZOO_OFFLINE")
         cli("run", "tiny@prod", "--random", "1", code=7)
+        assert "a stale answer" in cli("run", "tiny@prod", "--random", "1", "--allow-stale", code=0)
         cli("register", str(scene.onnx), "--name", "tiny", code=7)
         cli("alias", "tiny@1", "staging", code=7)
         info = cli("store", "info", "--json", code=7)

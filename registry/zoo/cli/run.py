@@ -77,9 +77,13 @@ def _check_image_files(paths: tuple[Path, ...]) -> None:
               help="Write the logits to exactly this file (numpy .npy format; no suffix is added).")
 @click.option("--top-k", type=int, default=5, show_default=True, help="Classes to show per sample (>= 1).")
 @click.option("--provider", type=click.Choice(["cpu", "cuda", "tensorrt"]), help="Force an execution provider.")
+@click.option("--allow-stale", is_flag=True, default=None,
+              help="With the shared store's database unreachable, run what REF last meant on this machine (from the "
+                   "local cache, with a warning giving its age). Also: ZOO_OFFLINE=1.")
 @json_option
 @pass_ctx
-def run_cmd(ctx, ref, image_paths, image_mode, input_path, random_batch, output_path, top_k, provider, as_json) -> None:
+def run_cmd(ctx, ref, image_paths, image_mode, input_path, random_batch, output_path, top_k, provider, allow_stale,
+            as_json) -> None:
     """Run REF under ONNX Runtime on images, an input array, or a random batch.
 
     Prints the top-k classes (with the version's label names, if it records them),
@@ -126,7 +130,7 @@ def run_cmd(ctx, ref, image_paths, image_mode, input_path, random_batch, output_
 
     with warnings.catch_warnings(record=True) as seen:  # the cache serves during an outage; say how stale
         warnings.simplefilter("always", StaleResolution)
-        model = load(ref, store=ctx.store, artifacts=ctx.artifacts, provider=provider)
+        model = load(ref, store=ctx.store, artifacts=ctx.artifacts, provider=provider, allow_stale=allow_stale or None)
     for seen_warning in seen:
         if issubclass(seen_warning.category, StaleResolution):
             info(f"warning: {seen_warning.message}")
