@@ -396,15 +396,19 @@ def test_googlenet_file_import_makes_transform_input_explicit(tmp_path):
     batch = verification_batch(32, batch=2, seed=1)
     scale, offset = (np.array(c, np.float32)[:, None, None] for c in (TRANSFORM_INPUT_SCALE, TRANSFORM_INPUT_OFFSET))
     registry = open_registry(store)
-    for flag, fed in (("--transform-input", (batch * scale + offset).astype(np.float32)), ("--no-transform-input", batch)):
-        out = runner.invoke(main, [*base, flag, "--name", flag.strip("-"), "--json"])
-        assert out.exit_code == 0, out.output
-        expected = torch_plugin.predict(model, fed)  # torchvision's forward: the affine (or not), then the network
-        version = registry.resolve(flag.strip("-"))
-        assert version.provenance["build_options"]["transform_input"] is (flag == "--transform-input")
-        np.testing.assert_allclose(registry.load(version).predict(batch), expected, atol=1e-4 * np.abs(expected).max())
-        shown = runner.invoke(main, ["--store", str(store), "show", version.ref])
-        assert f"'transform_input': {flag == '--transform-input'}" in shown.output
+    out = runner.invoke(main, [*base, "--transform-input", "--json"])  # torchvision's pretrained file: on
+    assert out.exit_code == 0, out.output
+    expected = torch_plugin.predict(model, (batch * scale + offset).astype(np.float32))  # the affine, then the network
+    version = registry.resolve("googlenet")
+    assert version.provenance["build_options"]["transform_input"] is True
+    np.testing.assert_allclose(registry.load(version).predict(batch), expected, atol=1e-4 * np.abs(expected).max())
+    shown = runner.invoke(main, ["--store", str(store), "show", version.ref])
+    assert "'transform_input': True" in shown.output
+    # off: the build the import plans for --no-transform-input is torchvision's forward without the affine
+    plan = W.plan_import(torch_plugin, "googlenet", state, build_options={"transform_input": False})
+    off = torch_plugin.build("googlenet", num_classes=plan.num_classes, **plan.build_options)
+    torch_plugin.load_state_dict(off, plan.state)
+    np.testing.assert_allclose(torch_plugin.predict(off, batch), torch_plugin.predict(model, batch), rtol=1e-6, atol=1e-7)
     other = torch_plugin.predict(model, (batch * scale + offset).astype(np.float32))
     assert np.abs(other - torch_plugin.predict(model, batch)).max() > 1e-2 * np.abs(other).max(), "the two settings differ"
 
