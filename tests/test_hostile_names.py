@@ -166,3 +166,45 @@ def test_the_cli_refuses_hostile_names_before_any_build_or_disk_access(tmp_path:
     assert result.exit_code == 2, result.output
     assert "../x" in result.stderr and "Traceback" not in result.stderr
     assert not (tmp_path / "store").exists()
+
+
+# ---------------------------------------------------------------------- store addresses (issue 18)
+
+
+@pytest.mark.parametrize("url", ["s3://models/zoo", "gs://b/p", "http://host/x", "file:///tmp/x"])
+def test_store_url_of_another_scheme_is_refused(url: str, tmp_path: Path, monkeypatch):
+    """`--store s3://...` once created a folder named `s3:`: now exit 2 naming the two forms --store takes."""
+    from click.testing import CliRunner
+
+    from zoo.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    for args in (["--store", url, "list"], ["--store", url, "store", "init"], ["store", "info", url]):
+        out = CliRunner().invoke(main, args)
+        assert out.exit_code == 2 and "postgresql://" in out.output and "folder" in out.output, (args, out.output)
+    assert list(tmp_path.iterdir()) == [], "nothing was created"
+
+
+def test_empty_zoo_store_env_agrees_with_empty_store_option(tmp_path: Path, monkeypatch):
+    from click.testing import CliRunner
+
+    import zoo
+    from zoo.cli import main
+    from zoo.errors import InvalidInput
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("ZOO_STORE", "")
+    for args in (["list"], ["--store", "", "list"]):
+        out = CliRunner().invoke(main, args)
+        assert out.exit_code == 2 and "''" in out.output, (args, out.output)
+    with pytest.raises(InvalidInput, match="ZOO_STORE"):
+        zoo.open_registry()
+
+
+@pytest.mark.parametrize("store", [5, 2.5, b"/tmp/x", ["a"]])
+def test_load_with_a_store_that_is_not_a_path_is_invalid_input(store):
+    import zoo
+    from zoo.errors import InvalidInput
+
+    with pytest.raises(InvalidInput, match="Expected store as a folder path"):
+        zoo.load("m@1", store=store)

@@ -435,6 +435,8 @@ def test_a_parent_folder_swapped_for_a_symlink_is_not_followed_by_the_copy(tmp_p
     with pytest.raises(InvalidModelFile, match=r"symlink \(its parent 'sub' is a symbolic link\)") as info:
         registry.register(path, name="m")
     assert str(path) in info.value.message and info.value.hint
+    # the parent-folder swap refusal names the tensor where the tensor name belongs, and the file as received
+    assert "of tensor 'sub/weights.bin'" not in info.value.message and info.value.message.endswith("'sub/weights.bin'")
     assert registry.list() == []
     assert planted not in _stored_bytes(tmp_path / "store")
 
@@ -467,3 +469,18 @@ def test_data_in_a_subfolder_is_stored_when_nothing_moves(tmp_path):
     version = registry.register(path, name="m").version
     stored = registry.path(version).parent / "sub" / "weights.bin"
     assert stored.read_bytes() == (path.parent / "sub" / "weights.bin").read_bytes()
+
+
+def test_deeply_nested_transform_metadata_is_a_bad_file_not_exit_70(tmp_path):
+    """`zoo.transform` JSON nested 100,000 deep once raised RecursionError (exit 70): now exit 2 naming the file."""
+    from click.testing import CliRunner
+
+    from conftest import make_tiny_onnx
+    from zoo.cli import main
+
+    path = make_tiny_onnx(tmp_path / "m.onnx")
+    model = onnx.load(str(path))
+    model.metadata_props.add(key="zoo.transform", value="[" * 100_000 + "]" * 100_000)
+    onnx.save(model, str(path))
+    out = CliRunner().invoke(main, ["--store", str(tmp_path / "s"), "register", str(path), "--name", "m"])
+    assert out.exit_code == 2 and "zoo.transform" in out.output and str(path) in out.output, out.output

@@ -21,7 +21,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("store/onnx/runtime/plugins", ("zoo.store", "zoo.store.", "zoo.onnx", "zoo.onnx.", "zoo.runtime", "zoo.runtime.",
                                     "zoo.plugins", "zoo._plugin_check", "zoo._classify")),
     ("registry", ("zoo._registry", "zoo._resolve", "zoo._store_guard", "zoo._artifact_meta", "zoo._refs", "zoo._open",
-                  "zoo._inventory", "zoo._eval_options", "zoo._promotion")),
+                  "zoo._inventory", "zoo._eval_options", "zoo._promotion", "zoo._offline")),
     ("pipelines", ("zoo._exporting", "zoo._register_model", "zoo._copying", "zoo.parity", "zoo.parity.", "zoo.bench",
                    "zoo.bench.", "zoo.convert", "zoo.convert.", "zoo.weights", "zoo.weights.", "zoo.testing", "zoo.testing.",
                    "zoo.evaluation", "zoo.evaluation.", "zoo._promote")),

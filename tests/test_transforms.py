@@ -186,3 +186,24 @@ def test_invalid_transforms_are_refused(kwargs, fragment):
 def test_from_dict_refuses_unknown_keys():
     with pytest.raises(InvalidInput, match="antialias"):
         Transform.from_dict({"resize": 256, "antialias": False})
+
+
+@pytest.mark.parametrize("kwargs, fragment", [
+    ({"scale": 1e308}, "scale"), ({"scale": 2.0}, "scale"), ({"resize": 1_000_000_000}, "resize size"),
+    ({"crop": (16385, 16)}, "crop side"), ({"std": (0.2, 1e-300, 0.2)}, "--std"),
+])
+def test_transform_scale_and_sizes_are_validated_when_recorded(kwargs, fragment, tmp_path):
+    """A scale of 1e308 once gave null logits with exit 0 and --resize 1e9 was refused only at run: every field
+    is bounded when the transform is made, so `zoo register --resize` refuses it (exit 2) before anything is stored."""
+    from click.testing import CliRunner
+
+    from conftest import make_tiny_onnx
+    from zoo.cli import main
+
+    with pytest.raises(InvalidInput, match=fragment):
+        Transform(**kwargs)
+    if "resize" in kwargs:
+        out = CliRunner().invoke(main, ["--store", str(tmp_path / "s"), "register", str(make_tiny_onnx(tmp_path / "m.onnx")),
+                                        "--name", "m", "--resize", str(kwargs["resize"])])
+        assert out.exit_code == 2 and "resize" in out.output, out.output
+        assert not (tmp_path / "s").exists()

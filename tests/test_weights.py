@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import pickle
 import re
 import subprocess
@@ -367,3 +368,101 @@ def test_weights_import_lists_misfits_and_registers_nothing(tmp_path):
     assert "layer2.0.downsample.1.running_var" in out.output and "head.extra" in out.output
     assert "layer1.0.conv1.weight" in out.output and "mis-shaped" in out.output
     assert not store.exists()  # nothing registered: the store was not even created
+
+
+@needs_torch
+def test_googlenet_file_import_makes_transform_input_explicit(tmp_path):
+    """A GoogLeNet checkpoint file does not say whether it expects transform_input: the import refuses to guess,
+    and each explicit choice reproduces torchvision's forward with that setting (recorded, shown by `zoo show`)."""
+    from zoo import open_registry
+    from zoo.architectures import TRANSFORM_INPUT_OFFSET, TRANSFORM_INPUT_SCALE
+    from zoo.cli import main
+    from zoo.metrics import verification_batch
+    from zoo.plugins import get_plugin
+
+    torch_plugin = get_plugin("torch")
+    model = torch_plugin.build("googlenet", num_classes=10, seed=0, aux_logits=False)
+    state = W.random_canonical_weights(W.shapes_of(torch_plugin.state_dict(model)), seed=0)
+    torch_plugin.load_state_dict(model, state)
+    path = tmp_path / "googlenet.safetensors"
+    W.save_weights(state, path)
+    store, runner = tmp_path / "store", CliRunner()
+    base = ["--store", str(store), "weights", "import", "googlenet", str(path), "-f", "torch", "--input-size", "32"]
+    out = runner.invoke(main, base)
+    assert out.exit_code == 2 and "--transform-input or --no-transform-input" in out.output, out.output
+    assert "IMAGENET1K_V1" in out.output and not store.exists()
+    out = runner.invoke(main, [*base[:4], "resnet18", *base[5:], "--transform-input"])
+    assert out.exit_code == 2 and "only with a GoogLeNet" in out.output, out.output
+    batch = verification_batch(32, batch=2, seed=1)
+    scale, offset = (np.array(c, np.float32)[:, None, None] for c in (TRANSFORM_INPUT_SCALE, TRANSFORM_INPUT_OFFSET))
+    registry = open_registry(store)
+    out = runner.invoke(main, [*base, "--transform-input", "--json"])  # torchvision's pretrained file: on
+    assert out.exit_code == 0, out.output
+    expected = torch_plugin.predict(model, (batch * scale + offset).astype(np.float32))  # the affine, then the network
+    version = registry.resolve("googlenet")
+    assert version.provenance["build_options"]["transform_input"] is True
+    np.testing.assert_allclose(registry.load(version).predict(batch), expected, atol=1e-4 * np.abs(expected).max())
+    shown = runner.invoke(main, ["--store", str(store), "show", version.ref])
+    assert "'transform_input': True" in shown.output
+    # off: the build the import plans for --no-transform-input is torchvision's forward without the affine
+    plan = W.plan_import(torch_plugin, "googlenet", state, build_options={"transform_input": False})
+    off = torch_plugin.build("googlenet", num_classes=plan.num_classes, **plan.build_options)
+    torch_plugin.load_state_dict(off, plan.state)
+    np.testing.assert_allclose(torch_plugin.predict(off, batch), torch_plugin.predict(model, batch), rtol=1e-6, atol=1e-7)
+    other = torch_plugin.predict(model, (batch * scale + offset).astype(np.float32))
+    assert np.abs(other - torch_plugin.predict(model, batch)).max() > 1e-2 * np.abs(other).max(), "the two settings differ"
+
+
+# --------------------------------------------------------------------------- hostile weight files (issue 18)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, 1e300])
+def test_nan_or_inf_weights_are_bad_input_naming_the_tensor(tmp_path, bad):
+    from zoo.cli import main
+
+    state = _state()
+    name = sorted(state)[0]
+    state = {k: v.astype(np.float64) for k, v in state.items()}  # 1e300 overflows float32 to inf
+    state[name].flat[0] = bad
+    from safetensors.numpy import save_file
+
+    path = tmp_path / "bad.safetensors"
+    save_file(state, str(path))
+    with pytest.raises(InvalidWeights, match=rf"NaN or infinite values .* {re.escape(name)} \(1 of "):
+        W.load_weights(path)
+    out = CliRunner().invoke(main, ["--store", str(tmp_path / "s"), "weights", "import", "resnet18", str(path)])
+    assert out.exit_code == 2 and name in out.output and "report it" not in out.output, out.output
+
+
+def test_weights_import_names_the_real_fault(tmp_path):
+    from zoo.cli import main
+    from zoo.plugins import get_plugin
+
+    state = W.random_canonical_weights(W.expected_shapes(get_plugin("torch"), "resnet18", num_classes=1000), seed=0)
+    state["conv1.weight"] = state["conv1.weight"][:, :1]  # a one-channel stem: nothing to do with classes
+    path = tmp_path / "gray.safetensors"
+    W.save_weights(state, path)
+    out = CliRunner().invoke(main, ["--store", str(tmp_path / "s"), "weights", "import", "resnet18", str(path), "-f", "torch"])
+    assert out.exit_code == 2 and "conv1.weight" in out.output and "classes" not in out.output.split("hint")[0], out.output
+    fifo = tmp_path / "fifo.safetensors"
+    os.mkfifo(fifo)
+    for given, kind in (("/dev/zero", "a device"), (str(fifo), "a FIFO"), (str(tmp_path), "a folder")):
+        with pytest.raises(InvalidWeights, match=f"which is {kind}"):
+            W.load_weights(given)
+    with pytest.raises(InvalidWeights, match="not found"):
+        W.load_weights(tmp_path / "missing.safetensors")
+
+
+def test_weights_export_into_a_missing_folder_or_over_a_dangling_symlink(tmp_path):
+    from zoo.cli import main
+
+    runner = CliRunner()
+    base = ["--store", str(tmp_path / "s"), "weights", "export", "resnet18", "-f", "torch", "--num-classes", "10"]
+    out = runner.invoke(main, [*base, "-o", str(tmp_path / "missing" / "dir" / "x.safetensors")])
+    assert out.exit_code == 2 and "existing folder" in out.output, out.output
+    assert not (tmp_path / "missing").exists()
+    link = tmp_path / "link.safetensors"
+    link.symlink_to(tmp_path / "nowhere")
+    out = runner.invoke(main, [*base, "-o", str(link)])
+    assert out.exit_code == 2 and "Refusing to overwrite" in out.output, out.output
+    assert link.is_symlink() and not (tmp_path / "nowhere").exists()

@@ -16,6 +16,7 @@ import hashlib
 import http.server
 import io
 import json
+import os
 import re
 import socket
 import threading
@@ -298,6 +299,8 @@ def test_import_from_catalog_registers_every_framework_with_provenance(server, e
         p = v.provenance["pretrained"]
         assert p["source"] == "test:TINY" and p["url"] == server.url(f"/models/{name}") and p["sha256_published"] == sha[:8]
         assert p["metrics"] == {"Test-10": {"acc@1": 12.5, "acc@5": 50.0}} and p["labels"] == "test-10"
+        # the catalog's eval transform is the version's own (what `run --image` and `classify` apply)
+        assert v.transform == W.catalog.catalog_transform(_entry("x:X", "a", "https://h/f", "0" * 8)["transform"])
         assert p["transform"]["resize"] == 36 and p["transform"]["crop"] == 32
         assert v.input_size == (32, 32), "the entry's crop size is the export size"
         np.testing.assert_allclose(registry.load(v).predict(batch), expected, rtol=1e-4, atol=1e-4 * np.abs(expected).max())
@@ -374,3 +377,63 @@ def test_pretrained_googlenet_applies_transform_input_and_drops_aux_heads(server
         assert v.provenance["build_options"] == {"aux_logits": False, "transform_input": True}
         assert v.params.trainable == REFERENCE_PARAMS["googlenet"] - 1000 * 1024 - 1000 + 10 * 1024 + 10, "no aux heads"
         np.testing.assert_allclose(registry.load(v).predict(batch), expected, rtol=1e-4, atol=1e-4 * np.abs(expected).max())
+
+
+# --------------------------------------------------------------------------- hostile catalogs (issue 18)
+
+# torchvision's published eval transforms (torchvision/models/*.py: ImageClassification(crop_size, resize_size)),
+# bilinear, ImageNet mean/std, antialiased: the reference the shipped catalog must reproduce, entry by entry.
+TORCHVISION_EVAL = {("IMAGENET1K_V1", arch): (256, 224) for arch in
+                    ("alexnet", "vgg16", "vgg19", "googlenet", "resnet18", "resnet34", "resnet50", "resnet101", "resnet152")}
+TORCHVISION_EVAL.update({("IMAGENET1K_V2", arch): (232, 224) for arch in ("resnet50", "resnet101", "resnet152")})
+
+
+def test_catalog_transform_is_validated_against_torchvisions_published_values():
+    from zoo.transforms import Transform
+
+    shipped = W.catalog.entries()
+    assert {(e.name.split(":")[1], e.arch) for e in shipped} == set(TORCHVISION_EVAL)
+    for e in shipped:
+        resize, crop = TORCHVISION_EVAL[(e.name.split(":")[1], e.arch)]
+        assert W.catalog.catalog_transform(e.transform) == Transform.imagenet(crop=crop, resize=resize), e.name
+
+
+@pytest.mark.parametrize("transform, fault", [({"resize": 36, "crop": 0}, "crop"), ({"crop": 32, "std": [0.2, -1, 0.2]}, "std"),
+                                             ({"crop": 32, "antialias": False}, "antialias"),
+                                             ({"crop": 32, "scale": 1e308}, "scale"), ({"resize": 10**9}, "resize")])
+def test_catalog_with_an_invalid_transform_is_refused_not_defaulted(env, transform, fault):
+    cat = _catalog(env / "cat.json", {**_entry("test:BAD", "resnet18", "https://h/r.pth", "0" * 8), "transform": transform})
+    with pytest.raises(InvalidInput, match=f"(?s)transform.*{fault}"):
+        W.catalog.load_catalog(cat)
+
+
+def test_catalog_build_options_repeating_num_classes_is_refused(env):
+    cat = _catalog(env / "cat.json", _entry("test:NC", "resnet18", "https://h/r.pth", "0" * 8, build_options={"num_classes": 5}))
+    out = CliRunner().invoke(main, ["--store", str(env / "s"), "weights", "import", "resnet18", "--from", "test:NC",
+                                    "--catalog", str(cat)])
+    assert out.exit_code == 2 and "num_classes" in out.output, out.output
+
+
+def test_catalog_file_is_read_with_a_size_limit(env, monkeypatch):
+    fifo = env / "fifo.json"
+    os.mkfifo(fifo)
+    big = env / "big.json"
+    big.write_bytes(b" " * (W.catalog.MAX_CATALOG_BYTES + 1))
+    for path, fault in (("/dev/zero", "not a regular file"), (str(fifo), "not a regular file"), (str(big), "at most")):
+        monkeypatch.setenv(W.catalog.ENV, path)
+        out = CliRunner().invoke(main, ["weights", "catalog", "resnet18"])
+        assert out.exit_code == 2 and fault in out.output, out.output
+    nested = env / "nested.json"
+    nested.write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(InvalidInput, match="as JSON"):
+        W.catalog.load_catalog(nested)
+
+
+def test_weights_catalog_env_takes_paths_not_urls(env, monkeypatch):
+    cat = _catalog(env / "cat.json", _entry("test:OK", "resnet18", "https://h/r.pth", "0" * 8))
+    monkeypatch.setenv(W.catalog.ENV, f"file://{cat}")
+    with pytest.raises(InvalidInput, match="a URL .file://"):
+        W.catalog.entries()
+    other = _catalog(env / "other.json", _entry("test:TOO", "resnet18", "https://h/s.pth", "1" * 8))
+    monkeypatch.setenv(W.catalog.ENV, f"{cat}{os.pathsep}{other}")  # the documented path list
+    assert {"test:OK", "test:TOO"} <= {e.name for e in W.catalog.entries(arch="resnet18")}

@@ -22,7 +22,7 @@ import numpy as np
 
 from zoo.errors import PluginError
 
-PRECISIONS = ("fp32", "fp16")
+PRECISIONS = ("fp32", "fp16", "fp64")  # fp64: the reference of the export check's float32 rounding noise
 
 
 def _tf() -> Any:
@@ -41,22 +41,27 @@ def devices() -> tuple[str, ...]:
 
 def as_float16(model: Any) -> Any:
     """A copy of the Keras model whose layers compute and keep their weights in float16."""
+    return as_dtype(model, "float16")
+
+
+def as_dtype(model: Any, dtype: str) -> Any:
+    """A copy of the Keras model whose layers compute and keep their weights in ``dtype`` (float16, float64)."""
     import keras
 
     def clone(layer: Any) -> Any:
         config = layer.get_config()
         if "dtype" in config and not isinstance(layer, keras.layers.InputLayer):
-            config["dtype"] = "float16"
+            config["dtype"] = dtype
         return layer.__class__.from_config(config)
 
     try:
-        half = keras.models.clone_model(model, clone_function=clone)
-        half.set_weights([np.asarray(w).astype(np.float16) if np.asarray(w).dtype.kind == "f" else w
+        copy = keras.models.clone_model(model, clone_function=clone)
+        copy.set_weights([np.asarray(w).astype(dtype) if np.asarray(w).dtype.kind == "f" else w
                           for w in model.get_weights()])
     except Exception as exc:
-        raise PluginError(f"Cannot make a float16 copy of {model.name!r}: {type(exc).__name__}: {exc}",
+        raise PluginError(f"Cannot make a {dtype} copy of {model.name!r}: {type(exc).__name__}: {exc}",
                           hint="compare the fp32 version instead") from exc
-    return half
+    return copy
 
 
 @contextlib.contextmanager
@@ -91,19 +96,20 @@ class KerasRunner:
         self.precision = precision
         self._place = "/GPU:0" if device == "cuda" else "/CPU:0"
         infer = inference_model(model)
-        if precision == "fp16":
-            infer = as_float16(infer)
-        dtype = tf.float16 if precision == "fp16" else tf.float32
+        if precision != "fp32":
+            infer = as_dtype(infer, {"fp16": "float16", "fp64": "float64"}[precision])
+        dtype = {"fp16": tf.float16, "fp64": tf.float64}.get(precision, tf.float32)
+        self._out = np.float64 if precision == "fp64" else np.float32  # fp64 logits stay float64 (the reference)
 
         def forward(x: Any) -> Any:
             y = infer(tf.cast(tf.transpose(x, (0, 2, 3, 1)), dtype), training=False)
-            return tf.cast(y, tf.float32)
+            return tf.cast(y, tf.float64 if precision == "fp64" else tf.float32)
 
         self._fn = tf.function(forward, reduce_retracing=True, autograph=False)
 
     def _run(self, x: Any) -> np.ndarray:
         with self._tf.device(self._place), _tf32_off(self._tf, self.device == "cuda" and self.precision == "fp32"):
-            return np.asarray(self._fn(x), dtype=np.float32)
+            return np.asarray(self._fn(x), dtype=self._out)
 
     def _to_device(self, images: np.ndarray) -> Any:
         images = np.asarray(images)
@@ -133,4 +139,4 @@ def native_runner(model: Any, *, device: str, precision: str) -> KerasRunner:
     return KerasRunner(model, device=device, precision=precision)
 
 
-__all__ = ["PRECISIONS", "KerasRunner", "as_float16", "devices", "native_runner"]
+__all__ = ["PRECISIONS", "KerasRunner", "as_dtype", "as_float16", "devices", "native_runner"]

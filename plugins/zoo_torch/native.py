@@ -9,6 +9,8 @@ Decisions (the comparison against ONNX Runtime on the same device must be fair a
   artifact is), fp32 runs with TF32 *off* (as ORT's default ``use_tf32=0``) and cuDNN's
   autotuner on (as the bench's EXHAUSTIVE search). Those switches are set around each call and
   restored after it, so nothing leaks into the caller's process state.
+- fp64 (CPU and CUDA): the whole copy in double precision, for the export check's measure of the
+  model's own float32 rounding noise (:func:`zoo.metrics.rounding_noise`); logits come back float64.
 - CPU: fp32 as ``predict``; fp16 works (ATen has CPU half kernels) but is slow without AVX512-FP16.
 - ``runner(images)`` copies numpy in and logits out; ``runner.bind(images)`` keeps the batch on the
   device and returns a callable that runs and waits for the GPU (what ORT's I/O binding times).
@@ -27,7 +29,7 @@ from zoo.errors import InvalidInput, PluginError
 
 from .export import inference_graph
 
-PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16}
+PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "fp64": torch.float64}  # fp64: the rounding-noise reference
 
 
 def devices() -> tuple[str, ...]:
@@ -81,8 +83,9 @@ class TorchRunner:
         return out[0] if isinstance(out, tuple) else out
 
     def __call__(self, images: np.ndarray) -> np.ndarray:
-        """float32 logits ``[N, classes]`` on the host."""
-        return self._forward(self._to_device(images)).to("cpu", torch.float32).numpy()
+        """float32 logits ``[N, classes]`` on the host (float64 for fp64: the export check's reference)."""
+        out = self._forward(self._to_device(images))
+        return out.to("cpu", torch.float64 if self.dtype == torch.float64 else torch.float32).numpy()
 
     def bind(self, images: np.ndarray) -> Callable[[], None]:
         """The batch copied to the device once; the callable runs the model and waits for it."""

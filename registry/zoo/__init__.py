@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ._open import STORE_ENV as STORE_ENV  # the variable `zoo --store` reads
-from ._open import default_store, open_registry
+from ._open import _check_store, _store_env, default_store, open_registry
 from .errors import ZooError
 from .records import ModelVersion, ParamCounts, Signature, TensorSpec, Transform, VersionMeta
 
@@ -43,12 +43,14 @@ _LAZY = {  # public names whose modules import numpy or more: loaded on first us
     "Preprocessing": ".records",  # deprecated: Transform is the one record of how to feed a model
 }
 
+
 def load(ref: str, *, store: str | os.PathLike[str] | None = None, artifacts: str | None = None,
          provider: str | None = None, sha256: str | None = None, intra_op_threads: int | None = None,
          graph_optimization: str = "all", optimized_model_path: str | None = None,
          cudnn_conv_algo_search: str = "HEURISTIC", use_tf32: bool = False, prefer_nhwc: bool = True,
          cuda_graph: bool = False, device_id: int = 0, trt_fp16: bool = False, trt_cache_dir: str | None = None,
-         log_severity: int = 3, cache: bool = True, at: str | None = None) -> "InferenceModel":
+         log_severity: int = 3, cache: bool = True, at: str | None = None,
+         allow_stale: bool | None = None) -> "InferenceModel":
     """Resolve ``ref``, verify the artifact's sha256, and return a ready-to-run model (reads only).
 
     ``sha256`` pins the content an app was tested with (the full digest, or 12+ hex digits of it):
@@ -59,6 +61,11 @@ def load(ref: str, *, store: str | os.PathLike[str] | None = None, artifacts: st
     :class:`zoo.runtime.RuntimeOptions` (threads, graph optimisation level, CUDA/TensorRT settings,
     ONNX Runtime's log level); ``cache=False`` makes a session of its own instead of sharing one. ``at``
     (ISO 8601, e.g. ``"2026-12-01T12:00Z"``) loads what ``ref`` meant then: an alias through its recorded history.
+
+    With a shared store's PostgreSQL or S3 unreachable, the local cache still serves a content-pinned
+    ref whose bytes it holds, and an alias's last resolution when ``allow_stale=True`` (default: the
+    ``ZOO_OFFLINE`` variable, which also skips contacting the services) with a
+    :class:`~zoo.errors.StaleResolution` warning; anything else is :class:`~zoo.errors.StoreUnavailable`.
     """
     options: dict[str, Any] = {
         "intra_op_threads": intra_op_threads, "graph_optimization": graph_optimization,
@@ -66,7 +73,40 @@ def load(ref: str, *, store: str | os.PathLike[str] | None = None, artifacts: st
         "use_tf32": use_tf32, "prefer_nhwc": prefer_nhwc, "cuda_graph": cuda_graph, "device_id": device_id,
         "trt_fp16": trt_fp16, "trt_cache_dir": trt_cache_dir, "log_severity": log_severity, "cache": cache,
     }
+    where = store if store is not None else _store_env()
+    if where is not None:
+        _check_store(where)
+    if isinstance(where, str):
+        from .store.location import is_database_url
+
+        if is_database_url(where):
+            return _load_shared(where, ref, artifacts=artifacts, provider=provider, sha256=sha256, at=at,
+                                allow_stale=allow_stale, options=options)
     return open_registry(store, artifacts=artifacts).load(ref, provider=provider, sha256=sha256, at=at, **options)
+
+
+def _load_shared(url: str, ref: str, *, artifacts: str | None, provider: str | None, sha256: str | None, at: str | None,
+                 allow_stale: bool | None, options: dict[str, Any]) -> "InferenceModel":
+    """:func:`load` from a shared store, from the local cache alone when its services cannot be reached."""
+    from . import _offline
+    from ._refs import parse_digest
+    from .errors import StoreUnavailable
+    from .store._network import OFFLINE_ENV, offline
+    from .store.cache import ArtifactCache
+    from .store.location import parse_database
+
+    shown = parse_database(url).shown
+    pinned = parse_digest(sha256, ref=sha256) if sha256 is not None else None
+    try:
+        if offline():
+            raise StoreUnavailable(f"{OFFLINE_ENV} is set: the services of {shown} were not contacted",
+                                   hint=f"load it once with {OFFLINE_ENV} unset, so that the cache holds it")
+        registry = open_registry(url, artifacts=artifacts)
+    except StoreUnavailable as exc:
+        model: InferenceModel = _offline.load_offline(ArtifactCache(), shown, ref, pinned=pinned, allow_stale=allow_stale,
+                                                      cause=exc, provider=provider, options=options)
+        return model
+    return registry.load(ref, provider=provider, sha256=sha256, at=at, allow_stale=allow_stale, **options)
 
 
 def export(arch: str, *, framework: str | None = None, name: str | None = None, num_classes: int = 1000,

@@ -199,8 +199,8 @@ def embedded_meta(path: str | os.PathLike[str]) -> EmbeddedMeta:
             transform = Transform.from_preprocessing(json.loads(props["zoo.preprocessing"]))
         if "zoo.labels" in props:
             labels = Labels.from_dict(json.loads(props["zoo.labels"]))
-    except (ValueError, TypeError, KeyError, ZooError) as exc:
-        detail = exc.message if isinstance(exc, ZooError) else f"{type(exc).__name__}: {exc}"
+    except (ValueError, TypeError, KeyError, RecursionError, ZooError) as exc:  # RecursionError: nested [[[...]]]
+        detail = exc.message if isinstance(exc, ZooError) else f"{type(exc).__name__}: {str(exc)[:200]}"
         raise InvalidModelFile(f"Expected readable zoo.transform / zoo.labels metadata in {str(path)!r}. Received: {detail}",
                                hint="remove those metadata_props from the file, or register it with explicit "
                                     "--labels and transform options") from None

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .errors import ExportError, InvalidInput
-from .metrics import relative_error, verification_batch
+from .metrics import export_tolerance, relative_error, verification_batch
 from .plugins import DEFAULT_OPSET, FrameworkPlugin, inference_options
 from .records import ExportInfo, ModelVersion, ParamCounts, Transform, VersionMeta
 
@@ -128,21 +128,24 @@ def _model_class(model: Any) -> str:
     return f"{kind} {name!r}" if isinstance(name, str) and name else kind
 
 
-def verify_export(path: Path, images: np.ndarray, expected: np.ndarray, *, what: str, plugin: str, rtol: float,
-                  hint: str, where: str = "") -> float:
+def verify_export(path: Path, images: np.ndarray, expected: np.ndarray, *, what: str, plugin: str, rtol: float | None,
+                  hint: str, where: str = "", noise: float | None = None) -> float:
     """The exported file's max relative error against the native logits ``expected`` on ``images``
-    (ONNX Runtime on the CPU); ExportError if the shape or the values disagree. ``what`` names the
-    export in messages ("Exported 'resnet18'"), ``where`` says on what data, ``hint`` what to do."""
+    (ONNX Runtime on the CPU); ExportError if the shape or the values disagree beyond
+    :func:`zoo.metrics.export_tolerance` (``rtol``, else relative to the native model's float32 rounding
+    ``noise``). ``what`` names the export in messages ("Exported 'resnet18'"), ``where`` says on what
+    data, ``hint`` what to do."""
     from .runtime import InferenceModel
 
     actual = InferenceModel(path, provider="cpu", cache=False).predict(images)  # a temp file: never cache
     if actual.shape != expected.shape:
         raise ExportError(f"{what} returns shape {actual.shape}; the native model returns {expected.shape}",
                           hint="the exporter changed the output contract; report it with --debug output")
-    error = relative_error(actual, expected)
-    if not error <= rtol:
+    error, tolerance = relative_error(actual, expected), export_tolerance(noise, rtol)
+    if not error <= tolerance:
         raise ExportError(f"{what} ({plugin}) disagrees with the native model{where}: max relative error "
-                          f"{error:.3g} > {rtol:g}", hint=hint)
+                          f"{error:.3g} > {tolerance:.3g}" + (f" (the native model's own float32 rounding noise on "
+                          f"this batch, vs float64: {noise:.2g})" if noise is not None else ""), hint=hint)
     return error
 
 
@@ -175,7 +178,7 @@ def staged_export(
     provenance: Mapping[str, Any] | None = None,
     transform: "Transform | None" = None,
     labels: "Labels | None" = None,
-    rtol: float = VERIFY_RTOL,
+    rtol: float | None = None,
     progress: Progress | None = None,
     what: str | None = None,
     verify_input: str | None = None,
@@ -184,8 +187,9 @@ def staged_export(
 
     ``images`` is the verification batch (default: the seeded :func:`zoo.metrics.verification_batch`
     at ``input_size``; ``verify_input`` says what else it is, e.g. "example"), ``expected`` the native
-    logits on it (default: ``plugin.predict``). The verification passed is recorded in the provenance.
-    Yields a :class:`Staged` whose file is deleted when the context exits.
+    logits on it (default: ``plugin.predict``). ``rtol`` None: the tolerance is relative to the native
+    model's own float32 rounding noise on the batch (:func:`zoo.metrics.export_tolerance`). The verification
+    passed is recorded in the provenance. Yields a :class:`Staged` whose file is deleted when the context exits.
     """
     step = progress or (lambda _msg: None)
     what = what or (repr(arch) if arch else _model_class(model))
@@ -199,12 +203,14 @@ def staged_export(
         step("export")
         info = export_onnx(plugin, model, path, opset=opset, input_size=input_size, num_classes=num_classes, what=what)
         step("verify")
+        noise = _rounding_noise(plugin, model, batch, expected) if rtol is None else None
         error = verify_export(
-            path, batch, expected, what=f"Exported {what}", plugin=plugin.name, rtol=rtol,
+            path, batch, expected, what=f"Exported {what}", plugin=plugin.name, rtol=rtol, noise=noise,
             where=f" on the {verify_input}" if verify_input else "",
             hint="the export is wrong; nothing was registered. A layer may behave differently in eval mode or in "
-                 "ONNX: rerun with --debug and report it")
-        checked: dict[str, Any] = {"rtol": rtol, "max_rel_error": error, "batch": int(batch.shape[0])}
+                 "ONNX: rerun with --debug and report it (or give --rtol if this model is known to be this noisy)")
+        checked: dict[str, Any] = {"rtol": export_tolerance(noise, rtol), "max_rel_error": error,
+                                   "batch": int(batch.shape[0]), "fp32_noise": noise}
         if verify_input:
             checked["input"] = verify_input
         checked["provider"] = "cpu"
@@ -252,6 +258,19 @@ def seeded_weights(plugin: FrameworkPlugin, model: Any, *, arch: str, num_classe
     return state, state_sha256(state, metadata=recipe), recipe
 
 
+def _rounding_noise(plugin: FrameworkPlugin, model: Any, batch: np.ndarray, expected: np.ndarray) -> float | None:
+    """The native model's float32 rounding noise on ``batch`` (its float64 run through the plugin's
+    ``native_runner`` hook, precision "fp64"); None when the plugin has no float64 run."""
+    from .errors import PluginError
+    from .metrics import rounding_noise
+    from .plugins import native_runner
+
+    try:
+        return rounding_noise(expected, native_runner(plugin, model, device="cpu", precision="fp64")(batch))
+    except PluginError:
+        return None
+
+
 def export_and_register(
     registry: "Registry",
     plugin: FrameworkPlugin,
@@ -267,7 +286,7 @@ def export_and_register(
     build_options: Mapping[str, Any] | None = None,
     tags: Mapping[str, str] | None = None,
     provenance: Mapping[str, Any] | None = None,
-    rtol: float = VERIFY_RTOL,
+    rtol: float | None = None,
     progress: Progress | None = None,
     transform: "Transform | TransformOptions | None" = None,
     labels: "str | os.PathLike[str] | Labels | None" = None,
@@ -286,6 +305,9 @@ def export_and_register(
     (:func:`zoo._eval_options.export_eval_meta`). All are checked before anything is built.
     """
     check_options(num_classes, input_size, opset)
+    from .metrics import check_rtol
+
+    rtol = check_rtol(rtol)
     from ._eval_options import export_eval_meta
 
     chosen_transform, chosen_labels = export_eval_meta(num_classes=num_classes, input_size=input_size,

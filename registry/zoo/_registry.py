@@ -312,23 +312,36 @@ class Registry(StoreGuard):
         return self._blobs.locate(version.sha256)
 
     def load(self, ref: str | ModelVersion, *, provider: str | None = None, sha256: str | None = None,
-             at: str | datetime | None = None, **options: Any) -> "InferenceModel":
+             at: str | datetime | None = None, allow_stale: bool | None = None, **options: Any) -> "InferenceModel":
         """A ready-to-run ONNX Runtime model for ``ref``, after checking its sha256.
 
         ``sha256`` pins the content: the full digest (or a prefix of 12+ hex digits, optionally after
         ``sha256:``) that the artifact ``ref`` resolves to must have; any other artifact is refused with
         :class:`~zoo.errors.IntegrityError` naming both digests, before a session is created.
         ``at`` loads what ``ref`` meant at that time (see :meth:`resolve`).
+
+        When a shared store's service is unreachable (:class:`~zoo.errors.StoreUnavailable`), the local
+        cache serves a content-pinned ref, and other refs only with ``allow_stale=True`` (default:
+        ``ZOO_OFFLINE``), as :mod:`zoo._offline` describes.
         """
+        from . import _offline
+        from .errors import StoreUnavailable
+
         pinned = parse_digest(sha256, ref=sha256) if sha256 is not None else None
-        version = ref if isinstance(ref, ModelVersion) else self.resolve(ref, at=at)
-        if pinned is not None and not pinned.matches(version.sha256):
-            raise IntegrityError(
-                f"{version.ref} is not the pinned artifact: expected sha256 {pinned.prefix}"
-                f"{'' if len(pinned.prefix) == 64 else '...'}. Received: sha256 {version.sha256}",
-                hint=f"load the pinned content by digest ({version.name}@{pinned}), or update the pin if "
-                     f"{version.ref} is the artifact you now want")
-        path = self.path(version)
+        cache = getattr(self._blobs, "cache", None)
+        try:
+            version = ref if isinstance(ref, ModelVersion) else self.resolve(ref, at=at)
+            if pinned is not None and not pinned.matches(version.sha256):
+                raise IntegrityError(
+                    f"{version.ref} is not the pinned artifact: expected sha256 {pinned.prefix}"
+                    f"{'' if len(pinned.prefix) == 64 else '...'}. Received: sha256 {version.sha256}",
+                    hint=f"load the pinned content by digest ({version.name}@{pinned}), or update the pin if "
+                         f"{version.ref} is the artifact you now want")
+            path = self.path(version)
+        except StoreUnavailable as exc:
+            version, path = _offline.degraded(cache, self.location, ref, pinned, allow_stale, exc)
+        else:
+            _offline.remember(cache, self.location, ref, version)
         from .runtime import InferenceModel
 
         return InferenceModel(path, provider=provider, version=version, **options)

@@ -83,6 +83,21 @@ class StoreError(ZooError):
     exit_code = 7
 
 
+class StoreUnavailable(StoreError):
+    """A service of the shared store (PostgreSQL or S3) cannot be reached or timed out: an outage, not a
+    fault in the store. ``service`` is ``"postgresql"`` or ``"s3"``; reads the local cache can answer still work
+    (see the README's "When a service is down")."""
+
+    def __init__(self, message: str, *, hint: str | None = None, service: str = ""):
+        super().__init__(message, hint=hint)
+        self.service = service
+
+
+class StaleResolution(UserWarning):
+    """An alias or other moving reference was answered from the local cache's last resolution (the caller
+    allowed stale answers and the registry database was unreachable); the message says how old it is."""
+
+
 class DownloadError(ZooError):
     """A file could not be downloaded whole: no network, an HTTP error, or a transfer cut short."""
 

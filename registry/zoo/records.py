@@ -84,9 +84,15 @@ DEFAULT_SCALE = 1 / 255
 RESIZE_RATIO = 256 / 224
 
 
+MAX_SIDE = 16384  # pixels: no eval transform resizes or crops beyond this (the image limit refuses it at run)
+MAX_SCALE = 1.0  # uint8 pixels times this: 1/255 maps to [0, 1]; 1 keeps 0..255 (Caffe-style)
+MIN_STD = 1e-6  # a smaller std turns pixels into infinities
+
+
 def _positive_int(value: Any, what: str, hint: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, Integral) or value < 1:
-        raise InvalidInput(f"Expected {what} to be a positive integer. Received: {received(value)}", hint=hint)
+    if isinstance(value, bool) or not isinstance(value, Integral) or not 1 <= int(value) <= MAX_SIDE:
+        raise InvalidInput(f"Expected {what} to be a positive integer up to {MAX_SIDE}. Received: {received(value)}",
+                           hint=hint)
     return int(value)
 
 
@@ -95,8 +101,8 @@ def _triple(value: Any, what: str, *, positive: bool) -> tuple[float, float, flo
         values = tuple(float(v) for v in value)
     except (TypeError, ValueError):
         values = ()
-    if len(values) != 3 or not all(math.isfinite(v) for v in values) or (positive and min(values) <= 0):
-        need = "three finite numbers" + (" > 0" if positive else "")
+    if len(values) != 3 or not all(math.isfinite(v) for v in values) or (positive and min(values) < MIN_STD):
+        need = "three finite numbers" + (f" >= {MIN_STD:g}" if positive else "")
         raise InvalidInput(f"Expected {what} to be {need}, one per channel. Received: {received(value)}",
                            hint=f"e.g. {what} {' '.join(str(v) for v in (IMAGENET_STD if positive else IMAGENET_MEAN))}")
     return values[0], values[1], values[2]
@@ -143,9 +149,10 @@ class Transform(Record):
             raise InvalidInput(f"Expected the channel order to be one of {', '.join(CHANNEL_ORDERS)}. "
                                f"Received: {received(self.channels)}", hint="torchvision and Keras models take RGB")
         object.__setattr__(self, "channels", channels)
-        if isinstance(self.scale, bool) or not isinstance(self.scale, (int, float)) or not (math.isfinite(self.scale) and self.scale > 0):
-            raise InvalidInput(f"Expected the pixel scale to be a finite number > 0. Received: {received(self.scale)}",
-                               hint="1/255 maps uint8 pixels to [0, 1]")
+        if isinstance(self.scale, bool) or not isinstance(self.scale, (int, float)) or \
+                not (math.isfinite(self.scale) and 0 < self.scale <= MAX_SCALE):
+            raise InvalidInput(f"Expected the pixel scale to be a number > 0 and <= {MAX_SCALE:g}. Received: "
+                               f"{received(self.scale)}", hint="1/255 maps uint8 pixels to [0, 1]")
         object.__setattr__(self, "scale", float(self.scale))
 
     @classmethod

@@ -46,12 +46,15 @@ def _transform_options(resize, crop, interpolation, mean, std):
 @click.option("--weights", type=click.Path(dir_okay=False, path_type=Path),
               help="Canonical weights (.safetensors, or .pth read with weights_only).")
 @click.option("--tag", "tags", multiple=True, metavar="KEY=VALUE", help="Free-form tag; repeatable.")
+@click.option("--rtol", type=float, default=None,
+              help="Max |onnx-native| / max|native| of the export check (default: 4x the model's own float32 "
+                   "rounding noise vs float64, at least 1e-4).")
 @eval_options
 @json_option
 @fields_option
 @pass_ctx
-def export_cmd(ctx, arch, framework, opset, num_classes, input_size, name, seed, weights, tags, labels, resize, crop,
-               interpolation, mean, std, as_json, fields) -> None:
+def export_cmd(ctx, arch, framework, opset, num_classes, input_size, name, seed, weights, tags, rtol, labels, resize,
+               crop, interpolation, mean, std, as_json, fields) -> None:
     """Build, export to ONNX, verify and register ARCH.
 
     Each chosen framework builds ARCH, exports it, checks ONNX Runtime against the
@@ -68,10 +71,12 @@ def export_cmd(ctx, arch, framework, opset, num_classes, input_size, name, seed,
     from .._eval_options import export_eval_meta
     from .._exporting import check_options
     from .._names import validate_name, validate_tags
+    from ..metrics import check_rtol
     from ..plugins import DEFAULT_OPSET, resolve_frameworks
 
     check_options(num_classes, input_size, opset or DEFAULT_OPSET)
     chosen = parse_fields(fields)
+    rtol = check_rtol(rtol)
     transform, label_names = export_eval_meta(  # every option checked before a plugin is imported
         num_classes=num_classes, input_size=input_size, labels=labels,
         transform=_transform_options(resize, crop, interpolation, mean, std))
@@ -92,7 +97,7 @@ def export_cmd(ctx, arch, framework, opset, num_classes, input_size, name, seed,
     results = export_each(
         registry, plugins, arch, name=name, num_classes=num_classes, opset=opset or DEFAULT_OPSET,
         input_size=input_size, state=state, weights_sha256=weights_sha,
-        seed=None if state is not None else seed, tags=tag_map, transform=transform, labels=label_names,
+        seed=None if state is not None else seed, tags=tag_map, transform=transform, labels=label_names, rtol=rtol,
     )
     report_exports(results, as_json=as_json, fields=chosen)
 

@@ -62,6 +62,47 @@ def _check_image_files(paths: tuple[Path, ...]) -> None:
                                hint="give image files after --image, e.g. photos/*.jpg")
 
 
+def _check_choice(ref: str, image_paths: tuple[Path, ...], image_mode: bool, input_path: Path | None,
+                  random_batch: int | None, top_k: int) -> None:
+    """Exactly one of --image FILE..., --input and --random, each with a sane value (exit 2 before any work)."""
+    if image_paths and not image_mode:
+        raise InvalidInput(f"Expected only REF as an argument. Received: {', '.join(repr(str(p)) for p in image_paths)} after it",
+                           hint=f"to classify image files, put --image before them: zoo run {ref} --image FILE...")
+    given = [flag for flag, used in (("--image", image_mode), ("--input", input_path is not None),
+                                     ("--random", random_batch is not None)) if used]
+    if len(given) != 1:
+        raise InvalidInput("Expected exactly one of --image FILE..., --input FILE.npy and --random N. Received: "
+                           + (" and ".join(given) if given else "none of them"),
+                           hint=f"e.g. zoo run {ref} --image cat.jpg, or zoo run {ref} --random 1")
+    if image_mode and not image_paths:
+        raise InvalidInput("Expected at least one image file after --image. Received: none",
+                           hint=f"e.g. zoo run {ref} --image cat.jpg dog.png")
+    if random_batch is not None and not 1 <= random_batch <= MAX_RANDOM_BATCH:
+        raise InvalidInput(f"Expected --random N between 1 and {MAX_RANDOM_BATCH}. Received: {random_batch}",
+                           hint="e.g. --random 4; for big batches write them with numpy.save and pass --input")
+    if top_k < 1:
+        raise InvalidInput(f"Expected --top-k >= 1. Received: {top_k}", hint="e.g. --top-k 5")
+
+
+def _load(ctx: Any, ref: str, *, provider: str | None, at: str | None, allow_stale: bool | None) -> Any:
+    """zoo.load on the command's store; a stale answer from the cache (an outage) is said on stderr with its age."""
+    import warnings
+
+    from .. import load
+    from ..errors import StaleResolution
+
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always", StaleResolution)
+        model = load(ref, store=ctx.store, artifacts=ctx.artifacts, provider=provider, at=at,
+                     allow_stale=allow_stale or None)
+    for seen_warning in seen:
+        if issubclass(seen_warning.category, StaleResolution):
+            info(f"warning: {seen_warning.message}")
+        else:
+            warnings.warn_explicit(seen_warning.message, seen_warning.category, seen_warning.filename, seen_warning.lineno)
+    return model
+
+
 @main.command("run")
 @click.argument("ref")
 @click.argument("image_paths", nargs=-1, metavar="[IMAGE]...", type=click.Path(path_type=Path))
@@ -80,9 +121,13 @@ def _check_image_files(paths: tuple[Path, ...]) -> None:
 @click.option("--at", "at", metavar="TIME",
               help="Resolve REF as it was at this time (ISO 8601, e.g. 2026-12-01T12:00Z; no offset means UTC): "
                    "an alias through its history, NAME to the newest version registered by then.")
+@click.option("--allow-stale", is_flag=True, default=None,
+              help="With the shared store's database unreachable, run what REF last meant on this machine (from the "
+                   "local cache, with a warning giving its age). Also: ZOO_OFFLINE=1.")
 @json_option
 @pass_ctx
-def run_cmd(ctx, ref, image_paths, image_mode, input_path, random_batch, output_path, top_k, provider, at, as_json) -> None:
+def run_cmd(ctx, ref, image_paths, image_mode, input_path, random_batch, output_path, top_k, provider, at, allow_stale,
+            as_json) -> None:
     """Run REF under ONNX Runtime on images, an input array, or a random batch.
 
     Prints the top-k classes (with the version's label names, if it records them),
@@ -102,29 +147,14 @@ def run_cmd(ctx, ref, image_paths, image_mode, input_path, random_batch, output_
     from ..metrics import VERIFY_SEED
 
     parse_ref(ref)
-    when = None if at is None else parse_time(at)
-    if image_paths and not image_mode:
-        raise InvalidInput(f"Expected only REF as an argument. Received: {', '.join(repr(str(p)) for p in image_paths)} after it",
-                           hint=f"to classify image files, put --image before them: zoo run {ref} --image FILE...")
-    given = [flag for flag, used in (("--image", image_mode), ("--input", input_path is not None),
-                                     ("--random", random_batch is not None)) if used]
-    if len(given) != 1:
-        raise InvalidInput("Expected exactly one of --image FILE..., --input FILE.npy and --random N. Received: "
-                           + (" and ".join(given) if given else "none of them"),
-                           hint=f"e.g. zoo run {ref} --image cat.jpg, or zoo run {ref} --random 1")
-    if image_mode and not image_paths:
-        raise InvalidInput("Expected at least one image file after --image. Received: none",
-                           hint=f"e.g. zoo run {ref} --image cat.jpg dog.png")
-    if random_batch is not None and not 1 <= random_batch <= MAX_RANDOM_BATCH:
-        raise InvalidInput(f"Expected --random N between 1 and {MAX_RANDOM_BATCH}. Received: {random_batch}",
-                           hint="e.g. --random 4; for big batches write them with numpy.save and pass --input")
-    if top_k < 1:
-        raise InvalidInput(f"Expected --top-k >= 1. Received: {top_k}", hint="e.g. --top-k 5")
+    if at is not None:
+        parse_time(at)  # a malformed time is exit 2 before anything is opened
+    _check_choice(ref, image_paths, image_mode, input_path, random_batch, top_k)
     if output_path is not None:
         check_destination(output_path, what="--output")
     _check_image_files(image_paths)
     array = _read_input(input_path) if input_path is not None else None
-    model = ctx.registry().load(ref, provider=provider, at=when)
+    model = _load(ctx, ref, provider=provider, at=at, allow_stale=allow_stale)
     info(f"{model.version.ref if model.version else ref}: {model.provider.reason}")
     if image_mode:
         from .._classify import classify_images

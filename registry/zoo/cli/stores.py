@@ -60,7 +60,8 @@ def init_cmd(ctx: Context, store: str | None, artifacts: str | None, grant_read:
 @json_option
 @pass_ctx
 def info_cmd(ctx: Context, store: str | None, as_json: bool) -> None:
-    """Where a store is, who it is (id, schema), where its artifacts and local cache are, and whether you may write."""
+    """Where a store is, who it is (id, schema), where its artifacts and local cache are, whether you may write,
+    and whether each service of a PostgreSQL store answers (exit 7 after the report when one does not)."""
     from .. import default_store
     from ..store.location import is_database_url
 
@@ -77,5 +78,10 @@ def info_cmd(ctx: Context, store: str | None, as_json: bool) -> None:
         data.pop("done", None)
     if as_json:
         emit_json(data)
-        return
-    table("zoo store", ["field", "value"], [(k, v) for k, v in data.items()])
+    else:
+        table("zoo store", ["field", "value"], [(k, v) for k, v in data.items()])
+    down = [k for k in ("database_service", "artifacts_service") if str(data.get(k, "")).startswith("unreachable")]
+    if down:
+        from ..errors import StoreUnavailable
+
+        raise click.exceptions.Exit(StoreUnavailable.exit_code)

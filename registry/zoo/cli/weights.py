@@ -83,9 +83,16 @@ def export_cmd(ctx, target, framework, init, seed, num_classes, output, force, a
 @click.option("--input-size", type=int, default=None,
               help="Square input size used to export and verify (default: 224, or the catalog entry's crop size).")
 @click.option("--tag", "tags", multiple=True, metavar="KEY=VALUE", help="Free-form tag; repeatable.")
+@click.option("--rtol", type=float, default=None,
+              help="Max |onnx-native| / max|native| of the export check (default: 4x the model's own float32 "
+                   "rounding noise vs float64, at least 1e-4).")
+@click.option("--transform-input/--no-transform-input", "transform_input", default=None,
+              help="GoogLeNet FILE only, required there: whether the checkpoint expects torchvision's input "
+                   "re-normalisation (torchvision's pretrained file: --transform-input). Recorded on the version.")
 @json_option
 @pass_ctx
-def import_cmd(ctx, arch, file, source, catalogs, framework, num_classes, name, opset, input_size, tags, as_json) -> None:
+def import_cmd(ctx, arch, file, source, catalogs, framework, num_classes, name, opset, input_size, tags, rtol,
+               transform_input, as_json) -> None:
     """Load a torchvision-format checkpoint into each framework and register it as ONNX.
 
     Give FILE, or --from SOURCE:NAME for a published checkpoint. FILE: .safetensors, or a
@@ -114,8 +121,16 @@ def import_cmd(ctx, arch, file, source, catalogs, framework, num_classes, name, 
                            hint=f"e.g. zoo weights import {arch} {arch}.pth, or zoo weights import {arch} --from torchvision:IMAGENET1K_V1")
     if catalogs and not source:
         raise InvalidInput("--catalog applies to --from only", hint="drop --catalog, or use --from SOURCE:NAME")
+    from ..weights._importing import EXPLICIT_OPTIONS
+
+    if transform_input is not None and (source or arch not in EXPLICIT_OPTIONS):
+        raise InvalidInput("Expected --[no-]transform-input only with a GoogLeNet checkpoint FILE. Received: it with "
+                           + (f"--from {source}" if source else f"architecture {arch!r}"),
+                           hint="a catalog entry states its build options; other architectures have no such option")
     tag_map = parse_tags(tags)
-    options = {"name": name, "opset": opset or DEFAULT_OPSET, "tags": tag_map}
+    from ..metrics import check_rtol
+
+    options = {"name": name, "opset": opset or DEFAULT_OPSET, "tags": tag_map, "rtol": check_rtol(rtol)}
     with progress() as bar:
         steps = _StepBar(bar, arch)
         if source:
@@ -136,6 +151,7 @@ def import_cmd(ctx, arch, file, source, catalogs, framework, num_classes, name, 
             state, sha = load_weights(file)
             results = import_weights(ctx.registry(), plugins, arch, state, weights_sha256=sha,
                                      source=f"The weights in {str(file)!r}", num_classes=num_classes,
+                                     build_options=None if transform_input is None else {"transform_input": transform_input},
                                      input_size=input_size or 224, progress=steps.step,
                                      notes=lambda n: info(f"{file.name}: {n}"), **options)
             extra = {}

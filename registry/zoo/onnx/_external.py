@@ -48,6 +48,7 @@ class ExternalFile:
     dev: int
     ino: int
     size: int
+    tensor: str = ""  # the (first) tensor whose data it holds: what messages name
 
     def open(self) -> int:
         """A read-only fd of the checked file (the caller closes it); see :func:`open_checked`."""
@@ -171,7 +172,7 @@ def _check_file(path: Path, model_st: os.stat_result, parts: tuple[str, ...], te
         )
     if (st.st_dev, st.st_ino) == (model_st.st_dev, model_st.st_ino):
         raise _bad_external(path, tensor, "points at the model file itself", rel)
-    return ExternalFile(model=path, relpath=rel, dev=st.st_dev, ino=st.st_ino, size=st.st_size)
+    return ExternalFile(model=path, relpath=rel, dev=st.st_dev, ino=st.st_ino, size=st.st_size, tensor=tensor)
 
 
 def open_checked(path: Path, checked: ExternalFile) -> int:
@@ -179,7 +180,7 @@ def open_checked(path: Path, checked: ExternalFile) -> int:
     same link-refusing walk; refused unless it is still the file that was validated (dev, inode, size).
     The caller closes it."""
     parts = tuple(checked.relpath.split("/"))
-    fd = _open_walk(path, parts, checked.relpath)
+    fd = _open_walk(path, parts, checked.tensor or checked.relpath)
     try:
         st = os.fstat(fd)
         if (st.st_dev, st.st_ino, st.st_size) != (checked.dev, checked.ino, checked.size) or not stat.S_ISREG(st.st_mode):

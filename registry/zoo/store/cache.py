@@ -11,6 +11,10 @@ Layout under the cache folder (``$ZOO_CACHE``, else the platform's cache folder 
   its complete folder, so a reader never sees half an entry, even across processes.
 - *Verified when used*: every use rehashes each file unless this process already hashed it with
   the same (size, mtime, ctime, inode); a corrupt entry is dropped and filled again.
+- *Remembers what it served*: ``refs/`` keeps, per store, the last resolution of each reference loaded
+  (ref, version record, sha256, when) and each loaded version's record by digest, so that a
+  content-pinned reference loads with the registry database down, and an alias does when the caller
+  allows a stale answer (:mod:`zoo._offline`). A record is only a pointer: the bytes are verified as always.
 - *Size-bounded*: after a fill, least recently used entries are evicted until the cache is under
   ``$ZOO_CACHE_MAX`` (e.g. ``20G``; default 10 GiB). Entries used in the last minute are kept, so a
   path just handed out is not deleted under a process about to open it.
@@ -18,6 +22,7 @@ Layout under the cache folder (``$ZOO_CACHE``, else the platform's cache folder 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import sys
@@ -31,7 +36,7 @@ from typing import BinaryIO
 
 from .._digest import file_sha256
 from ..errors import InvalidInput, StoreError
-from ..records import StoredFile
+from ..records import ModelVersion, StoredFile
 from .base import MODEL_FILE
 
 try:
@@ -46,6 +51,7 @@ CACHE_MAX_ENV = "ZOO_CACHE_MAX"
 DEFAULT_MAX_BYTES = 10 << 30
 RECENT_S = 60.0  # entries used this recently are never evicted
 STALE_TMP_S = 24 * 3600
+MAX_RECORD_BYTES = 1 << 20  # a remembered version record is a few KiB; a bigger file is not one of ours
 _UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
 
 _verified: dict[str, tuple[tuple[int, int, int, int], str]] = {}
@@ -245,6 +251,53 @@ class ArtifactCache:
             for key in [k for k in _verified if k.startswith(str(target) + os.sep)]:
                 del _verified[key]
         shutil.rmtree(trash, ignore_errors=True)
+
+    # ------------------------------------------------------------------ the last resolutions (degraded mode)
+
+    def _memory(self, store: str) -> Path:
+        return self.root / "refs" / hashlib.sha256(store.encode()).hexdigest()[:24]
+
+    def remember(self, store: str, ref: str | None, version: ModelVersion, when: str) -> None:
+        """Record that ``ref`` (None: a version object) meant ``version`` in ``store`` at ``when`` (best effort)."""
+        folder = self._memory(store)
+        body = {"store": store, "ref": ref, "sha256": version.sha256, "when": when, "version": version.to_dict()}
+        targets = [folder / f"digest-{version.name}-{version.sha256}.json"]
+        if ref is not None:
+            targets.append(folder / f"ref-{hashlib.sha256(ref.encode()).hexdigest()[:32]}.json")
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            for target in targets:
+                tmp = folder / f".{uuid.uuid4().hex}.tmp"
+                tmp.write_text(json.dumps(body, sort_keys=True))
+                os.replace(tmp, target)
+        except OSError:
+            pass  # a cache we cannot write still serves; only the degraded mode loses this answer
+
+    def _read_memory(self, path: Path) -> dict | None:
+        try:
+            with open(path, "rb") as fh:
+                data = json.loads(fh.read(MAX_RECORD_BYTES + 1)[:MAX_RECORD_BYTES])
+            data["version"] = ModelVersion.from_dict(data["version"])
+        except (OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError):
+            return None  # unreadable or not ours: as if never remembered
+        return data if isinstance(data.get("when"), str) else None
+
+    def recall(self, store: str, ref: str) -> tuple[ModelVersion, str] | None:
+        """The last resolution of ``ref`` in ``store`` seen here: (version, when), or None."""
+        found = self._read_memory(self._memory(store) / f"ref-{hashlib.sha256(ref.encode()).hexdigest()[:32]}.json")
+        if found is None or found.get("ref") != ref or found.get("store") != store:
+            return None
+        return found["version"], found["when"]
+
+    def recall_digest(self, store: str, name: str, prefix: str) -> list[ModelVersion]:
+        """Remembered versions of ``name`` in ``store`` whose artifact sha256 starts with ``prefix``."""
+        folder = self._memory(store)
+        out = []
+        for path in sorted(folder.glob(f"digest-{name}-{prefix}*.json")) if folder.is_dir() else ():
+            found = self._read_memory(path)
+            if found is not None and found["version"].name == name and found["version"].sha256.startswith(prefix):
+                out.append(found["version"])
+        return out
 
     # ------------------------------------------------------------------ eviction
 

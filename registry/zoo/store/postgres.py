@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from ..errors import ImmutableError, NotFound, StoreError
+from ..errors import ImmutableError, NotFound, StoreError, StoreUnavailable
 from ._pg_schema import SCHEMA_VERSION, create_statements, dialect, migration_statements
 from ._sql import SQLTxn
 from .base import StoreIdentity
@@ -39,6 +39,14 @@ __all__ = ["SCHEMA_VERSION", "PostgresMetadataStore", "StoreInfo"]
 LOCK_TIMEOUT_ENV = "ZOO_LOCK_TIMEOUT"
 CONNECT_TIMEOUT_S = 10
 TABLES = ("store", "models", "versions", "aliases", "tags", "reports", "alias_events")
+
+def _refused_for_good(exc: BaseException) -> bool:
+    """An answer from the server that retrying will not change (bad password, no such role or database)."""
+    state = getattr(getattr(exc, "diag", None), "sqlstate", None) or ""
+    text = str(exc).lower()
+    return state.startswith("28") or state == "3D000" or any(
+        s in text for s in ("authentication failed", "does not exist", "no pg_hba.conf entry", "password"))
+
 
 # Connections inherited across fork: never used or closed in the child (closing would end the parent's session).
 _inherited: list[Any] = []
@@ -82,17 +90,46 @@ class PostgresMetadataStore:
         if getattr(local, "pid", None) != os.getpid() or local.conn.closed:
             if getattr(local, "pid", None) not in (None, os.getpid()):
                 _inherited.append(local.conn)
-            import psycopg
-
-            try:
-                conn = psycopg.connect(self.url.conninfo, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S,
-                                       application_name="zoo")
-            except psycopg.Error as exc:
-                raise StoreError(f"Cannot connect to the registry database {self.location}: {self._scrub(exc)}",
-                                 hint="check the host, port, user and password in the URL (or PGPASSWORD / ~/.pgpass), "
-                                      "and that the server accepts connections from this machine") from None
+            conn = self._connect()
             local.conn, local.pid = conn, os.getpid()
         return local.conn
+
+    def _connect(self) -> Any:
+        """A new connection, within ``ZOO_CONNECT_TIMEOUT`` seconds per attempt and ``ZOO_RETRIES`` retries with
+        back-off (see :mod:`zoo.store._network`); a server that stops answering is noticed by TCP keepalives and
+        ``tcp_user_timeout``. No answer at all is :class:`~zoo.errors.StoreUnavailable`."""
+        import time
+
+        import psycopg
+
+        from . import _network
+
+        timeout, retries = _network.connect_timeout(), _network.retries()
+        for attempt in range(retries + 1):
+            try:
+                return psycopg.connect(self.url.conninfo, autocommit=True, connect_timeout=max(1, round(timeout)),
+                                       application_name="zoo", keepalives=1, keepalives_idle=max(1, round(timeout)),
+                                       keepalives_interval=1, keepalives_count=3,
+                                       tcp_user_timeout=int(_network.read_timeout() * 1000))
+            except psycopg.OperationalError as exc:
+                if attempt < retries and not _refused_for_good(exc):
+                    time.sleep(_network.backoff(attempt))
+                    continue
+                unreachable = not _refused_for_good(exc)
+                tries = f" ({attempt + 1} attempt{'s' if attempt else ''} of {timeout:g} s)" if unreachable else ""
+                message = f"Cannot connect to the registry database {self.location}{tries}: {self._scrub(exc)}"
+                hint = ("check the host, port, user and password in the URL (or PGPASSWORD / ~/.pgpass), and that the "
+                        "server accepts connections from this machine")
+                if unreachable:
+                    raise StoreUnavailable(message, service="postgresql", hint=hint + "; versions in the local cache "
+                                           f"still load by sha256 (and aliases with allow_stale / {_network.OFFLINE_ENV}=1); "
+                                           f"{_network.CONNECT_TIMEOUT_ENV} and {_network.RETRIES_ENV} set how long zoo "
+                                           "waits") from None
+                raise StoreError(message, hint=hint) from None
+            except psycopg.Error as exc:
+                raise StoreError(f"Cannot connect to the registry database {self.location}: {self._scrub(exc)}",
+                                 hint="check the URL's parameters") from None
+        raise AssertionError("unreachable")
 
     def _scrub(self, exc: BaseException) -> str:
         return scrub(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__, self.url.conninfo)
@@ -101,6 +138,10 @@ class PostgresMetadataStore:
         import psycopg.errors as pe
 
         text = self._scrub(exc)
+        if isinstance(exc, pe.OperationalError) and not getattr(exc, "sqlstate", None):  # the connection was lost
+            return StoreUnavailable(f"Lost the connection to the registry database {self.location}: {text}",
+                                    hint="check that the server is up; versions in the local cache still load by sha256",
+                                    service="postgresql")
         if isinstance(exc, pe.RaiseException) and text.startswith("zoo: "):
             return ImmutableError(f"Refused by the registry database {self.location}: {text[5:]}",
                                   hint="versions, reports and alias history never change; register a new version instead")
@@ -129,7 +170,15 @@ class PostgresMetadataStore:
             cur.execute(begin)
         except psycopg.Error as exc:
             self._drop(conn)
-            raise self._error(exc) from None
+            if not isinstance(exc, psycopg.OperationalError) or getattr(exc, "sqlstate", None):
+                raise self._error(exc) from None
+            conn = self._conn()  # a connection the server dropped (a restart): one new connection, once
+            try:
+                cur = conn.cursor()
+                cur.execute(begin)
+            except psycopg.Error as again:
+                self._drop(conn)
+                raise self._error(again) from None
         try:
             if writable:
                 self._begin_write(cur)

@@ -99,27 +99,24 @@ class S3BlobStore:
         return f"s3://{self.bucket}/{key}"
 
     def _error(self, exc: BaseException, op: str, key: str = "") -> StoreError:
-        return _s3io.error(exc, op, self._shown(key) if key else self.location, bucket=self.bucket, location=self.location)
+        return _s3io.error(exc, op, self._shown(key) if key else self.location, bucket=self.bucket, location=self.location,
+                           endpoint=_s3io.endpoint_of(self._client_obj))
 
     def _status(self, exc: BaseException) -> int:
         return _s3io.status(exc)
 
     def _call(self, op: str, key: str = "", **kwargs: Any) -> Any:
-        from botocore.exceptions import BotoCoreError, ClientError
-
         method = getattr(self._client, "".join("_" + c.lower() if c.isupper() else c for c in op).lstrip("_"))
         try:
             return method(Bucket=self.bucket, **({"Key": key} if key else {}), **kwargs)
-        except (ClientError, BotoCoreError) as exc:
+        except _s3io.errors() as exc:
             raise self._error(exc, op, key) from None
 
     def _exists(self, key: str) -> tuple[int, str | None] | None:
         """The object's size and the sha256 it was uploaded as (its metadata), or None if there is no such key."""
-        from botocore.exceptions import ClientError
-
         try:
             head = self._client.head_object(Bucket=self.bucket, Key=key)
-        except ClientError as exc:
+        except _s3io.errors() as exc:
             if self._status(exc) == 404:
                 return None
             raise self._error(exc, "HeadObject", key) from None
@@ -129,13 +126,11 @@ class S3BlobStore:
 
     def check_identity(self) -> None:
         """The bucket prefix must carry this store's id: artifacts of another store are never mixed in."""
-        from botocore.exceptions import ClientError
-
         key = self._key(IDENTITY_KEY)
         try:
             body = self._client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
-        except ClientError as exc:
-            if self._status(exc) == 404 and getattr(exc, "response", {}).get("Error", {}).get("Code") != "NoSuchBucket":
+        except _s3io.errors() as exc:
+            if self._status(exc) == 404 and (getattr(exc, "response", None) or {}).get("Error", {}).get("Code") != "NoSuchBucket":
                 raise StoreError(f"{self.location} holds no zoo store ({IDENTITY_KEY} is missing)",
                                  hint="point --artifacts at the store's artifacts, or run `zoo store init` once") from None
             raise self._error(exc, "GetObject", key) from None
@@ -176,15 +171,13 @@ class S3BlobStore:
 
     def write_identity(self, store_id: str) -> bool:
         """Mark an empty prefix as this store's (idempotent); False if it already was."""
-        from botocore.exceptions import ClientError
-
         self._checked = True
         key = self._key(IDENTITY_KEY)
         body = json.dumps({"store_id": store_id, "kind": "zoo artifacts"}).encode()
         try:
             self._client.put_object(Bucket=self.bucket, Key=key, Body=body, IfNoneMatch="*")
             return True
-        except ClientError as exc:
+        except _s3io.errors() as exc:
             if self._status(exc) not in (409, 412):
                 raise self._error(exc, "PutObject", key) from None
         self.store_id = store_id
@@ -258,13 +251,11 @@ class S3BlobStore:
         return found == (f.size, f.sha256)
 
     def _put(self, key: str, body: Any, sha256: str | None = None) -> None:
-        from botocore.exceptions import ClientError
-
         extra = {} if sha256 is None else {  # S3 checks the received bytes against ChecksumSHA256
             "Metadata": {"sha256": sha256}, "ChecksumSHA256": base64.b64encode(bytes.fromhex(sha256)).decode()}
         try:
             self._client.put_object(Bucket=self.bucket, Key=key, Body=body, IfNoneMatch="*", **extra)
-        except ClientError as exc:
+        except _s3io.errors() as exc:
             if self._status(exc) not in (409, 412):  # 412: already there (immutable: keep it)
                 raise self._error(exc, "PutObject", key) from None
 
@@ -329,14 +320,12 @@ class S3BlobStore:
             self._call("DeleteObject", item.token)
 
     def _list(self, prefix: str, *, delimiter: str | None = None) -> Iterator[dict[str, Any]]:
-        from botocore.exceptions import BotoCoreError, ClientError
-
         paginator = self._client.get_paginator("list_objects_v2")
         extra = {"Delimiter": delimiter} if delimiter else {}
         try:
             for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix, **extra):
                 yield from page.get("CommonPrefixes", []) if delimiter else page.get("Contents", [])
-        except (ClientError, BotoCoreError) as exc:
+        except _s3io.errors() as exc:
             raise self._error(exc, "ListObjectsV2", prefix) from None
 
     def digests(self) -> Iterator[str]:
@@ -357,29 +346,25 @@ class S3BlobStore:
     # ------------------------------------------------------------------ reading
 
     def _fetch(self, digest: str) -> Any:
-        from botocore.exceptions import ClientError
-
         def fetch(f: StoredFile, out: Any) -> None:
             key = self._key("objects", digest, f.sha256)
             try:
                 body = self._client.get_object(Bucket=self.bucket, Key=key)["Body"]
-            except ClientError as exc:
+                for chunk in body.iter_chunks(1 << 20):
+                    out.write(chunk)
+            except _s3io.errors() as exc:
                 if self._status(exc) == 404:
                     raise _s3io.Missing() from None
                 raise self._error(exc, "GetObject", key) from None
-            for chunk in body.iter_chunks(1 << 20):
-                out.write(chunk)
 
         return fetch
 
     def _files(self, digest: str) -> tuple[StoredFile, ...]:
         """The artifact's file list: its manifest (checked against the digest), or its one model file."""
-        from botocore.exceptions import ClientError
-
         key = self._key("objects", digest, MANIFEST)
         try:
             body = self._client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
-        except ClientError as exc:
+        except _s3io.errors() as exc:
             if self._status(exc) != 404:
                 raise self._error(exc, "GetObject", key) from None
             single = self._exists(self._key("objects", digest, digest))

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from ..errors import InvalidInput, StoreError
+from ..errors import InvalidInput, StoreError, StoreUnavailable
 from .base import BlobStore
 from .cache import ArtifactCache
 from .location import ArtifactsURL, parse_artifacts, parse_database
@@ -37,6 +37,8 @@ class SharedStoreInfo:
     writable: bool
     cache: str
     done: str | None = None  # for init: "created", "migrated" or "unchanged"
+    database_service: str = "reachable"  # for info: "reachable", or "unreachable: why"
+    artifacts_service: str = "reachable"  # likewise for S3 (or the shared folder); "unknown" without a location
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -92,12 +94,42 @@ def open_shared(store: str, *, artifacts: str | None = None, cache: str | os.Pat
 
 
 def shared_info(store: str, *, artifacts: str | None = None, cache: str | os.PathLike[str] | None = None) -> SharedStoreInfo:
+    """What the store is and whether each of its services answers now (an unreachable one is described, not raised)."""
     url = parse_database(store)
-    metadata = PostgresMetadataStore(url)
+    metadata = PostgresMetadataStore(url, check=False)
+    where = artifacts or os.environ.get(ARTIFACTS_ENV)
     try:
-        return _describe(metadata, metadata.info(), artifacts, ArtifactCache(cache))
+        try:
+            info = metadata.info()
+        except StoreUnavailable as exc:
+            return SharedStoreInfo(store=metadata.location, store_id="", schema_version=0,
+                                   artifacts=parse_artifacts(where).shown if where else "(recorded in the database)",
+                                   created_at="", writable=False, cache=str(ArtifactCache(cache).root),
+                                   database_service=f"unreachable: {exc.message}",
+                                   artifacts_service=_probe(parse_artifacts(where), None) if where else "unknown")
+        described = _describe(metadata, info, artifacts, ArtifactCache(cache))
+        return replace(described, artifacts_service=_probe(_artifacts(artifacts, info.artifacts), info.store_id))
     finally:
         metadata.close()
+
+
+def _probe(url: ArtifactsURL, store_id: str | None) -> str:
+    """"reachable", or "unreachable: why" (S3: one identity read; a folder: whether it is there)."""
+    if url.bucket is None:
+        return "reachable" if Path(str(url.folder)).is_dir() else f"unreachable: no folder {url.folder!r}"
+    from .s3 import S3BlobStore
+
+    blobs = S3BlobStore(url, cache=ArtifactCache(), store_id=store_id)
+    try:
+        if store_id is None:
+            blobs._call("HeadBucket")
+        else:
+            blobs.check_identity()
+    except StoreUnavailable as exc:
+        return f"unreachable: {exc.message}"
+    except StoreError as exc:
+        return f"reachable, but: {exc.message}"
+    return "reachable"
 
 
 def _describe(metadata: PostgresMetadataStore, info: StoreInfo, artifacts: str | None, cache: ArtifactCache,

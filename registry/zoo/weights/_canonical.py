@@ -41,7 +41,15 @@ def as_canonical(state: Mapping[str, Any], *, source: str) -> dict[str, np.ndarr
         if arr.dtype.kind != "f":
             bad.append(f"{key} (dtype {arr.dtype})")
             continue
-        out[key] = np.ascontiguousarray(arr, dtype=DTYPE)
+        with np.errstate(over="ignore"):  # a float64 beyond float32's range becomes inf: refused just below
+            out[key] = np.ascontiguousarray(arr, dtype=DTYPE)
+    nonfinite = [f"{k} ({int(np.size(v) - np.count_nonzero(np.isfinite(v)))} of {np.size(v)} values)"
+                 for k, v in out.items() if not np.isfinite(v).all()]
+    if nonfinite:  # bad input, not an export bug: name the tensors (float64 beyond float32's range counts too)
+        raise InvalidWeights(
+            f"{source} holds NaN or infinite values (in float32) in: {', '.join(nonfinite[:10])}"
+            + (f" and {len(nonfinite) - 10} more tensors" if len(nonfinite) > 10 else ""),
+            hint="the checkpoint is damaged or diverged in training; export it again from a healthy model")
     if bad:
         raise InvalidWeights(
             f"{source} holds tensors that are not floating point: {', '.join(bad[:10])}" + (" ..." if len(bad) > 10 else ""),

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import stat
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -84,9 +86,19 @@ def load_weights(path: PathLike) -> LoadedWeights:
     from ..plugins import weight_formats
 
     path = Path(path)
-    if not path.is_file():
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
         raise InvalidWeights(f"Weight file not found: {str(path)!r}",
-                             hint=f"give an existing file; allowed formats: {allowed_formats()}")
+                             hint=f"give an existing file; allowed formats: {allowed_formats()}") from None
+    except OSError as exc:
+        raise InvalidWeights(f"Cannot read the weight file {str(path)!r}: {exc.strerror}",
+                             hint="check the path and its permissions") from None
+    if not stat.S_ISREG(mode):
+        kind = "a folder" if stat.S_ISDIR(mode) else "a FIFO" if stat.S_ISFIFO(mode) else \
+            "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "not a regular file"
+        raise InvalidWeights(f"Expected a weight file. Received: {str(path)!r}, which is {kind}",
+                             hint=f"give a regular file; allowed formats: {allowed_formats()}")
     suffix = path.suffix.lower()
     native = None if suffix in FORMATS else weight_formats().get(suffix)
     if suffix not in FORMATS and native is None:

@@ -16,12 +16,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ..errors import InvalidInput
 from ..plugins import DEFAULT_OPSET, FrameworkPlugin
 from . import catalog as _catalog
 from ._download import Progress as DownloadProgress
 from ._download import fetch, source_url
 from ._files import load_weights
-from ._fit import AUX_PREFIXES, check_state, expected_shapes, infer_num_classes
+from ._fit import AUX_PREFIXES, check_state, expected_shapes, infer_num_classes, weight_mismatches
 
 if TYPE_CHECKING:
     from .._exporting import ExportResult
@@ -78,8 +79,33 @@ def plan_import(plugin: FrameworkPlugin, arch: str, state: Mapping[str, np.ndarr
             assumed = found
             expected = expected_shapes(plugin, arch, num_classes=found, **options)
             notes.append(f"{found} classes (from the classifier's shape)")
-    check_state(kept, expected, source=source, what=f"{arch} with {assumed} classes")
+    misshaped = {m.split(":", 1)[0] for m in weight_mismatches(kept, expected)[2]}
+    classifier = {k for k, shape in expected.items() if shape and shape[0] == assumed}
+    # name the class count only when the classifier is what does not fit (a wrong conv1 is not "1000 classes")
+    check_state(kept, expected, source=source, what=f"{arch} with {assumed} classes" if misshaped & classifier else arch)
     return ImportPlan(arch=arch, state=kept, num_classes=assumed, build_options=options, notes=tuple(notes))
+
+
+# Build options a checkpoint file does not state but its numbers depend on: a file import must choose.
+EXPLICIT_OPTIONS = {
+    "googlenet": ("transform_input", "--transform-input", "--no-transform-input",
+                  "torchvision's pretrained GoogLeNet (IMAGENET1K_V1, googlenet-1378be20.pth) runs with "
+                  "transform_input=True (it re-normalises ImageNet-normalised input to the [-1, 1] range it was "
+                  "trained on); a GoogLeNet trained from torchvision's default constructor has it off"),
+}
+
+
+def check_explicit_options(arch: str, build_options: Mapping[str, Any] | None) -> None:
+    """A checkpoint of an architecture in :data:`EXPLICIT_OPTIONS` must say the option (InvalidInput otherwise)."""
+    if arch not in EXPLICIT_OPTIONS:
+        return
+    key, on, off, why = EXPLICIT_OPTIONS[arch]
+    value = (build_options or {}).get(key)
+    if not isinstance(value, bool):
+        raise InvalidInput(f"Expected {on} or {off} for a {arch} checkpoint file (build option {key}). Received: "
+                           + ("neither" if value is None else repr(value)),
+                           hint=f"{why}: the file does not say which, and the wrong choice changes every output. "
+                                f"torchvision's file: {on}; or import it with --from torchvision:IMAGENET1K_V1")
 
 
 def import_weights(
@@ -99,6 +125,8 @@ def import_weights(
     provenance: Mapping[str, Any] | None = None,
     progress: StepProgress | None = None,
     notes: Callable[[str], None] | None = None,
+    rtol: float | None = None,
+    transform: Any = None,
 ) -> list[ExportResult]:
     """Load ``state`` into each plugin's build of ``arch``, export, verify and register; one result per plugin.
 
@@ -107,6 +135,7 @@ def import_weights(
     """
     from .._exporting import export_and_register
 
+    check_explicit_options(arch, build_options)
     plan = plan_import(plugins[0], arch, state, num_classes=num_classes, build_options=build_options, source=source)
     for note in plan.notes:
         (notes or (lambda _n: None))(note)
@@ -116,7 +145,7 @@ def import_weights(
         results.append(export_and_register(
             registry, plugin, arch, name=name, num_classes=plan.num_classes, opset=opset, input_size=input_size,
             state=plan.state, weights_sha256=weights_sha256, build_options=plan.build_options, tags=tags,
-            provenance=provenance, progress=step,
+            provenance=provenance, progress=step, rtol=rtol, transform=transform,
         ))
     return results
 
@@ -136,6 +165,7 @@ def import_pretrained(
     download_progress: DownloadProgress | None = None,
     progress: StepProgress | None = None,
     notes: Callable[[str], None] | None = None,
+    rtol: float | None = None,
 ) -> PretrainedImport:
     """Import the catalog entry ``source`` (``torchvision:IMAGENET1K_V1``) of ``arch`` into every framework.
 
@@ -157,11 +187,17 @@ def import_pretrained(
         if notes is not None:
             notes(text)
 
-    crop = entry.transform.get("crop")
+    chosen = _catalog.catalog_transform(entry.transform)  # the version's transform is the published one
+    crop = chosen.crop[0] if chosen.crop is not None else None
+    if input_size is not None and crop is not None and input_size != crop:
+        from dataclasses import replace
+
+        resize = None if chosen.resize is None else max(1, round(chosen.resize * input_size / crop))
+        chosen = replace(chosen, resize=resize, crop=(input_size, input_size))  # verified at the size asked for
     results = import_weights(
         registry, plugins, arch, state, weights_sha256=sha, source=f"{entry.name} ({path.name})", name=name,
         num_classes=entry.num_classes, opset=opset, input_size=input_size or (int(crop) if crop else 224), tags=tags,
         build_options=entry.build_options, provenance={"pretrained": entry.provenance(downloaded_from=source_url(entry.url))},
-        progress=progress, notes=note,
+        progress=progress, notes=note, rtol=rtol, transform=chosen,
     )
     return PretrainedImport(entry=entry, path=path, sha256=sha, results=results, notes=tuple(collected))

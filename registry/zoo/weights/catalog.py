@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import stat
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -32,7 +33,7 @@ from urllib.parse import urlparse
 
 from ..errors import InvalidInput, NotFound
 
-__all__ = ["BUILTIN_DIR", "ENV", "FORMAT", "CatalogEntry", "entries", "load_catalog", "lookup"]
+__all__ = ["BUILTIN_DIR", "ENV", "FORMAT", "CatalogEntry", "catalog_transform", "entries", "load_catalog", "lookup"]
 
 FORMAT = "zoo-weights-catalog/1"
 ENV = "ZOO_WEIGHTS_CATALOG"
@@ -41,6 +42,8 @@ NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}:[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 HEX = re.compile(r"^[0-9a-f]{8,64}$")
 FILENAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,200}$")
 DEFAULT = "DEFAULT"
+MAX_CATALOG_BYTES = 8 << 20  # torchvision's whole table is ~30 KB; a bigger "catalog" is not one
+RESERVED_BUILD_OPTIONS = {"num_classes": "the entry's 'num_classes'", "seed": "nothing: weights replace the initialisation"}
 _KNOWN_KEYS = {"name", "arch", "url", "sha256", "num_classes", "labels", "transform", "metrics", "num_params",
                "file_size_mb", "recipe", "default", "build_options"}
 
@@ -90,6 +93,16 @@ def _bad(origin: str, where: str, expected: str, got: Any) -> InvalidInput:
                         hint=f"fix the entry; the format is described in zoo.weights.catalog ({FORMAT})")
 
 
+def _check_url(url: Any, origin: str, where: str) -> str:
+    """An entry's ``url``: http(s), with a host, ending in a plain file name."""
+    parsed = urlparse(url) if isinstance(url, str) else None
+    if parsed is None or parsed.scheme not in ("http", "https") or not parsed.netloc:
+        raise _bad(origin, where, "'url', an http(s) URL", url)
+    if not FILENAME.match(PurePosixPath(parsed.path).name):
+        raise _bad(origin, where, "a URL ending in a plain file name", url)
+    return str(url)
+
+
 def _entry(raw: Any, origin: str, index: int) -> CatalogEntry:
     where = f"entry {index}"
     if not isinstance(raw, Mapping):
@@ -101,16 +114,9 @@ def _entry(raw: Any, origin: str, index: int) -> CatalogEntry:
     unknown = sorted(set(raw) - _KNOWN_KEYS)
     if unknown:
         raise _bad(origin, where, f"only the keys {', '.join(sorted(_KNOWN_KEYS))}", unknown)
-    arch, url, sha = raw.get("arch"), raw.get("url"), raw.get("sha256")
+    arch, url, sha = raw.get("arch"), _check_url(raw.get("url"), origin, where), raw.get("sha256")
     if not isinstance(arch, str) or not arch:
         raise _bad(origin, where, "'arch', an architecture name", arch)
-    if not isinstance(url, str):
-        raise _bad(origin, where, "'url', an http(s) URL", url)
-    parsed = urlparse(url)
-    if parsed.scheme not in ("http", "https") or not parsed.netloc:
-        raise _bad(origin, where, "'url', an http(s) URL", url)
-    if not FILENAME.match(PurePosixPath(parsed.path).name):
-        raise _bad(origin, where, "a URL ending in a plain file name", url)
     if not isinstance(sha, str) or not HEX.match(sha):
         raise _bad(origin, where, "'sha256', 8 to 64 lowercase hex digits (a prefix or the full digest)", sha)
     num_classes = raw.get("num_classes", 1000)
@@ -119,6 +125,10 @@ def _entry(raw: Any, origin: str, index: int) -> CatalogEntry:
     for key in ("transform", "metrics", "build_options"):
         if not isinstance(raw.get(key, {}), Mapping):
             raise _bad(origin, where, f"'{key}', an object", raw.get(key))
+    for key in raw.get("build_options", {}):
+        if key in RESERVED_BUILD_OPTIONS:
+            raise _bad(origin, where, f"'build_options' without {key!r} (set by {RESERVED_BUILD_OPTIONS[key]})", key)
+    _check_transform(raw.get("transform", {}), origin, where)
     return CatalogEntry(
         name=name, arch=arch, url=url, sha256=sha, num_classes=num_classes, labels=raw.get("labels"),
         transform=dict(raw.get("transform", {})), metrics=dict(raw.get("metrics", {})), num_params=raw.get("num_params"),
@@ -127,14 +137,45 @@ def _entry(raw: Any, origin: str, index: int) -> CatalogEntry:
     )
 
 
+def catalog_transform(raw: Mapping[str, Any]) -> Any:
+    """The :class:`~zoo.transforms.Transform` an entry's ``transform`` means (it becomes the imported version's),
+    validated as every recorded transform is. torchvision's ``antialias`` must be true: zoo resizes with Pillow,
+    which always antialiases."""
+    from ..transforms import Transform
+
+    fields = dict(raw)
+    if fields.pop("antialias", True) is not True:
+        raise InvalidInput("Expected 'antialias': true (zoo resizes with Pillow, which always antialiases). Received: "
+                           f"{raw.get('antialias')!r}")
+    if fields.get("crop") is None and "crop" in fields:
+        raise InvalidInput("Expected a crop size. Received: null")
+    return Transform.from_dict(fields)
+
+
+def _check_transform(raw: Mapping[str, Any], origin: str, where: str) -> None:
+    try:
+        catalog_transform(raw)
+    except InvalidInput as exc:
+        raise _bad(origin, where, f"a valid 'transform' ({exc.message})", dict(raw)) from None
+
+
 def load_catalog(path: str | os.PathLike[str]) -> list[CatalogEntry]:
-    """The entries of one catalog file; InvalidInput naming the file and the entry for anything malformed."""
+    """The entries of one catalog file; InvalidInput naming the file and the entry for anything malformed.
+    Only a regular file of at most ``MAX_CATALOG_BYTES`` is read (never /dev/zero or a FIFO)."""
     path = Path(path)
     try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            raise InvalidInput(f"Expected a catalog file. Received: {str(path)!r}, which is not a regular file",
+                               hint=f"check --catalog / ${ENV}")
+        with open(path, "rb") as fh:
+            data = fh.read(MAX_CATALOG_BYTES + 1)
+        if len(data) > MAX_CATALOG_BYTES:
+            raise InvalidInput(f"Expected a catalog file of at most {MAX_CATALOG_BYTES >> 20} MiB. Received: "
+                               f"{str(path)!r}, larger", hint=f"check --catalog / ${ENV}")
+        doc = json.loads(data.decode("utf-8"))
     except FileNotFoundError as exc:
         raise InvalidInput(f"Catalog file not found: {str(path)!r}", hint=f"check --catalog / ${ENV}") from exc
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise InvalidInput(f"Cannot read catalog {str(path)!r} as JSON: {exc}",
                            hint=f"a catalog is a JSON object {{'format': '{FORMAT}', 'entries': [...]}}") from exc
     if not isinstance(doc, Mapping) or doc.get("format") != FORMAT or not isinstance(doc.get("entries"), list):
@@ -166,7 +207,13 @@ def _check_unique(found: Iterable[CatalogEntry]) -> None:
 
 def _catalog_paths(extra: Sequence[str | os.PathLike[str]]) -> list[Path]:
     paths = sorted(BUILTIN_DIR.glob("*.json"))
-    paths += [Path(p) for p in os.environ.get(ENV, "").split(os.pathsep) if p.strip()]
+    value = os.environ.get(ENV, "")
+    url = re.search(r"[A-Za-z][A-Za-z0-9+.-]+://", value)
+    if url:
+        raise InvalidInput(f"Expected ${ENV} as catalog file paths joined by {os.pathsep!r}. Received: a URL "
+                           f"({url.group(0)}...)", hint="give local paths (download a remote catalog first), e.g. "
+                           f"{ENV}=/etc/zoo/catalog.json{os.pathsep}./team.json")
+    paths += [Path(p) for p in value.split(os.pathsep) if p.strip()]
     paths += [Path(p) for p in extra]
     return paths
 
