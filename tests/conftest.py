@@ -146,6 +146,95 @@ def embedded_store(tmp_path: Path):
     registry.close()
 
 
+# --- one build and one export per (plugin, arch), shared by the whole session -----------------------
+
+SMALL_CLASSES, SMALL_SIZE = 10, 64  # the small configuration every per-architecture test uses
+
+
+class SmallModel:
+    """``plugin``'s ``arch`` at 10 classes (its default graph: GoogLeNet keeps its training heads), built
+    with ``seed=0`` and then loaded with seeded random canonical weights (``zoo.weights``: non-trivial
+    BatchNorm statistics, so a layout or BN mistake cannot hide behind an identity-like init).
+
+    Invariant: the same (plugin, arch) always gives the same weights, so a rebuilt model still matches
+    an export made earlier. Tests treat ``model`` and ``state`` as read-only (put back any mode they change).
+    """
+
+    def __init__(self, plugin_name: str, arch: str):
+        from zoo.plugins import get_plugin
+        from zoo.weights import random_canonical_weights, shapes_of
+
+        self.plugin = get_plugin(plugin_name)
+        self.arch = arch
+        self.model = self.plugin.build(arch, num_classes=SMALL_CLASSES, seed=0)
+        self.state = random_canonical_weights(shapes_of(self.plugin.state_dict(self.model)), seed=1)
+        self.plugin.load_state_dict(self.model, self.state)
+
+
+class SmallModels:
+    """``small_models(plugin, arch)`` -> :class:`SmallModel`; ``small_models.export(plugin, arch)`` -> (path,
+    ExportInfo) of its ONNX export at 64 px, made once per session. Models are rebuilt on demand and
+    only the last few are kept (a small VGG holds 0.5 GB); export files stay for the session."""
+
+    KEEP = 3
+
+    def __init__(self, folder: Path):
+        self._folder = folder
+        self._models: dict[tuple[str, str], SmallModel] = {}
+        self._exports: dict[tuple[str, str], tuple[Path, object]] = {}
+
+    def __call__(self, plugin_name: str, arch: str) -> SmallModel:
+        key = (plugin_name, arch)
+        model = self._models.pop(key, None) or SmallModel(plugin_name, arch)
+        self._models[key] = model  # most recent last
+        while len(self._models) > self.KEEP:
+            del self._models[next(iter(self._models))]
+        return model
+
+    def export(self, plugin_name: str, arch: str) -> tuple[Path, object]:
+        key = (plugin_name, arch)
+        if key not in self._exports:
+            small = self(plugin_name, arch)
+            path = self._folder / f"{plugin_name}-{arch}.onnx"
+            info = small.plugin.export_onnx(small.model, path, input_size=SMALL_SIZE)
+            self._exports[key] = (path, info)
+        return self._exports[key]
+
+
+@pytest.fixture(scope="session")
+def small_models(tmp_path_factory: pytest.TempPathFactory) -> SmallModels:
+    return SmallModels(tmp_path_factory.mktemp("small-exports"))
+
+
+@pytest.fixture(scope="session")
+def torch_resnet18_full_size(tmp_path_factory: pytest.TempPathFactory) -> tuple[object, Path]:
+    """(model, path): torch's ResNet-18 at full size (1000 classes, seed 0) and its 224 px export, made once."""
+    from zoo_torch import TorchPlugin
+
+    plugin = TorchPlugin()
+    model = plugin.build("resnet18", seed=0)
+    path = tmp_path_factory.mktemp("full-size") / "resnet18.onnx"
+    plugin.export_onnx(model, path)
+    return model, path
+
+
+def meta_build(plugin: object, arch: str, **options: object) -> object:
+    """A full-size build that allocates no weights, for counting: torch on the ``meta`` device, Keras in a
+    ``StatelessScope`` that defers every variable's initialisation (shapes only)."""
+    name = getattr(plugin, "name", None)
+    if name == "torch":
+        return plugin.build(arch, device="meta", **options)  # type: ignore[attr-defined]
+    if name == "tensorflow":
+        from zoo_tensorflow import _import_tensorflow_quietly
+
+        _import_tensorflow_quietly()
+        import keras
+
+        with keras.StatelessScope(initialize_variables=False):
+            return plugin.build(arch, **options)  # type: ignore[attr-defined]
+    return plugin.build(arch, **options)  # type: ignore[attr-defined]
+
+
 def cli_on(store: Path) -> Callable[..., object]:
     """``invoke(*args, code=0)``: the zoo CLI in-process on ``store``, asserting the exit code."""
     from click.testing import CliRunner
