@@ -7,6 +7,7 @@ import shutil
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -218,12 +219,12 @@ def torch_resnet18_full_size(tmp_path_factory: pytest.TempPathFactory) -> tuple[
     return model, path
 
 
-def meta_build(plugin: object, arch: str, **options: object) -> object:
+def meta_build(plugin: Any, arch: str, **options: Any) -> Any:
     """A full-size build that allocates no weights, for counting: torch on the ``meta`` device, Keras in a
     ``StatelessScope`` that defers every variable's initialisation (shapes only)."""
     name = getattr(plugin, "name", None)
     if name == "torch":
-        return plugin.build(arch, device="meta", **options)  # type: ignore[attr-defined]
+        return plugin.build(arch, device="meta", **options)
     if name == "tensorflow":
         from zoo_tensorflow import _import_tensorflow_quietly
 
@@ -231,8 +232,8 @@ def meta_build(plugin: object, arch: str, **options: object) -> object:
         import keras
 
         with keras.StatelessScope(initialize_variables=False):
-            return plugin.build(arch, **options)  # type: ignore[attr-defined]
-    return plugin.build(arch, **options)  # type: ignore[attr-defined]
+            return plugin.build(arch, **options)
+    return plugin.build(arch, **options)
 
 
 def cli_on(store: Path) -> Callable[..., object]:
