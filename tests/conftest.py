@@ -161,14 +161,18 @@ class SmallModel:
     an export made earlier. Tests treat ``model`` and ``state`` as read-only (put back any mode they change).
     """
 
-    def __init__(self, plugin_name: str, arch: str):
+    def __init__(self, plugin_name: str, arch: str, *, same_as: "SmallModel | None" = None):
         from zoo.plugins import get_plugin
         from zoo.weights import random_canonical_weights, shapes_of
 
         self.plugin = get_plugin(plugin_name)
         self.arch = arch
         self.model = self.plugin.build(arch, num_classes=SMALL_CLASSES, seed=0)
-        self.state = random_canonical_weights(shapes_of(self.plugin.state_dict(self.model)), seed=1)
+        shapes = shapes_of(self.plugin.state_dict(self.model))
+        # Another plugin's model of the same arch has the very same canonical weights (they are seeded per
+        # tensor name): reuse them rather than draw VGG's 10^8 numbers twice.
+        shared = same_as is not None and shapes_of(same_as.state) == shapes
+        self.state = same_as.state if shared else random_canonical_weights(shapes, seed=1)
         self.plugin.load_state_dict(self.model, self.state)
 
 
@@ -186,7 +190,10 @@ class SmallModels:
 
     def __call__(self, plugin_name: str, arch: str) -> SmallModel:
         key = (plugin_name, arch)
-        model = self._models.pop(key, None) or SmallModel(plugin_name, arch)
+        model = self._models.pop(key, None)
+        if model is None:
+            same_arch = next((m for (_, a), m in self._models.items() if a == arch), None)
+            model = SmallModel(plugin_name, arch, same_as=same_arch)
         self._models[key] = model  # most recent last
         while len(self._models) > self.KEEP:
             del self._models[next(iter(self._models))]
