@@ -52,6 +52,15 @@ def exported(template_store, tmp_path):
     return version
 
 
+@pytest.fixture(scope="module")
+def template_two_versions(template_store, tmp_path_factory):
+    """The template plus resnet18@2 (seed 1), exported once per module: (store, that export's --json row)."""
+    store = tmp_path_factory.mktemp("template2") / "store"
+    shutil.copytree(template_store[0], store)
+    (row,) = json.loads(_invoker(store)("export", "resnet18", *SMALL, "--seed", "1", "--json").stdout)
+    return store, row
+
+
 def test_export_list_show(zoo, exported):
     assert (exported["name"], exported["version"], exported["framework"]) == ("resnet18", 1, "torch")
     listed = json.loads(zoo("list", "--json").stdout)
@@ -63,15 +72,15 @@ def test_export_list_show(zoo, exported):
     assert "resnet18@1" in zoo("list").stdout  # the table renders
 
 
-def test_reexport_dedupes(zoo, exported):
+def test_reexport_dedupes(zoo, exported, template_two_versions):
     (again,) = json.loads(zoo("export", "resnet18", *SMALL, "--json").stdout)
     assert again["created"] is False and again["version"]["version"] == exported["version"]
-    (other,) = json.loads(zoo("export", "resnet18", *SMALL, "--seed", "1", "--json").stdout)
+    _, other = template_two_versions  # the same export with --seed 1, on a copy of the same store
     assert other["created"] is True and other["version"]["version"] == 2
 
 
-def test_alias_moves_and_resolves(zoo, exported):
-    zoo("export", "resnet18", *SMALL, "--seed", "1")
+def test_alias_moves_and_resolves(zoo, template_two_versions, tmp_path):
+    shutil.copytree(template_two_versions[0], tmp_path / "store")  # resnet18@1 (seed 0) and @2 (seed 1)
     zoo("alias", "resnet18@1", "prod")
     assert json.loads(zoo("show", "resnet18@prod", "--json").stdout)["version"] == 1
     zoo("alias", "resnet18@2", "prod")

@@ -263,18 +263,33 @@ def test_export_defaults():
         export_eval_meta(num_classes=10, input_size=64, transform=Transform(crop=(32, 32)))
 
 
-@pytest.mark.torch
-def test_reference_export_records_imagenet_labels_and_the_torchvision_transform(store):
-    import onnx
-
+@pytest.fixture(scope="module")
+def reference_export(tmp_path_factory):
+    """torch's ResNet-18 exported once with its defaults (1000 classes; 32 px, the smallest size) into an
+    embedded store: (the stored file, its version)."""
+    from zoo import open_registry
     from zoo._exporting import export_and_register
     from zoo.plugins import get_plugin
 
-    result = export_and_register(store, get_plugin("torch"), "resnet18", input_size=32, seed=0)
-    v = result.version
-    assert v.labels is not None and v.labels.name == "imagenet-1k" and v.labels[0] == "tench"
-    assert v.transform == Transform(resize=36, crop=(32, 32), interpolation="bilinear")
-    assert v.input_size == (32, 32)
-    props = {p.key: p.value for p in onnx.load(str(store.path(v)), load_external_data=False).metadata_props}
-    assert json.loads(props["zoo.transform"]) == v.transform.to_dict()
+    registry = open_registry(tmp_path_factory.mktemp("reference") / "store")
+    result = export_and_register(registry, get_plugin("torch"), "resnet18", input_size=32, seed=0)
+    return registry.path(result.version), result.version
+
+
+@pytest.mark.torch
+def test_reference_export_records_imagenet_labels_and_the_torchvision_transform(reference_export, backend, store):
+    """One export; on each backend, `zoo register` of its file reads labels and transform back and stores them."""
+    import onnx
+
+    from conftest import cli_on
+
+    path, exported = reference_export
+    cli_on(backend.location)("register", str(path), "--name", "resnet18")
+    registered = store.resolve("resnet18@1")
+    for v in (exported, registered):
+        assert v.labels is not None and v.labels.name == "imagenet-1k" and v.labels[0] == "tench"
+        assert v.transform == Transform(resize=36, crop=(32, 32), interpolation="bilinear")
+        assert v.input_size == (32, 32)
+    props = {p.key: p.value for p in onnx.load(str(store.path(registered)), load_external_data=False).metadata_props}
+    assert json.loads(props["zoo.transform"]) == exported.transform.to_dict()
     assert json.loads(props["zoo.labels"])["classes"][:2] == ["tench", "goldfish"]

@@ -465,8 +465,10 @@ def _export_and_check(arch: str, tmp_path: Path) -> tuple[float, onnx_info.OnnxF
 
 
 @pytest.mark.torch
-def test_torch_resnet18_export_macs_match_torchvision(tmp_path):
-    gmacs, facts = _export_and_check("resnet18", tmp_path)
+def test_torch_resnet18_export_macs_match_torchvision(torch_resnet18_full_size):
+    _, path = torch_resnet18_full_size  # the session's full-size export (shared with test_plugin_torch)
+    facts = onnx_info.inspect(onnx_info.check_model_file(path), input_size=224)
+    gmacs = facts.macs / 1e9
     assert gmacs == pytest.approx(REFERENCE_GMACS["resnet18"], rel=0.01)
     assert facts.signature.inputs[0].name == "images" and facts.signature.outputs[0].name == "logits"
 

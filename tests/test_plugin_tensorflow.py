@@ -18,6 +18,7 @@ import pytest
 import torch
 
 from arch_params import arch_params
+from conftest import SmallModel, core_export, meta_build
 from zoo._exporting import export_onnx
 from zoo.architectures import ARCHITECTURES, REFERENCE_PARAMS
 from zoo.errors import InvalidInput, InvalidWeights, NotFound
@@ -106,10 +107,11 @@ def _conv_filters(model) -> int:
 
 @pytest.mark.parametrize("arch", ARCHS)
 def test_full_size_counts_equal_torchvision(arch):
-    """One build per architecture (GoogLeNet's training graph also gives the inference count)."""
+    """One shapes-only build per architecture (conftest.meta_build: no weight is allocated); GoogLeNet's
+    training graph also gives the inference count."""
     from zoo_tensorflow.inference import inference_model
 
-    model = PLUGIN.build(arch, num_classes=1000)
+    model = meta_build(PLUGIN, arch, num_classes=1000)
     counts = PLUGIN.count_params(model)
     if arch == "googlenet":
         assert counts.trainable == REFERENCE_PARAMS["googlenet+aux"], "aux heads are in the training graph"
@@ -123,7 +125,7 @@ def test_full_size_counts_equal_torchvision(arch):
 
 
 def test_googlenet_without_aux_heads_is_the_inference_graph():
-    model = PLUGIN.build("googlenet", aux_logits=False)
+    model = meta_build(PLUGIN, "googlenet", aux_logits=False)
     assert PLUGIN.count_params(model).trainable == REFERENCE_PARAMS["googlenet"]
     assert not [layer.name for layer in model.layers if layer.name.startswith(("aux1", "aux2"))]
 
@@ -131,18 +133,21 @@ def test_googlenet_without_aux_heads_is_the_inference_graph():
 # --- small configuration: one model per architecture ------------------------------------------------
 
 class Small:
-    def __init__(self, arch: str):
+    """The session's small model of ``arch`` (conftest.small_models: 10 classes, random canonical weights,
+    exported once) with its logits on one batch."""
+
+    def __init__(self, arch: str, small_models):
         self.arch = arch
-        self.model = PLUGIN.build(arch, num_classes=SMALL_CLASSES, seed=0)
-        self.state = random_canonical_state(PLUGIN.state_dict(self.model), seed=1)
-        PLUGIN.load_state_dict(self.model, self.state)
+        shared = small_models("tensorflow", arch)
+        self.model, self.state = shared.model, shared.state
         self.images = batch()
         self.logits = PLUGIN.predict(self.model, self.images)
+        self.export = lambda: small_models.export("tensorflow", arch)
 
 
 @pytest.fixture(scope="module", params=arch_params(ARCHS))
-def small(request) -> Small:
-    return Small(request.param)
+def small(request, small_models) -> Small:
+    return Small(request.param, small_models)
 
 
 def test_state_dict_round_trip_is_exact(small):
@@ -167,9 +172,8 @@ def _signature(model_proto) -> tuple:
     return tuple(spec(v) for v in model_proto.graph.input), tuple(spec(v) for v in model_proto.graph.output)
 
 
-def test_small_export_honours_the_contract_and_matches_keras(small, tmp_path):
-    path = tmp_path / f"{small.arch}.onnx"
-    info = export_onnx(PLUGIN, small.model, path, opset=18, input_size=SMALL_SIZE)
+def test_small_export_honours_the_contract_and_matches_keras(small):
+    path, info = small.export()  # the plugin's default opset, 18
     assert info.opset == 18 and info.exporter.startswith("tf2onnx") and info.exporter_version
     proto = onnx.load(str(path))
     onnx.checker.check_model(proto, full_check=True)
@@ -187,12 +191,12 @@ def test_small_export_honours_the_contract_and_matches_keras(small, tmp_path):
     assert relative_error(logits, small.logits) <= RTOL
 
 
-def test_same_canonical_weights_give_torchs_logits(small):
+def test_same_canonical_weights_give_torchs_logits(small, small_models):
     """torchvision-layout weights -> the torch plugin and this one -> the same logits."""
-    torch_plugin = TorchPlugin()
-    reference = torch_plugin.build(small.arch, num_classes=SMALL_CLASSES, seed=0)
-    torch_plugin.load_state_dict(reference, small.state)
-    expected = torch_plugin.predict(reference, small.images)
+    reference = small_models("torch", small.arch)
+    assert reference.state.keys() == small.state.keys()
+    assert all(np.array_equal(reference.state[k], v) for k, v in small.state.items()), "the same canonical weights"
+    expected = reference.plugin.predict(reference.model, small.images)
     assert relative_error(small.logits, expected) <= RTOL
 
 
@@ -215,21 +219,21 @@ def test_odd_input_sizes_match_torch_pooling_arithmetic(arch, size, tmp_path):
     assert relative_error(logits, expected) <= RTOL
 
 
-def test_googlenet_aux_heads_compute_torchvisions_aux_logits():
+def test_googlenet_aux_heads_compute_torchvisions_aux_logits(small_models):
     """The training graph's aux heads (adaptive pool 4x4, 1x1 conv, C,H,W flatten, fc1, fc2)."""
-    torch_plugin = TorchPlugin()
-    reference = torch_plugin.build("googlenet", num_classes=SMALL_CLASSES, aux_logits=True, seed=0)
-    state = random_canonical_state(torch_plugin.state_dict(reference), seed=3)
-    torch_plugin.load_state_dict(reference, state)
-    model = PLUGIN.build("googlenet", num_classes=SMALL_CLASSES, aux_logits=True)
-    PLUGIN.load_state_dict(model, state)
-    reference.train()  # training mode returns the aux logits; BN and dropout kept in inference mode
-    for module in reference.modules():
-        if isinstance(module, (torch.nn.BatchNorm2d, torch.nn.Dropout)):
-            module.eval()
+    reference = small_models("torch", "googlenet").model  # both: the training graph, the same canonical weights
+    model = small_models("tensorflow", "googlenet").model
+    assert reference.aux1 is not None
     images = batch(224, n=1)  # 14x14 -> 4x4: torch's overlapping adaptive windows
-    with torch.no_grad():
-        logits, aux2, aux1 = (t.numpy() for t in reference(torch.from_numpy(images)))
+    reference.train()  # training mode returns the aux logits; BN and dropout kept in inference mode
+    try:
+        for module in reference.modules():
+            if isinstance(module, (torch.nn.BatchNorm2d, torch.nn.Dropout)):
+                module.eval()
+        with torch.no_grad():
+            logits, aux2, aux1 = (t.numpy() for t in reference(torch.from_numpy(images)))
+    finally:
+        reference.eval()  # the session's model is shared: put its mode back
     ours = [np.asarray(t) for t in model(images.transpose(0, 2, 3, 1), training=False)]
     for name, expected, actual in zip(("logits", "aux1", "aux2"), (logits, aux1, aux2), ours, strict=True):
         assert relative_error(actual, expected) <= RTOL, name
@@ -245,9 +249,9 @@ def test_full_size_resnet50_export_matches_keras(tmp_path):
     assert relative_error(logits, PLUGIN.predict(model, images)) <= RTOL
 
 
-def test_an_input_too_small_for_alexnet_is_invalid_input_not_a_crash(tmp_path):
+def test_an_input_too_small_for_alexnet_is_invalid_input_not_a_crash(tmp_path, small_models):
     """63 px is AlexNet's minimum in torchvision too; TensorFlow's pooling would SIGFPE below it."""
-    model = PLUGIN.build("alexnet", num_classes=SMALL_CLASSES, seed=0)
+    model = small_models("tensorflow", "alexnet").model
     with pytest.raises(InvalidInput, match="too small") as info:
         PLUGIN.predict(model, batch(32, n=1))
     assert "input size" in info.value.hint
@@ -257,9 +261,9 @@ def test_an_input_too_small_for_alexnet_is_invalid_input_not_a_crash(tmp_path):
 
 
 @pytest.mark.parametrize("opset", [13, 21])
-def test_other_opsets_export_and_match(opset, tmp_path):
+def test_other_opsets_export_and_match(opset, tmp_path, small_models):
     """tf2onnx writes up to opset 18; above, onnx.version_converter upgrades the graph."""
-    model = PLUGIN.build("googlenet", num_classes=SMALL_CLASSES, seed=0)
+    model = small_models("tensorflow", "googlenet").model
     path = tmp_path / "g.onnx"
     assert export_onnx(PLUGIN, model, path, opset=opset, input_size=SMALL_SIZE).opset == opset
     proto = onnx.load(str(path))
@@ -269,21 +273,21 @@ def test_other_opsets_export_and_match(opset, tmp_path):
     assert relative_error(logits, PLUGIN.predict(model, images)) <= RTOL
 
 
-def test_export_is_byte_for_byte_reproducible(tmp_path):
+def test_export_is_byte_for_byte_reproducible(tmp_path, small_models):
     """The registry addresses artifacts by sha256: the same model must give the same file."""
-    model = PLUGIN.build("resnet18", num_classes=SMALL_CLASSES, seed=0)
-    first, second = tmp_path / "a.onnx", tmp_path / "b.onnx"
-    export_onnx(PLUGIN, model, first, input_size=SMALL_SIZE)
-    export_onnx(PLUGIN, PLUGIN.build("resnet18", num_classes=SMALL_CLASSES, seed=0), second, input_size=SMALL_SIZE)
+    first, _ = small_models.export("tensorflow", "resnet18")
+    second = tmp_path / "b.onnx"
+    core_export(PLUGIN, SmallModel("tensorflow", "resnet18").model, second, input_size=SMALL_SIZE)  # a new build
     assert first.read_bytes() == second.read_bytes()
 
 
 # --- weights that do not fit -------------------------------------------------------------------------
 
-@pytest.fixture(scope="module")
-def resnet18():
-    model = PLUGIN.build("resnet18", num_classes=SMALL_CLASSES, seed=0)
-    return model, PLUGIN.state_dict(model)
+@pytest.fixture
+def resnet18(small_models):
+    """The session's small ResNet-18 (a failed load changes nothing; the one load that succeeds loads its own weights)."""
+    shared = small_models("tensorflow", "resnet18")
+    return shared.model, PLUGIN.state_dict(shared.model)
 
 
 def test_invalid_weights_list_missing_unexpected_and_misshaped(resnet18):
@@ -321,8 +325,8 @@ def test_not_a_mapping_is_invalid_weights(resnet18):
         PLUGIN.load_state_dict(model, [("conv1.weight", np.zeros(1))])
 
 
-def test_googlenet_aux_weights_load_into_either_graph():
-    with_aux = PLUGIN.build("googlenet", num_classes=SMALL_CLASSES, aux_logits=True, seed=0)
+def test_googlenet_aux_weights_load_into_either_graph(small_models):
+    with_aux = small_models("tensorflow", "googlenet").model  # the default: the training graph
     without = PLUGIN.build("googlenet", num_classes=SMALL_CLASSES, aux_logits=False, seed=1)
     full = PLUGIN.state_dict(with_aux)
     PLUGIN.load_state_dict(without, full)  # a torchvision checkpoint keeps its aux heads

@@ -52,21 +52,20 @@ def _bn_channels(model: torch.nn.Module) -> int:
     return sum(m.num_features for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d))
 
 
-@pytest.fixture(scope="module")
-def exports(tmp_path_factory: pytest.TempPathFactory):
-    """Small exports, each made once per module: arch -> (model, path, ExportInfo)."""
-    cache: dict[str, tuple] = {}
-    folder = tmp_path_factory.mktemp("torch-exports")
-
+@pytest.fixture
+def exports(small_models):
+    """Small exports, each made once per session (conftest.small_models): arch -> (model, path, ExportInfo)."""
     def get(arch: str):
-        if arch not in cache:
-            model = PLUGIN.build(arch, seed=0, **SMALL)
-            path = folder / f"{arch}.onnx"
-            info = export_onnx(PLUGIN, model, path, input_size=SMALL_SIZE)
-            cache[arch] = (model, path, info)
-        return cache[arch]
+        path, info = small_models.export("torch", arch)
+        return small_models("torch", arch).model, path, info
 
     return get
+
+
+@pytest.fixture
+def small(small_models):
+    """arch -> the session's small model (10 classes, random canonical weights; read-only)."""
+    return lambda arch: small_models("torch", arch).model
 
 
 # --- the plugin object ---------------------------------------------------------------------------
@@ -116,8 +115,8 @@ def test_googlenet_default_is_training_graph_with_aux_heads():
     assert PLUGIN.count_params(PLUGIN.build("googlenet", device="meta")).trainable == REFERENCE_PARAMS["googlenet+aux"]
 
 
-def test_real_build_counts_like_meta_build_and_is_in_eval_mode():
-    real = PLUGIN.build("resnet18", seed=0)
+def test_real_build_counts_like_meta_build_and_is_in_eval_mode(torch_resnet18_full_size):
+    real, _ = torch_resnet18_full_size
     assert not real.training
     assert PLUGIN.count_params(real) == PLUGIN.count_params(PLUGIN.build("resnet18", device="meta"))
 
@@ -181,16 +180,18 @@ def test_random_init_keeps_logits_well_scaled(arch: str):
     assert np.abs(logits[0] - logits[1]).max() > 1e-4 * np.abs(logits).max(), "inputs must matter"
 
 
-def test_googlenet_aux_heads_run_in_training_only_and_predict_restores_mode():
-    model = PLUGIN.build("googlenet", seed=0, **SMALL)
+def test_googlenet_aux_heads_run_in_training_only_and_predict_restores_mode(small):
+    model = small("googlenet")
     x = _batch(SMALL_SIZE, n=2)
     model.train()
-    with torch.no_grad():
-        out = model(torch.from_numpy(x))
-    assert [t.shape for t in out] == [(2, 10)] * 3  # logits, aux2, aux1
-    logits = PLUGIN.predict(model, x)
-    assert model.training, "predict must restore the caller's mode"
-    model.eval()
+    try:
+        with torch.no_grad():
+            out = model(torch.from_numpy(x))
+        assert [t.shape for t in out] == [(2, 10)] * 3  # logits, aux2, aux1
+        logits = PLUGIN.predict(model, x)
+        assert model.training, "predict must restore the caller's mode"
+    finally:
+        model.eval()  # the session's model is shared: put its mode back
     assert np.array_equal(logits, PLUGIN.predict(model, x))
 
 
@@ -199,9 +200,9 @@ def test_googlenet_aux_heads_run_in_training_only_and_predict_restores_mode():
     (np.zeros((3, 64, 64), np.float32), "NCHW"),
     (np.zeros((1, 3, 64, 64), np.uint8), "uint8"),
 ])
-def test_predict_rejects_bad_batches(images: np.ndarray, fragment: str):
+def test_predict_rejects_bad_batches(images: np.ndarray, fragment: str, small):
     with pytest.raises(InvalidInput) as err:
-        PLUGIN.predict(PLUGIN.build("resnet18", seed=0, **SMALL), images)
+        PLUGIN.predict(small("resnet18"), images)
     assert fragment in err.value.message
 
 
@@ -275,29 +276,27 @@ def test_export_falls_back_to_torchscript_and_says_so(exports, tmp_path, monkeyp
     assert _ort_matches_eager(model, path, SMALL_SIZE) <= RTOL
 
 
-def test_full_size_resnet18_export(tmp_path):
-    model = PLUGIN.build("resnet18", seed=0)
-    path = tmp_path / "resnet18.onnx"
-    export_onnx(PLUGIN, model, path)
+def test_full_size_resnet18_export(torch_resnet18_full_size):
+    model, path = torch_resnet18_full_size
     _assert_contract(path, num_classes=1000, size=224)
     assert _ort_matches_eager(model, path, 224) <= RTOL
 
 
-def test_export_rejects_what_cannot_work(tmp_path):
+def test_export_rejects_what_cannot_work(tmp_path, small):
     with pytest.raises(InvalidInput, match="meta"):
         export_onnx(PLUGIN, PLUGIN.build("resnet18", device="meta"), tmp_path / "m.onnx")
     with pytest.raises(InvalidInput, match="input_size 32"):  # AlexNet's 3x3 pools need >= 63 px
-        export_onnx(PLUGIN, PLUGIN.build("alexnet", seed=0, **SMALL), tmp_path / "a.onnx", input_size=32)
+        export_onnx(PLUGIN, small("alexnet"), tmp_path / "a.onnx", input_size=32)
     with pytest.raises(InvalidInput, match="opset"):
-        export_onnx(PLUGIN, PLUGIN.build("resnet18", seed=0, **SMALL), tmp_path / "o.onnx", opset=7)
+        export_onnx(PLUGIN, small("resnet18"), tmp_path / "o.onnx", opset=7)
     assert not list(tmp_path.iterdir())
 
 
 # --- canonical weights ---------------------------------------------------------------------------
 
 @pytest.mark.parametrize("arch, options", [("resnet18", {}), ("googlenet", {"aux_logits": True})])
-def test_state_dict_round_trip_reproduces_predictions(arch: str, options: dict):
-    source = PLUGIN.build(arch, seed=0, **SMALL, **options)
+def test_state_dict_round_trip_reproduces_predictions(arch: str, options: dict, small):
+    source = small(arch)  # GoogLeNet's default graph is the training graph (aux_logits=True)
     state = PLUGIN.state_dict(source)
     native = {k for k in source.state_dict() if not k.endswith("num_batches_tracked")}
     assert set(state) == native
@@ -313,9 +312,10 @@ def test_state_dict_round_trip_reproduces_predictions(arch: str, options: dict):
     assert not np.any(PLUGIN.state_dict(source)["fc.bias"] == 42.0)
 
 
-def test_torchvision_checkpoint_extras_are_accepted():
+def test_torchvision_checkpoint_extras_are_accepted(small):
     """num_batches_tracked counters and GoogLeNet's aux heads (for a model without them) load silently."""
-    trained = PLUGIN.build("googlenet", seed=0, aux_logits=True, **SMALL)
+    trained = small("googlenet")  # the training graph: aux heads included
+    assert trained.aux1 is not None
     checkpoint = {k: v.numpy() for k, v in trained.state_dict().items()}
     assert any(k.endswith("num_batches_tracked") for k in checkpoint)
     inference = PLUGIN.build("googlenet", seed=1, aux_logits=False, **SMALL)
@@ -324,8 +324,8 @@ def test_torchvision_checkpoint_extras_are_accepted():
     assert np.array_equal(PLUGIN.predict(inference, x), PLUGIN.predict(trained, x))
 
 
-def test_load_state_dict_lists_missing_unexpected_and_misshaped():
-    model = PLUGIN.build("resnet18", seed=0, **SMALL)
+def test_load_state_dict_lists_missing_unexpected_and_misshaped(small):
+    model = small("resnet18")  # the load must fail and change nothing, so the shared model stays as it was
     before = PLUGIN.state_dict(model)
     state = PLUGIN.state_dict(PLUGIN.build("resnet18", seed=1, num_classes=1000))
     del state["layer1.0.bn1.running_var"]
@@ -345,5 +345,5 @@ def test_load_state_dict_lists_missing_unexpected_and_misshaped():
 def test_googlenet_weights_without_aux_heads_say_how_to_build():
     state = PLUGIN.state_dict(PLUGIN.build("googlenet", seed=0, aux_logits=False, **SMALL))
     with pytest.raises(InvalidWeights) as err:
-        PLUGIN.load_state_dict(PLUGIN.build("googlenet", seed=0, **SMALL), state)
+        PLUGIN.load_state_dict(PLUGIN.build("googlenet", device="meta", **SMALL), state)  # refused before any copy
     assert "aux1.fc1.weight" in err.value.message and "aux_logits=False" in (err.value.hint or "")

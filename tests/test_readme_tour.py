@@ -11,6 +11,11 @@ are made to the README's text before running it:
   it already chooses a size, and ``zoo bench`` times briefly;
 - ``224`` becomes ``64`` (the prepared batch and the Python example's input follow the small size).
 
+A plain ``zoo`` command (words only: no quote, expansion, pipe or redirection, so bash would pass
+exactly ``shlex.split`` of it) runs in-process through the same ``main`` the ``zoo`` script calls, so
+the frameworks are imported once rather than by every command; the first one, and every command that
+needs the shell, run through ``bash`` with ``zoo`` on PATH.
+
 So the 1000-class defaults (``imagenet-1k`` labels) are exercised by ``tests/test_cli_images.py``;
 here the 10-class models print class ids, except ``tiny``, which the tour labels itself.
 """
@@ -40,6 +45,7 @@ SMALL = {  # command prefix -> options appended unless the command already gives
 }
 SUBSTITUTIONS = (("resnet50", "resnet18"), ("224", "64"))
 COMMAND_TIMEOUT_S = 600
+_PLAIN_ZOO = re.compile(r"zoo [\w@:./=,+ -]+")  # bash would split it exactly as shlex.split does
 _COMMENT = re.compile(r"\s{2,}#\s.*$")  # the tour aligns its comments after two or more spaces
 
 
@@ -138,15 +144,45 @@ def _expectations(command: str) -> list[str]:
     }.get(sub, [])
 
 
-def test_readme_tour_and_python_example_run_as_written(readme, tmp_path):
+def _in_process(command: str) -> tuple[int, str]:
+    """Run a plain ``zoo ...`` command through ``zoo.cli.main`` here: (exit code, stdout + stderr)."""
+    import traceback
+
+    from click.testing import CliRunner
+
+    from zoo.cli import main
+
+    result = CliRunner().invoke(main, shlex.split(command)[1:], prog_name="zoo",
+                                env={"ZOO_STORE": None, "ZOO_TEST_CRASH_AT": None})
+    output = result.stdout + result.stderr
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        output += "".join(traceback.format_exception(result.exception))
+    return result.exit_code, output
+
+
+def test_plain_commands_are_recognised():
+    assert _PLAIN_ZOO.fullmatch("zoo export resnet18 --framework all --num-classes 10 --input-size 64")
+    assert _PLAIN_ZOO.fullmatch("zoo bench --compare resnet18@prod resnet18@3 --batch 1")
+    for shell in ('zoo run "tiny@sha256:$(sha256sum model.onnx | cut -c1-12)" --image cat.jpg',
+                  "zoo list > out.txt", "zoo show 'x y'", "zoo list; rm -rf ~", "zoo show $HOME", "zoo show a*"):
+        assert not _PLAIN_ZOO.fullmatch(shell), shell
+
+
+def test_readme_tour_and_python_example_run_as_written(readme, tmp_path, monkeypatch):
     env = _shims(tmp_path / "bin")
     work = tmp_path / "tour"
     work.mkdir()
+    monkeypatch.chdir(work)  # the in-process commands, like the shell ones, use ./artifacts
+    in_shell = 0
     for command in map(small, tour_commands(readme)):
-        result = subprocess.run(["bash", "-euo", "pipefail", "-c", command], cwd=work, env=env, capture_output=True,
-                                text=True, timeout=COMMAND_TIMEOUT_S)
-        output = result.stdout + result.stderr
-        assert result.returncode == 0, f"`{command}` exited {result.returncode}:\n{output[-4000:]}"
+        if _PLAIN_ZOO.fullmatch(command) and in_shell:
+            code, output = _in_process(command)
+        else:
+            result = subprocess.run(["bash", "-euo", "pipefail", "-c", command], cwd=work, env=env, capture_output=True,
+                                    text=True, timeout=COMMAND_TIMEOUT_S)
+            code, output = result.returncode, result.stdout + result.stderr
+            in_shell += command.startswith("zoo ")  # the first zoo command runs the installed script
+        assert code == 0, f"`{command}` exited {code}:\n{output[-4000:]}"
         for needle in _expectations(command):
             assert needle in output, f"`{command}` did not print {needle!r}:\n{output[-4000:]}"
         if command.startswith(("zoo run tiny", 'zoo run "tiny@sha256:')):
