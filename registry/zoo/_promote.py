@@ -1,5 +1,6 @@
-"""``zoo promote``: produce the reports an alias's policy reads that a candidate lacks, then move the alias
-through its gate (:meth:`zoo._registry.Registry.set_alias`, which decides)."""
+"""``zoo promote``: produce the reports an alias's policy reads that a candidate lacks (a parity check of
+the registered version, an eval against the current version, an interleaved bench of both), then move
+the alias through its gate (:meth:`zoo._registry.Registry.set_alias`, which decides)."""
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
@@ -33,6 +34,11 @@ def promote(registry: "Registry", ref: str, alias: str, *, data: str | None = No
     policy = Policy.parse(candidate.name, alias, require or [])
     kinds = {r.kind for r in policy.requirements if r.text in missing}
     same = current is not None and current.version == candidate.version
+    if "parity" in kinds:  # the candidate's own cross-framework check (the versions built from its weights)
+        from .parity import parity_versions
+
+        parity_versions(registry, [candidate], progress=progress)
+        ran.append("parity")
     if "eval" in kinds:
         if data is None:
             raise InvalidInput(f"Expected --data DIR: the policy on {candidate.name}@{alias} reads eval figures and "

@@ -67,9 +67,11 @@ def policy_cmd(ctx, model, alias, requirements, clear, as_json) -> None:
 def promote_cmd(ctx, ref, alias, data, reason, min_time, as_json) -> None:
     """Run what ALIAS's policy needs on REF, then move ALIAS to REF through its gate.
 
-    Evaluates REF and the current version on --data (one pass) when the policy reads eval
-    figures they lack, and times both interleaved when it reads bench figures; then the gate
-    decides: the alias moves (exit 0) or stays and each unmet requirement is named (exit 13).
+    Checks REF's parity (the registered version against the frameworks that built its
+    weights) when the policy requires it and REF has no passing report, evaluates REF and the
+    current version on --data (one pass) when the policy reads eval figures they lack, and
+    times both interleaved when it reads bench figures; then the gate decides: the alias
+    moves (exit 0) or stays and each unmet requirement is named (exit 13).
 
     \b
     Examples:
