@@ -596,3 +596,22 @@ def test_cli_parity_resnet18_full_size(tmp_path):
 def test_parity_resnet50_full_size():
     report = run_parity("resnet50", _real_plugins(), num_classes=1000, input_size=224, batch=4)
     _assert_tight(report)
+
+
+def test_promote_runs_the_parity_check_the_gate_requires(tmp_path, fake_frameworks):
+    """`zoo promote REF prod` on a policy requiring parity: the registered version is checked, then promoted;
+    with a framework that disagrees, the check fails and prod stays where it was (exit 13)."""
+    from conftest import cli_on
+    from zoo import open_registry
+    from zoo.errors import GateRefused
+
+    zoo = cli_on(tmp_path / "scratch")
+    first, _ = _scratch(tmp_path, fake_frameworks, "p")
+    zoo("policy", "p", "prod", "--require", "parity")
+    out = json.loads(zoo("promote", first, "prod", "--json").stdout)
+    assert out["ran"] == ["parity"] and out["version"]["version"] == 1 and out["event"]["policy"]["passed"]
+    fake_frameworks["fb"] = FakePlugin("fb", broken_load=True)
+    bad, _ = _scratch(tmp_path, {"fa": FakePlugin("fa"), "fb": FakePlugin("fb")}, "p", seed=1)
+    assert "the newest parity report failed" in zoo("promote", bad, "prod", code=GateRefused.exit_code).stderr
+    with open_registry(tmp_path / "scratch") as registry:
+        assert registry.resolve("p@prod").version == 1

@@ -34,11 +34,16 @@ def promote(registry: "Registry", ref: str, alias: str, *, data: str | None = No
     policy = Policy.parse(candidate.name, alias, require or [])
     kinds = {r.kind for r in policy.requirements if r.text in missing}
     same = current is not None and current.version == candidate.version
-    if "parity" in kinds:  # the candidate's own cross-framework check (the versions built from its weights)
+    if "parity" in kinds:  # the candidate's own check; one no plugin built (an ONNX file) stays unmet
         from .parity import parity_versions
+        from .parity.versions import _checkable
 
-        parity_versions(registry, [candidate], progress=progress)
-        ran.append("parity")
+        if _checkable(candidate) is None:  # with its siblings: the model's versions built from the same weights
+            weights = candidate.provenance.get("weights_sha256")
+            group = [v for v in registry.list(candidate.name) if _checkable(v) is None and weights is not None
+                     and v.provenance.get("weights_sha256") == weights] or [candidate]
+            parity_versions(registry, group, progress=progress)
+            ran.append("parity")
     if "eval" in kinds:
         if data is None:
             raise InvalidInput(f"Expected --data DIR: the policy on {candidate.name}@{alias} reads eval figures and "
