@@ -26,12 +26,10 @@ SIZE = 64
 
 def _meta(arch: str | None = None, *, classes: int = 1000):
     from zoo.labels import Labels, builtin_labels
-    from zoo.records import Preprocessing, VersionMeta
-    from zoo.transforms import Transform
+    from zoo.records import Transform, VersionMeta
 
     labels = builtin_labels("imagenet-1k") if classes == 1000 else Labels(name="tiny", classes=tuple(f"c{i}" for i in range(classes)))
-    return VersionMeta(arch=arch, num_classes=classes, preprocessing=Preprocessing(input_size=(SIZE, SIZE)),
-                       transform=Transform(resize=SIZE, crop=SIZE), labels=labels)
+    return VersionMeta(arch=arch, num_classes=classes, transform=Transform(resize=SIZE, crop=SIZE), labels=labels)
 
 
 @pytest.fixture(scope="session")

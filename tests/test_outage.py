@@ -31,9 +31,9 @@ from backends import REPO_ROOT
 from conftest import make_tiny_onnx
 from zoo.cli import main
 from zoo.errors import StaleResolution, StoreError, StoreUnavailable
-from zoo.records import Preprocessing, VersionMeta
+from zoo.records import Transform, VersionMeta
 
-META = VersionMeta(arch="tiny", framework="torch", num_classes=10, preprocessing=Preprocessing(input_size=(8, 8)))
+META = VersionMeta(arch="tiny", framework="torch", num_classes=10, transform=Transform.for_input_size(8, 8))
 TIMEOUTS = {"ZOO_CONNECT_TIMEOUT": "1", "ZOO_READ_TIMEOUT": "1", "ZOO_RETRIES": "1"}
 # The most an outage may take to answer with these settings: (connect + read) per attempt, 2 attempts, back-off.
 ANSWER_WITHIN_S = 2 * (1 + 1) + 0.25 + 2.0
