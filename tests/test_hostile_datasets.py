@@ -78,7 +78,7 @@ def test_malformed_csv_is_refused(setup, tmp_path, content, needle):  # noqa: F8
     (lambda p: p / "missing", (), "no such file or folder"),
     (lambda p: (p / "flat").mkdir() or p / "flat", (), "no subfolders"),
     (lambda p: (p / "x.txt").write_text("x") and p / "x.txt", (), "regular .csv file"),
-    (lambda p: p / "val", ("--limit", "0"), "--limit >= 1"),
+    (lambda p: p / "val", ("--limit", "0"), "(limit) >= 1"),
     (lambda p: p / "val", ("--batch-size", "0"), "batch size >= 1"),
 ])
 def test_bad_arguments_exit_2(setup, tmp_path, make, args, needle):  # noqa: F811

@@ -50,7 +50,7 @@ def test_a_gated_alias_refuses_a_worse_candidate_and_accepts_a_better_one(team):
 
 def test_force_needs_a_reason_and_is_recorded(team):
     zoo, data, backend = team
-    assert "Expected a reason with --force" in zoo("alias", "colours@2", "prod", "--force", code=2).stderr
+    assert "Expected a reason for a forced move" in zoo("alias", "colours@2", "prod", "--force", code=2).stderr
     zoo("alias", "colours@2", "prod", "--force", "--reason", "hotfix")
     history = json.loads(zoo("alias", "--history", "colours", "prod", "--json").stdout)
     assert [(e["from_version"], e["to_version"]) for e in history] == [(None, 1), (1, 2)]
@@ -60,7 +60,7 @@ def test_force_needs_a_reason_and_is_recorded(team):
 
 def test_promote_runs_the_eval_the_policy_needs_and_is_refused_when_worse(team):
     zoo, data, backend = team
-    assert "Expected --data DIR" in zoo("promote", "colours@2", "prod", code=2).stderr
+    assert "Expected a labelled data set" in zoo("promote", "colours@2", "prod", code=2).stderr
     assert "not met" in zoo("promote", "colours@2", "prod", "--data", str(data), code=13).stderr
     out = json.loads(zoo("promote", "colours@3", "prod", "--data", str(data), "--json").stdout)
     assert out["ran"] == ["eval"] and out["version"]["version"] == 3 and out["event"]["policy"]["passed"]

@@ -19,9 +19,9 @@ __all__ = ["promote"]
 
 def promote(registry: "Registry", ref: str, alias: str, *, data: str | None = None, reason: str | None = None,
             min_time: float = 2.0, progress: Any = None) -> tuple["ModelVersion", list[str]]:
-    """Produce the reports ``alias``'s policy reads that ``ref`` lacks (eval on ``data`` against the current
-    version, an interleaved bench of both), then move the alias through its gate. Returns the version and
-    what was run; GateRefused when the candidate still falls short."""
+    """Produce the reports ``alias``'s policy reads that ``ref`` lacks (parity of it and its siblings, eval on
+    ``data`` against the current version, an interleaved bench of both), then move the alias through its gate.
+    Returns the version and what was run; GateRefused when the candidate still falls short."""
     validate_alias(alias)
     candidate = registry.resolve(ref)
     with registry._read() as txn:
@@ -46,7 +46,7 @@ def promote(registry: "Registry", ref: str, alias: str, *, data: str | None = No
             ran.append("parity")
     if "eval" in kinds:
         if data is None:
-            raise InvalidInput(f"Expected --data DIR: the policy on {candidate.name}@{alias} reads eval figures and "
+            raise InvalidInput(f"Expected a labelled data set (data): the policy on {candidate.name}@{alias} reads eval figures and "
                                f"{candidate.ref} has none to compare. Received: no data set",
                                hint=f"zoo promote {ref} {alias} --data val/ (a folder of class folders, or a CSV)")
         from .evaluation import evaluate

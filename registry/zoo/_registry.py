@@ -362,7 +362,7 @@ class Registry(StoreGuard):
 
         why = _reason(reason)
         if force and not why:
-            raise InvalidInput("Expected a reason with --force. Received: none",
+            raise InvalidInput("Expected a reason for a forced move. Received: none",
                                hint="e.g. --force --reason 'hotfix: prod model crashes on grayscale input'")
         parsed = self._parse(ref)
         with self._write() as txn:

@@ -192,7 +192,7 @@ def scan(where: str | os.PathLike[str], *, labels: Sequence[str] | None, num_cla
     relative to the CSV's folder), matched against the model's ``labels``; ``limit`` takes a seeded sample."""
     path = Path(where)
     if limit is not None and limit < 1:
-        raise InvalidInput(f"Expected --limit >= 1. Received: {limit}", hint="e.g. --limit 500 for a quick check")
+        raise InvalidInput(f"Expected a sample size (limit) >= 1. Received: {limit}", hint="e.g. --limit 500 for a quick check")
     try:
         st = os.stat(path)
     except OSError as exc:
