@@ -207,19 +207,24 @@ class S3Target:
 
         return error(exc, op, f"s3://{self.bucket}/{key}", bucket=self.bucket, location=self.location)
 
-    def _head(self, key: str) -> dict[str, Any] | None:
+    def _or_none(self, op: str, key: str, call: Callable[[], Any]) -> Any:
+        """``call()``, or None when S3 answers 404; any other failure is the store error naming ``op`` and ``key``."""
         from botocore.exceptions import BotoCoreError, ClientError
 
         from ..store._s3io import status
 
         try:
-            return self._client.head_object(Bucket=self.bucket, Key=key)
+            return call()
         except ClientError as exc:
             if status(exc) == 404:
                 return None
-            raise self._fail(exc, "HeadObject", key) from None
+            raise self._fail(exc, op, key) from None
         except BotoCoreError as exc:
-            raise self._fail(exc, "HeadObject", key) from None
+            raise self._fail(exc, op, key) from None
+
+    def _head(self, key: str) -> dict[str, Any] | None:
+        head: dict[str, Any] | None = self._or_none("HeadObject", key, lambda: self._client.head_object(Bucket=self.bucket, Key=key))
+        return head
 
     def same_files(self, folder: str, files: Sequence[StoredFile]) -> bool:
         for f in files:
@@ -252,19 +257,10 @@ class S3Target:
         return replaced
 
     def read(self, relpath: str) -> bytes | None:
-        from botocore.exceptions import BotoCoreError, ClientError
-
-        from ..store._s3io import status
-
         key = self._key(relpath)
-        try:
-            return self._client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
-        except ClientError as exc:
-            if status(exc) == 404:
-                return None
-            raise self._fail(exc, "GetObject", key) from None
-        except BotoCoreError as exc:
-            raise self._fail(exc, "GetObject", key) from None
+        data: bytes | None = self._or_none("GetObject", key,
+                                           lambda: self._client.get_object(Bucket=self.bucket, Key=key)["Body"].read())
+        return data
 
     def write(self, relpath: str, data: bytes) -> None:
         from botocore.exceptions import BotoCoreError, ClientError
