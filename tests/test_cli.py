@@ -9,6 +9,7 @@ import json
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -136,21 +137,40 @@ def test_errors_name_the_bad_value_without_traceback(zoo, args, code, needle):
 
 
 def _run_cold(store, *args: str) -> subprocess.CompletedProcess:
-    """``zoo ARGS`` in a fresh interpreter that then fails if a framework (or onnx) was imported."""
+    """``zoo ARGS`` in a fresh interpreter that then fails if a framework (or onnx) was imported; its last
+    line on stderr names the modules of :mod:`zoo.cli` it imported."""
     probe = (
         "import sys; from zoo.cli import main\n"
         "try: main(['--store', *sys.argv[1:]])\n"
         "except SystemExit as e: assert e.code in (0, None), e.code\n"
         "heavy = sorted(m for m in ('torch', 'tensorflow', 'onnx', 'onnxruntime', 'keras') if m in sys.modules)\n"
-        "assert not heavy, heavy"
+        "assert not heavy, heavy\n"
+        "print(*sorted(m for m in sys.modules if m.startswith('zoo.cli.')), file=sys.stderr)"
     )
     return subprocess.run([sys.executable, "-c", probe, str(store), *args], capture_output=True, text=True)
 
 
-def test_cold_commands_import_no_framework(tmp_path):
+def test_cold_commands_import_no_framework_and_only_their_own_module(tmp_path):
     (tmp_path / "s").mkdir()  # an empty folder lists as an empty registry (a missing one is exit 3)
     result = _run_cold(tmp_path / "s", "list")
     assert result.returncode == 0, result.stderr
+    assert result.stderr.splitlines()[-1].split() == ["zoo.cli._app", "zoo.cli._render", "zoo.cli._table", "zoo.cli.browse"]
+
+
+def test_every_command_comes_from_the_module_the_group_names():
+    """`zoo CMD` imports only ``COMMAND_MODULES[CMD]``: importing every command module registers exactly
+    those names, each defined in the module named, and no command module is left out."""
+    import importlib
+
+    from zoo.cli._app import COMMAND_MODULES
+
+    here = Path(importlib.import_module("zoo.cli").__file__).parent
+    modules = sorted(p.stem for p in here.glob("*.py") if not p.stem.startswith("_"))
+    assert sorted(set(COMMAND_MODULES.values())) == modules
+    for module in modules:
+        importlib.import_module(f"zoo.cli.{module}")
+    defined = {name: cmd.callback.__module__ for name, cmd in main.commands.items()}
+    assert defined == {name: f"zoo.cli.{module}" for name, module in COMMAND_MODULES.items()}
 
 
 def test_version_is_the_distributions_and_cold(tmp_path):

@@ -64,8 +64,6 @@ def test_the_command_line_parses_with_zoos_cli():
 
     argv = _exec_form("ENTRYPOINT") + _exec_form("CMD")
     assert argv[0] == "zoo"
-    if argv[1] not in main.commands:
-        pytest.skip(f"`zoo {argv[1]}` is not on this branch (the serve work merges it)")
     parent = click.Context(main, info_name="zoo")
     command = main.get_command(parent, argv[1])
     assert isinstance(command, click.Command) and not isinstance(command, click.Group)

@@ -19,7 +19,10 @@ README = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding=
 
 def _commands(group: click.Group, prefix: tuple[str, ...] = ()) -> list[tuple[tuple[str, ...], click.Command]]:
     found: list[tuple[tuple[str, ...], click.Command]] = []
-    for name, cmd in sorted(group.commands.items()):
+    ctx = click.Context(group)
+    for name in group.list_commands(ctx):  # zoo's group imports each command's module here (they load lazily)
+        cmd = group.get_command(ctx, name)
+        assert cmd is not None, name
         found.append((prefix + (name,), cmd))
         if isinstance(cmd, click.Group):
             found.extend(_commands(cmd, prefix + (name,)))

@@ -395,3 +395,47 @@ def test_load_refuses_a_different_artifact_than_the_pinned_one(store: Registry, 
         zoo.load("tiny", store=store.location, provider="cpu", sha256=one.sha256[:12])
     with pytest.raises(InvalidReference):
         store.load("tiny@1", provider="cpu", sha256=one.sha256[:8])  # too short to pin anything
+
+
+NAMES = tuple(f"class {i}" for i in range(10))
+
+
+def test_class_names_are_stored_once_per_list_and_read_back_per_version(store: Registry, tiny_onnx):
+    """A version's record names its labels by digest and the names are stored once per list (1,000 ImageNet
+    versions do not hold 1,000 copies of 1,000 names); each version reads back its own name and names."""
+    from zoo.labels import Labels
+
+    given = [Labels("pets", NAMES), Labels("animals", NAMES), Labels("reversed", NAMES[::-1])]
+    for seed, labels in enumerate(given):
+        store.register(tiny_onnx(seed), name="m", meta=replace(TORCH, labels=labels))
+    assert [v.labels for v in store.list("m")] == given
+    assert store.resolve("m@2").labels == given[1] and store.resolve("m@2").labels.classes == NAMES
+    with store._meta.read() as txn:
+        stored = sorted(d for (d,) in txn._x("SELECT sha256 FROM {p}labels").fetchall())
+        records = [r for (r,) in txn._x("SELECT record FROM {p}versions").fetchall()]
+    assert stored == sorted({labels.sha256 for labels in given})
+    assert not any(NAMES[3] in record for record in records)
+
+
+def test_inline_labels_of_older_records_still_read_and_a_lost_list_is_a_store_error(embedded_store: Registry, tiny_onnx):
+    """Records written before schema 4 hold their class names inline; a record whose list is missing from the
+    labels table is reported as a corrupt record, naming the version."""
+    import sqlite3
+
+    from zoo.labels import Labels
+
+    embedded_store.register(tiny_onnx(0), name="m", meta=replace(TORCH, labels=Labels("pets", NAMES)))
+    conn = sqlite3.connect(embedded_store.root / "registry.db")
+    with conn:
+        (record,) = conn.execute("SELECT record FROM versions").fetchone()
+        body = {**json.loads(record), "labels": {"name": "pets", "classes": list(NAMES)}}  # the schema-3 shape
+        conn.execute("INSERT INTO models(name, last_version) VALUES ('old', 1)")
+        conn.execute("INSERT INTO versions(name, version, sha256, created_at, record) SELECT 'old', 1, sha256, created_at, ?"
+                     " FROM versions", (json.dumps(body),))
+    assert embedded_store.resolve("old@1").labels == Labels("pets", NAMES)
+    with conn:
+        conn.execute("DELETE FROM labels")
+    conn.close()
+    assert embedded_store.resolve("old@1").labels == Labels("pets", NAMES)
+    with pytest.raises(StoreError, match="corrupt record for m@1"):
+        embedded_store.resolve("m@1")

@@ -14,6 +14,7 @@ import threading
 import time
 from pathlib import Path
 
+import click
 import numpy as np
 import pytest
 
@@ -431,7 +432,7 @@ def test_serve_and_ui_listen_on_localhost_unless_told():
     assert inspect.signature(Server).parameters["host"].default == "127.0.0.1"
     assert inspect.signature(make_server).parameters["host"].default == "127.0.0.1"
     for command in ("serve", "ui"):
-        (host,) = [p for p in main.commands[command].params if p.name == "host"]
+        (host,) = [p for p in main.get_command(click.Context(main), command).params if p.name == "host"]
         assert host.default == "127.0.0.1", command
 
 

@@ -26,8 +26,6 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from ._names import received
 from ._record import Record
 from .errors import InvalidInput, NotFound
@@ -204,6 +202,8 @@ def top_k(logits: Any, labels: Labels | Sequence[str] | None = None, k: int = 5)
     probabilities that are softmaxed again: the order stays right, the figures do not). ``k`` larger
     than C gives C. Probabilities are a float64 softmax over all C classes.
     """
+    import numpy as np  # here, not at the top: reading a version's labels (zoo list) needs no numpy
+
     scores = np.asarray(logits)
     if not np.issubdtype(scores.dtype, np.number) or scores.ndim not in (1, 2) or scores.shape[-1] == 0:
         raise InvalidInput(f"Expected logits of shape [N, classes] or [classes]. Received: {scores.dtype} {tuple(scores.shape)}",

@@ -334,7 +334,8 @@ def _transform_and_labels_from_dict(d: dict[str, Any]) -> None:
     if d.get("labels") is not None:
         from .labels import Labels
 
-        d["labels"] = Labels.from_dict(d["labels"])
+        if not isinstance(d["labels"], Labels):  # a store hands over the Labels it read once for many versions
+            d["labels"] = Labels.from_dict(d["labels"])
 
 
 def Preprocessing(*, layout: str = "NCHW", color: str = "RGB", scale: float = DEFAULT_SCALE,

@@ -5,6 +5,7 @@ Command modules import from here, and :mod:`zoo.cli` imports them: one direction
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import json
 import math
 import sys
@@ -91,8 +92,11 @@ def _cell(value: Any) -> str:
         return "-"
     if isinstance(value, Styled):
         return value
+    text = str(value)
+    if text.isprintable():  # nearly every cell: nothing to escape
+        return text
     # Line breaks are layout (a status and its hint); every other control character is escaped.
-    return "\n".join(printable(line) for line in str(value).split("\n"))
+    return "\n".join(printable(line) for line in text.split("\n"))
 
 
 RIGHT_ALIGNED = ("params", "non-trainable", "MACs", "size", "version", "#", "ms", "/s", "x")  # column names ending so
@@ -126,7 +130,24 @@ class ZooGroup(click.Group):
 
     ``--debug`` is accepted anywhere before a ``--`` (``zoo list --debug`` too): it adds the
     traceback and never changes the exit code.
+
+    Commands load lazily: ``modules`` maps each command's name to the module of :mod:`zoo.cli` that
+    registers it, imported only when that command runs (``zoo list`` imports ``browse`` alone) or when
+    the commands are listed (``zoo --help``). Invariant: importing every module registers exactly
+    these names, each from the module named (``tests/test_cli.py`` checks).
     """
+
+    def __init__(self, *args: Any, modules: Mapping[str, str] | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.modules = dict(modules or {})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in self.modules:
+            importlib.import_module(f"{__package__}.{self.modules[cmd_name]}")
+        return super().get_command(ctx, cmd_name)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*self.commands, *self.modules})
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         end = args.index("--") if "--" in args else len(args)
@@ -163,7 +184,37 @@ def _debug(ctx: click.Context) -> bool:
     return bool(obj and obj.debug)
 
 
-@click.group(cls=ZooGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+COMMAND_MODULES = {  # command -> the module under zoo.cli that defines it (one per line: merges stay quiet)
+    "alias": "browse",
+    "archs": "inventory",
+    "bench": "bench",
+    "convert": "export",
+    "copy": "copy",
+    "deploy": "deploy",
+    "eval": "evaluate",
+    "events": "events",
+    "export": "export",
+    "gc": "gc",
+    "list": "browse",
+    "parity": "parity",
+    "plugins": "inventory",
+    "policy": "promote",
+    "promote": "promote",
+    "register": "export",
+    "report": "ui",
+    "rm": "browse",
+    "run": "run",
+    "serve": "serve",
+    "show": "browse",
+    "store": "stores",
+    "tag": "browse",
+    "ui": "ui",
+    "verify": "browse",
+    "weights": "weights",
+}
+
+
+@click.group(cls=ZooGroup, modules=COMMAND_MODULES, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.option(
     "--store",
     envvar=STORE_ENV,

@@ -72,8 +72,8 @@ def parse_fields(text: str) -> frozenset[str]:
 def version_json(v, fields: frozenset[str] = frozenset()) -> dict[str, Any]:
     """The one JSON shape of a version, in every command's ``--json``: the record's fields, with ``labels``
     as {name, count, sha256} (plus ``classes``, every name, when ``fields`` has "labels")."""
-    data = v.to_dict()
-    if v.labels is not None:
-        data["labels"] = {"name": v.labels.name, "count": len(v.labels), "sha256": v.labels.sha256,
-                          **({"classes": list(v.labels.classes)} if "labels" in fields else {})}
+    data = v.to_dict(omit=("labels",))
+    data["labels"] = None if v.labels is None else {
+        "name": v.labels.name, "count": len(v.labels), "sha256": v.labels.sha256,
+        **({"classes": list(v.labels.classes)} if "labels" in fields else {})}
     return data

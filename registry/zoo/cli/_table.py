@@ -79,6 +79,8 @@ Line = tuple[str, int, str]  # the text to print (markup as colour, or dropped),
 
 
 def _lines(cell: str, colour: bool) -> list[Line]:
+    if cell.isascii() and cell.isprintable() and not isinstance(cell, Styled):  # most cells: one line, one cell a char
+        return [(cell, len(cell), cell)]
     parts = cell.split("\n") if "\n" in cell else [cell]
     if isinstance(cell, Styled):
         return [(_colour(Styled(p), colour), _cell_len(plain), plain) for p in parts for plain in [_plain(Styled(p))]]

@@ -4,7 +4,8 @@ is :meth:`zoo.store.postgres.PostgresMetadataStore.initialise`'s job (this modul
 
 The schema version is kept in ``store.schema_version``; 1 -> 2 added the search indexes and
 ``alias_events`` (append-only history of alias moves); 2 -> 3 added ``alias_policies`` (gated aliases),
-``events`` (the append-only event log), ``webhooks`` and ``deliveries`` (the webhook outbox).
+``events`` (the append-only event log), ``webhooks`` and ``deliveries`` (the webhook outbox); 3 -> 4
+``labels`` (class names stored once per list, named by digest from each version's record).
 """
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from ._sql import ALIAS_CHANNEL, Dialect, tables_ddl
 
 __all__ = ["SCHEMA_VERSION", "create_statements", "dialect", "migration_statements"]
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 
 def dialect(schema: str) -> Dialect:
@@ -42,6 +43,14 @@ def _event_triggers(s: str) -> list[str]:
     ]
 
 
+def _labels_triggers(s: str) -> list[str]:
+    return [
+        f"DROP TRIGGER IF EXISTS labels_immutable ON {s}.labels",
+        f"""CREATE TRIGGER labels_immutable BEFORE UPDATE ON {s}.labels
+    FOR EACH ROW EXECUTE FUNCTION {s}.refuse_update('labels', 'immutable')""",
+    ]
+
+
 def create_statements(schema: str) -> list[str]:
     """A new, empty store (the caller inserts the ``store`` row)."""
     s = f'"{schema}"'
@@ -63,6 +72,7 @@ $$ BEGIN RAISE EXCEPTION 'zoo: % are %', TG_ARGV[0], TG_ARGV[1]; END $$""",
     FOR EACH ROW EXECUTE FUNCTION {s}.refuse_update('reports', 'append-only')""",
         *_alias_event_triggers(s),
         *_event_triggers(s),
+        *_labels_triggers(s),
     ]
 
 
@@ -72,4 +82,6 @@ def migration_statements(schema: str, target: int) -> list[str]:
         return [*tables_ddl(dialect(schema)), *_alias_event_triggers(f'"{schema}"')]
     if target == 3:
         return [*tables_ddl(dialect(schema)), *_event_triggers(f'"{schema}"')]
+    if target == 4:
+        return [*tables_ddl(dialect(schema)), *_labels_triggers(f'"{schema}"')]
     raise ValueError(f"no migration to schema {target}")  # a bug: SCHEMA_VERSION grew without one

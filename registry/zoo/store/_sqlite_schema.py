@@ -3,7 +3,8 @@ triggers that make versions, reports and alias history immutable.
 
 ``PRAGMA user_version`` keeps the schema version. Every statement is idempotent (``IF NOT EXISTS``),
 so applying :data:`SCHEMA` to an older store under the write lock migrates it (1 -> 2 added the search
-indexes and ``alias_events``; 2 -> 3 alias policies, the event log, webhooks and their deliveries).
+indexes and ``alias_events``; 2 -> 3 alias policies, the event log, webhooks and their deliveries; 3 -> 4 the ``labels`` table:
+class names once per list).
 """
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from ._sql import Dialect, tables_ddl
 
 __all__ = ["DIALECT", "SCHEMA", "SCHEMA_VERSION"]
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 DIALECT = Dialect(
     param="?", prefix="",
@@ -34,6 +35,8 @@ BEGIN SELECT RAISE(ABORT, 'zoo: alias history is append-only'); END""",
 BEGIN SELECT RAISE(ABORT, 'zoo: the event log is append-only'); END""",
     """CREATE TRIGGER IF NOT EXISTS events_kept BEFORE DELETE ON events
 BEGIN SELECT RAISE(ABORT, 'zoo: the event log is append-only'); END""",
+    """CREATE TRIGGER IF NOT EXISTS labels_immutable BEFORE UPDATE ON labels
+BEGIN SELECT RAISE(ABORT, 'zoo: labels are immutable'); END""",
     """CREATE TABLE IF NOT EXISTS store_info (
     key    TEXT PRIMARY KEY,                  -- store_id, format_version: written once at creation
     value  TEXT NOT NULL
