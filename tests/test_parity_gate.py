@@ -89,6 +89,7 @@ def test_missing_flatten_permutation_fails_the_cli_gate(monkeypatch, tmp_path):
     assert 'type="native-native"' in junit.read_text()
 
 
+@pytest.mark.slow  # the same fault on AlexNet runs by default (above); VGG-16's own flatten order: test_plugin_tensorflow
 def test_missing_flatten_permutation_fails_vgg(monkeypatch):
     import zoo_tensorflow.weights as tf_weights
 

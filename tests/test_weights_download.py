@@ -346,8 +346,10 @@ def test_import_needs_exactly_one_of_file_and_from(env):
 @needs_torch
 @needs_tf
 def test_pretrained_googlenet_applies_transform_input_and_drops_aux_heads(server, env):
-    """torchvision's GoogLeNet weights expect transform_input=True and carry aux heads: the import
-    reproduces the first exactly in both frameworks and registers the inference graph."""
+    """torchvision's GoogLeNet weights expect transform_input=True and carry aux heads: the catalog's build options
+    reach the plugin, which reproduces the first exactly and registers the inference graph. TensorFlow only: torch's
+    side of the same import is test_weights.py's GoogLeNet file import, and every framework of a catalog import is
+    test_import_from_catalog_registers_every_framework_with_provenance."""
     from zoo import open_registry
     from zoo.architectures import TRANSFORM_INPUT_OFFSET, TRANSFORM_INPUT_SCALE
     from zoo.metrics import verification_batch
@@ -361,8 +363,9 @@ def test_pretrained_googlenet_applies_transform_input_and_drops_aux_heads(server
                    build_options={"transform_input": True}, transform={"resize": 73, "crop": 64})
     store = env / "store"
     out = CliRunner().invoke(main, ["--store", str(store), "weights", "import", "googlenet", "--from", "test:GOOG",
-                                    "--catalog", str(_catalog(env / "cat.json", entry)), "--json"])
+                                    "-f", "tensorflow", "--catalog", str(_catalog(env / "cat.json", entry)), "--json"])
     assert out.exit_code == 0, out.output
+    assert [row["version"]["framework"] for row in json.loads(out.stdout)] == ["tensorflow"]
     # torchvision's forward with transform_input: the per-channel affine, then the network
     torch_plugin = get_plugin("torch")
     reference = torch_plugin.build("googlenet", num_classes=10, aux_logits=False)
