@@ -98,6 +98,7 @@ def main() -> int:
             url, stop = shared_store(tmp)
             stores = {"embedded": str(tmp / "store"), "shared": url}
             env = dict(os.environ, ZOO_CACHE=str(tmp / "cache"))
+            env.pop("PYTHONDONTWRITEBYTECODE", None)  # as installed: compiled modules cached (the first run writes them)
             from zoo import open_registry
 
             tiny = _test_helper("onnx_models", "tiny_cnn")(tmp / "tiny" / "model.onnx")

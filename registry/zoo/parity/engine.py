@@ -82,18 +82,12 @@ def run_parity(
     for the same weights (the same bytes: one version).
     """
     from .._eval_options import export_eval_meta
-    from .._exporting import check_options, export_onnx, seeded_weights, staged_export
+    from .._exporting import staged_export
     from ..metrics import verification_batch
-    from ..weights import shapes_of, state_sha256, weight_mismatches
+    from ..weights import shapes_of, weight_mismatches
 
     plugins = list(plugins)
-    if len(plugins) < 1:
-        raise InvalidInput("Parity needs at least one plugin. Received: none", hint="e.g. torch and tensorflow")
-    if len({p.name for p in plugins}) != len(plugins):
-        raise InvalidInput(f"Expected distinct frameworks. Received: {[p.name for p in plugins]}")
-    check_options(num_classes, input_size, opset)
-    if batch < 1:
-        raise InvalidInput(f"Expected a batch of at least 1 image. Received: {batch}")
+    _check_run(plugins, num_classes=num_classes, input_size=input_size, opset=opset, batch=batch)
     step = progress or (lambda _msg: None)
     timings: dict[str, float] = {}
     names = [p.name for p in plugins]
@@ -124,16 +118,9 @@ def run_parity(
         for plugin in plugins:
             options = dict(build_options) if build_options is not None else inference_options(plugin, arch, state=weights)
             model = timed(f"{plugin.name}: build", partial(plugin.build, arch, num_classes=num_classes, seed=seed, **options))
-            if state is None and weights is not None:
-                state, sha = dict(weights), weights_sha256 or state_sha256(weights)
-                provenance = {"weights_sha256": sha}
-            elif state is None:  # the first plugin's layout defines the shapes; the others must match it
-                seeded = seeded_weights(plugin, model, arch=arch, num_classes=num_classes, seed=seed)
-                if seeded is None:
-                    raise InvalidInput(f"{plugin.name} builds {arch!r} without weights: nothing to compare",
-                                       hint="parity compares models holding the same weights")
-                state, sha, recipe = seeded
-                provenance = {"weights_init": recipe, "weights_sha256": sha}
+            if state is None:  # the first plugin's layout defines the shapes (given weights must fit it); the others match
+                state, sha, provenance = _shared_state(plugin, model, arch=arch, num_classes=num_classes, seed=seed,
+                                                       weights=weights, weights_sha256=weights_sha256)
             try:
                 timed(f"{plugin.name}: load weights", partial(plugin.load_state_dict, model, state))
             except InvalidWeights as exc:
@@ -150,6 +137,7 @@ def run_parity(
             if not export:
                 continue
             recorded = {**provenance, **({"build_options": options} if options else {})}  # as `zoo export` records
+            path: Path | None
             try:  # the one ingestion pipeline: export, contract pass, verify, record (registered below if all pass)
                 staged[plugin.name] = timed(f"{plugin.name}: export", partial(
                     exports.enter_context, staged_export(plugin, model, arch=arch, num_classes=num_classes,
@@ -157,14 +145,12 @@ def run_parity(
                                                          transform=transform, labels=labels)))
                 path = staged[plugin.name].path
             except ExportError:  # e.g. it disagrees with the native model: compare it anyway, so the pairs say how
-                path = Path(exports.enter_context(tempfile.TemporaryDirectory(prefix="zoo-parity-"))) / "model.onnx"
-                try:
-                    export_onnx(plugin, model, path, opset=opset, input_size=input_size, num_classes=num_classes)
-                except Exception as exc:
-                    errors[f"{plugin.name}-onnx"] = f"export failed: {type(exc).__name__}: {str(exc)[:300]}"
-                    continue
+                path = _unverified_export(plugin, model, exports, errors, num_classes=num_classes, input_size=input_size,
+                                          opset=opset)
             except Exception as exc:
-                errors[f"{plugin.name}-onnx"] = f"export failed: {type(exc).__name__}: {str(exc)[:300]}"
+                errors[f"{plugin.name}-onnx"] = _export_failed(exc)
+                path = None
+            if path is None:
                 continue
             del model  # VGG19 is 0.5 GB per framework: free it before ORT loads the copy
             onnx_out[plugin.name], used_provider = timed(f"{plugin.name}: onnx", partial(_run_onnx, path, images, provider=provider))
@@ -191,6 +177,56 @@ def run_parity(
             step("register")
             report = _register(registry, staged, report, name=name or arch, tags=tags)
     return report
+
+
+def _check_run(plugins: Sequence[FrameworkPlugin], *, num_classes: int, input_size: int, opset: int, batch: int) -> None:
+    from .._exporting import check_options
+
+    if len(plugins) < 1:
+        raise InvalidInput("Parity needs at least one plugin. Received: none", hint="e.g. torch and tensorflow")
+    if len({p.name for p in plugins}) != len(plugins):
+        raise InvalidInput(f"Expected distinct frameworks. Received: {[p.name for p in plugins]}")
+    check_options(num_classes, input_size, opset)
+    if batch < 1:
+        raise InvalidInput(f"Expected a batch of at least 1 image. Received: {batch}")
+
+
+def _shared_state(plugin: FrameworkPlugin, model: Any, *, arch: str, num_classes: int, seed: int,
+                  weights: Mapping[str, np.ndarray] | None, weights_sha256: str | None,
+                  ) -> tuple[dict[str, np.ndarray], str, dict[str, Any]]:
+    """The canonical state every plugin loads, its sha256, and the provenance it gives the versions: the given
+    ``weights``, else zoo's seeded canonical weights in the layout of ``plugin``'s ``model``."""
+    from .._exporting import seeded_weights
+    from ..weights import state_sha256
+
+    if weights is not None:
+        sha = weights_sha256 or state_sha256(weights)
+        return dict(weights), sha, {"weights_sha256": sha}
+    seeded = seeded_weights(plugin, model, arch=arch, num_classes=num_classes, seed=seed)
+    if seeded is None:
+        raise InvalidInput(f"{plugin.name} builds {arch!r} without weights: nothing to compare",
+                           hint="parity compares models holding the same weights")
+    state, sha, recipe = seeded
+    return state, sha, {"weights_init": recipe, "weights_sha256": sha}
+
+
+def _export_failed(exc: Exception) -> str:
+    return f"export failed: {type(exc).__name__}: {str(exc)[:300]}"
+
+
+def _unverified_export(plugin: FrameworkPlugin, model: Any, exports: contextlib.ExitStack, errors: dict[str, str], *,
+                       num_classes: int, input_size: int, opset: int) -> Path | None:
+    """An export the pipeline refused (it disagrees with the native model), written again without the check so
+    the pairs can say how far off it is; None (and the error recorded) when even that fails."""
+    from .._exporting import export_onnx
+
+    path = Path(exports.enter_context(tempfile.TemporaryDirectory(prefix="zoo-parity-"))) / "model.onnx"
+    try:
+        export_onnx(plugin, model, path, opset=opset, input_size=input_size, num_classes=num_classes)
+    except Exception as exc:
+        errors[f"{plugin.name}-onnx"] = _export_failed(exc)
+        return None
+    return path
 
 
 def _layer_outputs(plugins: Sequence[FrameworkPlugin], arch: str, state: Mapping[str, np.ndarray], images: np.ndarray,
