@@ -1,6 +1,7 @@
 """The ``zoo`` group and what every command module shares (context, JSON, tables, progress, errors).
 
-Command modules import from here, and :mod:`zoo.cli` imports them: one direction, no cycle.
+Command modules import from here; :data:`main` imports each by name (:data:`COMMAND_MODULES`) only when its command
+runs: one direction, no cycle.
 """
 from __future__ import annotations
 
