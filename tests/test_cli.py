@@ -222,7 +222,7 @@ def test_archs_build_counts_the_built_models_and_compares_them(zoo):
 
 
 def test_json_has_one_shape_for_a_version_and_label_names_only_when_asked(tmp_path, tiny_onnx):
-    """register, list, show, alias, tag: the same version object; --fields labels adds the 10 names."""
+    """register, list, show, alias, tag: the same version object; --fields selects fields; labels (or all) brings the 10 names."""
     from conftest import cli_on
 
     zoo = cli_on(tmp_path / "store")
@@ -236,9 +236,15 @@ def test_json_has_one_shape_for_a_version_and_label_names_only_when_asked(tmp_pa
     shown.pop("reports")
     aliased = json.loads(zoo("alias", "m@1", "prod", "--json").stdout)["version"]
     assert listed == shown == version and aliased == {**version, "aliases": ["prod"]}
-    full = json.loads(zoo("show", "m@1", "--json", "--fields", "labels").stdout)
-    assert full["labels"]["classes"] == [f"c{i}" for i in range(10)]
-    assert "Expected --fields from: labels" in zoo("list", "--json", "--fields", "everything", code=2).stderr
+    full = json.loads(zoo("show", "m@1", "--json", "--fields", "all").stdout)
+    assert full["labels"]["classes"] == [f"c{i}" for i in range(10)] and full == {
+        **version, "aliases": ["prod"], "ref": "m@1", "labels": {**version["labels"], "classes": [f"c{i}" for i in range(10)]}}
+    chosen = json.loads(zoo("list", "--json", "--fields", "sha256,ref,labels").stdout)
+    assert chosen == [{"sha256": version["sha256"], "ref": "m@1", "labels": full["labels"]}], "those fields, in that order"
+    assert list(chosen[0]) == ["sha256", "ref", "labels"]
+    assert json.loads(zoo("show", "m@1", "--json", "--fields", "version").stdout) == {"version": 1}
+    error = zoo("list", "--json", "--fields", "sha256,everything", code=2).stderr
+    assert "Received: everything" in error and "ref, arch, framework" in error and ", all." in error
 
 
 def test_register_resolves_the_digest_of_the_file_the_user_holds(tmp_path, tiny_onnx):
@@ -254,3 +260,22 @@ def test_register_resolves_the_digest_of_the_file_the_user_holds(tmp_path, tiny_
     assert version["sha256"] != held and version["provenance"]["source_sha256"] == held
     for digest in (held[:12], held, version["sha256"][:12]):
         assert json.loads(zoo("show", f"m@sha256:{digest}", "--json").stdout)["version"] == 1
+
+
+def test_list_require_is_the_stores_report_search(tmp_path, tiny_onnx):
+    """`zoo list --require` passes each requirement to the store's search; a refused one names the fix."""
+    import zoo as zoo_api
+    from conftest import cli_on
+
+    zoo = cli_on(tmp_path / "store")
+    zoo("register", str(tiny_onnx(0)), "--name", "m")
+    zoo("register", str(tiny_onnx(1)), "--name", "m")
+    registry = zoo_api.open_registry(tmp_path / "store")
+    registry.attach("m@1", "eval", {"top1": 0.8, "top5": 0.9, "data": {"digest": "d"}})
+    registry.attach("m@2", "parity", {"passed": True})
+    listed = json.loads(zoo("list", "--require", "eval.top1 >= 75%", "--json", "--fields", "ref").stdout)
+    assert listed == [{"ref": "m@1"}]
+    assert "m@2" in zoo("list", "--require", "parity").stdout
+    assert "no versions match requirement 'parity', requirement 'eval.top1 >= 0.5'" in zoo(
+        "list", "--require", "parity", "--require", "eval.top1 >= 0.5").stderr
+    assert "zoo policy" in zoo("list", "--require", "eval.top1 >= prod", code=2).stderr

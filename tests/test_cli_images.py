@@ -96,7 +96,7 @@ def test_wrong_count_labels_file_is_refused(zoo, tmp_path, tiny_onnx):
 def test_register_records_labels_and_transform_and_reads_them_back_from_a_copied_file(zoo, tmp_path, tiny_onnx, labels_file):
     zoo("register", str(tiny_onnx(0)), "--name", "tiny", "--labels", str(labels_file), "--resize", "10",
         "--mean", "0.5,0.5,0.5", "--std", "0.25,0.25,0.25")
-    shown = json.loads(zoo("show", "tiny", "--json", "--fields", "labels").stdout)
+    shown = json.loads(zoo("show", "tiny", "--json", "--fields", "all").stdout)
     assert shown["transform"] == Transform(resize=10, crop=(8, 8), mean=(0.5,) * 3, std=(0.25,) * 3).to_dict()
     assert shown["labels"]["name"] == "classes" and shown["labels"]["classes"] == NAMES and shown["labels"]["count"] == 10
     assert shown["transform"]["mean"] == [0.5] * 3 and shown["num_classes"] == 10
@@ -106,13 +106,13 @@ def test_register_records_labels_and_transform_and_reads_them_back_from_a_copied
     copied = tmp_path / "copied.onnx"
     shutil.copyfile(zoo_api.open_registry(tmp_path / "store").path("tiny"), copied)
     zoo("register", str(copied), "--name", "again")  # no options: the file's zoo.* metadata is read back
-    again = json.loads(zoo("show", "again", "--json", "--fields", "labels").stdout)
+    again = json.loads(zoo("show", "again", "--json", "--fields", "all").stdout)
     assert again["transform"] == shown["transform"] and again["labels"] == shown["labels"]
 
     reversed_file = tmp_path / "reversed.txt"
     reversed_file.write_text("\n".join(reversed(NAMES)), encoding="utf-8")
     zoo("register", str(copied), "--name", "mixed", "--interpolation", "bicubic", "--labels", str(reversed_file))
-    mixed = json.loads(zoo("show", "mixed", "--json", "--fields", "labels").stdout)
+    mixed = json.loads(zoo("show", "mixed", "--json", "--fields", "all").stdout)
     assert mixed["transform"] == {**shown["transform"], "interpolation": "bicubic"}  # explicit wins, field by field
     assert mixed["labels"]["classes"] == list(reversed(NAMES))
 

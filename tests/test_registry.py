@@ -439,3 +439,39 @@ def test_inline_labels_of_older_records_still_read_and_a_lost_list_is_a_store_er
     assert embedded_store.resolve("old@1").labels == Labels("pets", NAMES)
     with pytest.raises(StoreError, match="corrupt record for m@1"):
         embedded_store.resolve("m@1")
+
+
+SEARCHES = ["parity", "eval.top1 >= 0.7", "eval.top1 > 75%", "eval.top5 >= 0.9", "bench.p50 <= 12", "bench.throughput >= 80",
+            "fp16-parity"]
+
+
+def test_search_by_report_figures_selects_what_a_policy_with_those_requirements_accepts(store: Registry, tiny_onnx):
+    """`list(require=...)` runs in the store's query and agrees with zoo.gates.check on every version: the newest
+    report of the kind decides, a bench figure is read at the smallest batch size, a missing report never matches."""
+    from zoo.gates import Policy, check
+
+    reports = [  # per version: (kind, payload) in the order attached
+        [("parity", {"passed": True}), ("eval", {"top1": 0.8, "top5": 0.95, "data": {"digest": "a"}})],
+        [("parity", {"passed": True}), ("parity", {"passed": False}), ("eval", {"top1": 0.9, "top5": 0.99, "data": {"digest": "a"}}),
+         ("eval", {"top1": 0.72, "top5": 0.91, "data": {"digest": "b"}})],
+        [("bench", {"results": [{"batch": 8, "onnxruntime": {"p50_ms": 40.0, "throughput": 200.0}},
+                                {"batch": 1, "onnxruntime": {"p50_ms": 10.5, "throughput": 95.0}}]})],
+        [("bench", {"results": [{"batch": 1, "onnxruntime": {"p50_ms": 30.0, "throughput": 33.0}}]}),
+         ("bench", {"results": [{"batch": 1, "onnxruntime": {"p50_ms": 11.0, "throughput": 90.0}}]}), ("fp16-parity", {"passed": True})],
+        [],
+    ]
+    for seed, attached in enumerate(reports):
+        version = store.register(tiny_onnx(seed), name="m").version
+        for kind, payload in attached:
+            store.attach(version, kind, payload)
+    versions = store.list("m")
+    for search in [*([s] for s in SEARCHES), ["parity", "eval.top1 >= 0.75"], ["bench.p50 <= 12", "fp16-parity"]]:
+        policy = Policy.parse("m", "prod", search)
+        expected = [v.version for v in versions if check(policy, v, None, lambda v, kind: store.reports(v, kind)).passed]
+        assert [v.version for v in store.list("m", require=search)] == expected, search
+    assert [v.version for v in store.list(require=["eval.top1 >= 0.75"])] == [1]  # the newest eval of m@2 is 0.72
+    assert [v.version for v in store.list(require="bench.p50 <= 11")] == [3, 4]  # 10.5 at batch 1; 11.0 the newest
+    with pytest.raises(InvalidInput, match="absolute bound"):
+        store.list(require=["eval.top1 >= prod - 0.5%"])
+    with pytest.raises(InvalidInput, match="metric"):
+        store.list(require=["eval.accuracy >= 0.5"])

@@ -248,10 +248,17 @@ class Registry(StoreGuard):
 
     def list(self, name: str | None = None, *, framework: str | None = None, arch: str | None = None,
              tags: Mapping[str, str] | None = None, alias: str | None = None,
-             precision: str | None = None) -> list[ModelVersion]:
+             precision: str | None = None, require: Sequence[str] = ()) -> list[ModelVersion]:
         """Versions sorted by name and number; each filter given must match, in the store's query:
-        one model, framework, architecture, every ``tags`` KEY=VALUE, carrying ``alias``, and
-        ``precision`` ("fp32", "fp16", "int8": the version's ``precision`` tag or provenance, else fp32)."""
+        one model, framework, architecture, every ``tags`` KEY=VALUE, carrying ``alias``, ``precision``
+        ("fp32", "fp16", "int8": the version's ``precision`` tag or provenance, else fp32), and each of
+        ``require``, read from the version's newest report of its kind as a policy reads it (``"parity"``,
+        ``"eval.top1 >= 75%"``, ``"bench.p50 <= 12"``: :mod:`zoo.gates`, absolute bounds only)."""
+        from .gates import parse_search
+
+        if isinstance(require, str):
+            require = [require]
+        reports = tuple({r.text: r for r in map(parse_search, require)}.values())
         if name is not None:
             validate_name(name)
         if framework is not None:
@@ -261,7 +268,7 @@ class Registry(StoreGuard):
         filters = Filters(
             name=name, framework=framework, arch=None if arch is None else validate_name(arch, kind="an architecture name"),
             tags=tuple(sorted(validate_tags(tags).items())), alias=None if alias is None else validate_alias(alias),
-            precision=None if precision is None else validate_name(precision, kind="a precision"))
+            precision=None if precision is None else validate_name(precision, kind="a precision"), reports=reports)
         if self._unborn():
             return []
         with self._read() as txn:

@@ -26,7 +26,7 @@ from typing import Any
 from .errors import InvalidInput
 from .records import ModelVersion, Report
 
-__all__ = ["GateResult", "Policy", "Requirement", "check", "parse_requirement"]
+__all__ = ["BENCH_ROWS", "BENCH_SIDE", "GateResult", "Policy", "Requirement", "check", "parse_requirement", "parse_search"]
 
 METRICS = {
     "eval.top1": ("eval", "top1"), "eval.top5": ("eval", "top5"),
@@ -34,6 +34,9 @@ METRICS = {
     "bench.throughput": ("bench", "throughput"),
 }
 PASS_KINDS = ("parity", "fp16-parity", "int8-parity")
+# Where a figure lives in its report: eval reports hold it at the top (``payload[field]``); bench reports in the row
+# of ``payload[BENCH_ROWS]`` for a batch size, under ``BENCH_SIDE`` (the store's search reads the same places).
+BENCH_ROWS, BENCH_SIDE = "results", "onnxruntime"
 OPS: dict[str, Callable[[float, float], bool]] = {">=": operator.ge, "<=": operator.le, ">": operator.gt, "<": operator.lt}
 MAX_REQUIREMENTS = 32
 
@@ -100,6 +103,17 @@ def parse_requirement(text: str, alias: str) -> Requirement:
                        f"Received: {rhs!r} in {text!r}", hint=f"e.g. {_SYNTAX}")
 
 
+def parse_search(text: str) -> Requirement:
+    """A requirement a search selects versions by (``zoo list --require``): a pass/fail kind or an absolute bound,
+    read from the version's newest report of the kind, as a policy reads it."""
+    match = _COMPARE.match(" ".join(text.split())) if isinstance(text, str) else None
+    if match is not None and match["metric"] in METRICS and not _ABSOLUTE.match(match["rhs"].strip()):
+        raise InvalidInput(f"Expected an absolute bound (NUMBER[%]) in a search. Received: {match['rhs'].strip()!r} in "
+                           f"{text!r}", hint="e.g. --require parity --require 'eval.top1 >= 75%'; bounds relative to "
+                                             "another version are for `zoo policy`")
+    return parse_requirement(text, "current")
+
+
 @dataclass(frozen=True)
 class Policy:
     """The requirements on one alias of one model (stored as their texts)."""
@@ -149,15 +163,15 @@ Reports = Callable[[ModelVersion, str], Sequence[Report]]  # (version, kind) -> 
 
 
 def _bench_figure(report: Report, field: str, batch: int) -> float | None:
-    for row in report.payload.get("results", ()):
+    for row in report.payload.get(BENCH_ROWS, ()):
         if row.get("batch") == batch:
-            value = (row.get("onnxruntime") or {}).get(field)
+            value = (row.get(BENCH_SIDE) or {}).get(field)
             return float(value) if isinstance(value, (int, float)) else None
     return None
 
 
 def _batches(report: Report) -> set[int]:
-    return {row["batch"] for row in report.payload.get("results", ()) if isinstance(row.get("batch"), int)}
+    return {row["batch"] for row in report.payload.get(BENCH_ROWS, ()) if isinstance(row.get("batch"), int)}
 
 
 def _figures(req: Requirement, mine: Sequence[Report], theirs: Sequence[Report] | None) -> tuple[float | None, float | None, str]:

@@ -48,32 +48,46 @@ def version_row(v) -> list[Any]:
 VERSION_COLUMNS = ["ref", "framework", "arch", "params", "size", "sha256", "aliases", "created (UTC)"]
 
 
-OPTIONAL_FIELDS = ("labels",)  # what --json leaves out unless --fields asks for it
+def _version_fields() -> tuple[str, ...]:
+    import dataclasses
+
+    from ..records import ModelVersion
+
+    return ("ref", *(f.name for f in dataclasses.fields(ModelVersion)))
 
 
 def fields_option(command):
-    """``--fields labels``: what ``--json`` adds to each version (default: the label count and sha256, not the names)."""
+    """``--fields ref,sha256,labels``: which fields ``--json`` prints for each version (default: all, with the labels'
+    name, count and sha256; ``labels`` named here brings every class name; ``all`` is every field so)."""
     import click
 
-    return click.option("--fields", "fields", default="", metavar="labels",
-                        help="With --json, also include: labels (every class name; by default only the labels' name, "
-                             "count and sha256).")(command)
+    return click.option("--fields", "fields", default="", metavar="NAMES",
+                        help="With --json, print only these fields of each version, comma-separated (ref, name, version, "
+                             "sha256, aliases, tags, ...; `all` for every one); `labels` here includes every class name "
+                             "(by default only the labels' name, count and sha256).")(command)
 
 
-def parse_fields(text: str) -> frozenset[str]:
-    fields = frozenset(f.strip() for f in text.split(",") if f.strip())
-    unknown = sorted(fields - set(OPTIONAL_FIELDS))
+def parse_fields(text: str) -> tuple[str, ...]:
+    """The fields ``--fields`` names, in its order (empty: the default shape); InvalidInput names an unknown one."""
+    fields = tuple(dict.fromkeys(f.strip() for f in text.split(",") if f.strip()))
+    known = _version_fields()
+    unknown = [f for f in fields if f not in (*known, "all")]
     if unknown:
-        raise InvalidInput(f"Expected --fields from: {', '.join(OPTIONAL_FIELDS)}. Received: {', '.join(unknown)}",
-                           hint="e.g. --json --fields labels")
-    return fields
+        raise InvalidInput(f"Expected --fields from: {', '.join(known)}, all. Received: {', '.join(unknown)}",
+                           hint="e.g. --json --fields ref,sha256,aliases (or --fields all for every field with the "
+                                "class names)")
+    return known if "all" in fields else fields
 
 
-def version_json(v, fields: frozenset[str] = frozenset()) -> dict[str, Any]:
+def version_json(v, fields: Sequence[str] = ()) -> dict[str, Any]:
     """The one JSON shape of a version, in every command's ``--json``: the record's fields, with ``labels``
-    as {name, count, sha256} (plus ``classes``, every name, when ``fields`` has "labels")."""
+    as {name, count, sha256}; ``fields`` (from :func:`parse_fields`) keeps only those, in that order, and
+    ``labels`` among them carries ``classes``, every name."""
     data = v.to_dict(omit=("labels",))
     data["labels"] = None if v.labels is None else {
         "name": v.labels.name, "count": len(v.labels), "sha256": v.labels.sha256,
         **({"classes": list(v.labels.classes)} if "labels" in fields else {})}
-    return data
+    if not fields:
+        return data
+    data["ref"] = v.ref
+    return {f: data[f] for f in fields}

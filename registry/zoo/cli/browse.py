@@ -17,7 +17,7 @@ from ._render import (
     version_row,
 )
 
-SHOW_LABELS = 5  # class names `zoo show` prints (--json --fields labels has them all)
+SHOW_LABELS = 5  # class names `zoo show` prints (--json --fields all has them all)
 
 
 @main.command("list")
@@ -27,27 +27,32 @@ SHOW_LABELS = 5  # class names `zoo show` prints (--json --fields labels has the
 @click.option("--tag", "tags", multiple=True, metavar="KEY=VALUE", help="Only versions with this tag (repeatable: all must match).")
 @click.option("--alias", help="Only versions this alias points at (e.g. prod).")
 @click.option("--precision", help="Only versions of this precision: fp32, fp16 or int8 (its tag or provenance; else fp32).")
+@click.option("--require", "require", multiple=True, metavar="REQUIREMENT",
+              help="Only versions whose newest report of the kind meets it (repeatable): parity, "
+                   "'eval.top1 >= 75%', 'bench.p50 <= 12' (`zoo policy`'s syntax, absolute bounds).")
 @json_option
 @fields_option
 @pass_ctx
-def list_cmd(ctx, name, framework, arch, tags, alias, precision, as_json, fields) -> None:
+def list_cmd(ctx, name, framework, arch, tags, alias, precision, require, as_json, fields) -> None:
     """List registered versions (all models, or only NAME).
 
     Every filter runs in the store's query, so it stays fast on large registries:
 
     \b
       zoo list --tag team=vision --precision int8
-      zoo list resnet50 --alias prod --json
+      zoo list resnet50 --require parity --require 'eval.top1 >= 75%'
+      zoo list resnet50 --alias prod --json --fields ref,sha256
     """
     chosen = parse_fields(fields)
     versions = ctx.registry().list(name, framework=framework or None, arch=arch, tags=parse_tags(tags), alias=alias,
-                                   precision=precision)  # it canonicalises the framework
+                                   precision=precision, require=require)  # it canonicalises the framework
     if as_json:
         emit_json([version_json(v, chosen) for v in versions])
         return
     if not versions:
         filters = [f"{k} {v!r}" for k, v in (("name", name), ("framework", framework), ("arch", arch), ("alias", alias),
-                                             ("precision", precision)) if v] + [f"tag {t!r}" for t in tags]
+                                             ("precision", precision)) if v] + [f"tag {t!r}" for t in tags] + [
+            f"requirement {r!r}" for r in require]
         info(f"no versions match {', '.join(filters)}; `zoo list` shows them all" if filters
              else "no versions registered yet; try `zoo export resnet18`")
         return
@@ -66,15 +71,15 @@ def show_cmd(ctx, ref, at, as_json, fields) -> None:
     """Show everything recorded on one version.
 
     Includes its eval transform (resize, crop, interpolation, mean, std) and its
-    labels (name, count, sha256 of the list, the first names); --json --fields labels
-    has every name.
+    labels (name, count, sha256 of the list, the first names); --json --fields all
+    has every name (and --fields NAMES prints only those fields).
     """
     chosen = parse_fields(fields)
     registry = ctx.registry()
     v = registry.resolve(ref, at=at)
     reports = registry.reports(v)
     if as_json:
-        emit_json({**version_json(v, chosen), "reports": reports})
+        emit_json(version_json(v, chosen) if chosen else {**version_json(v), "reports": reports})
         return
     rows = [
         ("ref", v.ref), ("aliases", ", ".join(v.aliases) or None), ("architecture", v.arch),

@@ -21,6 +21,7 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from ..errors import StoreError
+from ..gates import BENCH_ROWS, BENCH_SIDE, METRICS, OPS, Requirement
 from ..records import AliasEvent, ModelVersion, Report
 
 if TYPE_CHECKING:
@@ -41,6 +42,8 @@ class Dialect:
     tags_json: str  # JSON object text of (t.key, t.value) rows
     aliases_json: str  # JSON array text of a.alias rows
     record_field: str  # text of a field of a JSON column: {col}, and {path} ('$.a.b' or '{a,b}', see field())
+    json_rows: str  # the elements of a JSON array in a column, as rows with a `value` column: {col}, {path}
+    json_true: str  # what record_field gives for a JSON true
     identity: str  # column type of an auto-numbered primary key
     actor: str  # SQL expression (or "?" for a parameter) naming who writes
     notify: str | None = None  # statement sending an alias event (one parameter: its JSON), or None
@@ -50,8 +53,13 @@ class Dialect:
         return _render(self, statement)
 
     def field(self, column: str, dotted: str) -> str:
-        path = "$." + dotted if self.param == "?" else "{" + dotted.replace(".", ",") + "}"
-        return self.record_field.replace("{col}", column).replace("{path}", path)
+        return self.record_field.replace("{col}", column).replace("{path}", self._path(dotted))
+
+    def rows(self, column: str, dotted: str) -> str:
+        return self.json_rows.replace("{col}", column).replace("{path}", self._path(dotted))
+
+    def _path(self, dotted: str) -> str:
+        return "$." + dotted if self.param == "?" else "{" + dotted.replace(".", ",") + "}"
 
 
 @lru_cache(maxsize=512)
@@ -192,9 +200,11 @@ class Filters:
     alias: str | None = None
     precision: str | None = None
     created_until: str | None = None  # ISO 8601 UTC: versions created at or before it
+    reports: tuple[Requirement, ...] = ()  # zoo.gates.parse_search: met by the version's newest report of each kind
 
-    def where(self) -> tuple[str, list[Any]]:
-        clauses, args = [], []
+    def where(self, dialect: Dialect) -> tuple[str, list[Any]]:
+        clauses: list[str] = []
+        args: list[Any] = []
         for column, value in (("name", self.name), ("framework", self.framework), ("arch", self.arch)):
             if value is not None:
                 clauses.append(f"v.{column} = ?")
@@ -213,7 +223,30 @@ class Filters:
         if self.created_until is not None:
             clauses.append("v.created_at <= ?")
             args.append(self.created_until)
+        for req in self.reports:
+            clauses.append(_report_clause(req, dialect))
+            args += [req.kind] if req.metric is None else [req.kind, req.value]
         return (" WHERE " + " AND ".join(clauses)) if clauses else "", args
+
+
+_NEWEST_REPORT = ("(SELECT {figure} FROM {p}reports r WHERE r.name = v.name AND r.version = v.version AND r.kind = ?"
+                  " ORDER BY r.id DESC LIMIT 1)")
+
+
+def _report_clause(req: Requirement, d: Dialect) -> str:
+    """SQL testing ``req`` on the newest report of its kind, as :func:`zoo.gates.check` reads an absolute requirement:
+    ``passed`` is true; an eval figure at the top of the payload; a bench figure in the row of the smallest batch
+    size. Placeholders: the kind, then the bound."""
+    if req.metric is None:
+        return _NEWEST_REPORT.replace("{figure}", d.field("r.payload", "passed")) + f" = {d.json_true}"
+    assert req.op in OPS  # parse_requirement's operators: safe to put in the statement
+    field = METRICS[req.metric][1]
+    if req.kind == "bench":
+        figure = (f"(SELECT {d.field('b.value', f'{BENCH_SIDE}.{field}')} FROM {d.rows('r.payload', BENCH_ROWS)} b"
+                  f" ORDER BY CAST({d.field('b.value', 'batch')} AS INTEGER) LIMIT 1)")
+    else:
+        figure = d.field("r.payload", field)
+    return f"CAST({_NEWEST_REPORT.replace('{figure}', figure)} AS DOUBLE PRECISION) {req.op} ?"
 
 
 def _decode_error(what: str, exc: BaseException) -> StoreError:
@@ -292,13 +325,13 @@ class SQLTxn:
         return self._one(" WHERE v.name = ? AND v.sha256 = ?", (name, sha256))
 
     def latest(self, name: str, *, framework: str | None = None, created_until: str | None = None) -> ModelVersion | None:
-        where, args = Filters(name=name, framework=framework, created_until=created_until).where()
+        where, args = Filters(name=name, framework=framework, created_until=created_until).where(self._d)
         return self._one(where, args, " ORDER BY v.version DESC LIMIT 1")
 
     def versions(self, name: str | None = None, *, framework: str | None = None, arch: str | None = None,
                  filters: Filters | None = None) -> list[ModelVersion]:
         given: dict[str, Any] = {k: v for k, v in (("name", name), ("framework", framework), ("arch", arch)) if v is not None}
-        where, args = dataclasses.replace(filters or Filters(), **given).where()
+        where, args = dataclasses.replace(filters or Filters(), **given).where(self._d)
         return self._select(where, args, " ORDER BY v.name, v.version")
 
     def models(self) -> list[str]:
