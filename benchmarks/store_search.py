@@ -6,7 +6,8 @@
 Prints the median wall time of ``zoo list --tag team=vision`` (and ``--json``, and an alias filter) as fresh
 processes, ``zoo --help`` for scale (the CLI's own start-up), and ``Registry.list(tags=...)`` in-process.
 The versions are rows copied from one real registration of a tiny model (listing reads metadata only), each
-with the ``imagenet-1k`` labels an exported ImageNet model records (1,000 class names).
+with what ``zoo export resnet50`` records besides: the ``imagenet-1k`` labels (1,000 class names), torchvision's
+eval transform, parameter counts, framework, exporter and provenance.
 """
 from __future__ import annotations
 
@@ -41,10 +42,15 @@ def fill(store: Path, versions: int) -> None:
     """One real registration, then ``versions - 1`` rows with made-up digests; models m000-m009 are team=vision."""
     from zoo._registry import Registry
     from zoo.labels import builtin_labels
+    from zoo.records import ParamCounts, Transform
 
     registry = Registry.open(store, create=True)
     first = registry.register(tiny_model(store.parent / "tiny.onnx"), name="m000").version
-    first = replace(first, labels=builtin_labels("imagenet-1k"))
+    first = replace(first, labels=builtin_labels("imagenet-1k"), transform=Transform.for_input_size(224), arch="resnet50",
+                    params=ParamCounts(trainable=25_557_032, non_trainable=53_120), num_classes=1000, framework="torch",
+                    framework_version="2.13.0", plugin_version="0.3.0", exporter="torch.onnx.export(dynamo=True)",
+                    exporter_version="2.13.0", provenance={"weights_init": "canonical", "init_seed": 0, "weights_sha256": "0" * 64,
+                                                           "verify": {"max_rel_error": 1.2e-6, "rtol": 1e-4, "noise": 3e-7}})
     per_model = max(1, versions // 100)
     with registry._meta.write() as txn:
         txn.set_tags("m000", 1, {"team": "vision"})

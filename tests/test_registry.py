@@ -181,6 +181,25 @@ def test_list_filters_and_sorting(store: Registry, tiny_onnx):
     assert store.models() == ["alpha", "zeta"]
 
 
+def test_rows_are_the_listing_columns_of_what_list_selects(store: Registry, tiny_onnx):
+    """`rows` (the `zoo list` table, read without parsing records) selects and orders as `list` does, and each
+    column equals the version's field; params is the native trainable count, else the ONNX initializers'."""
+    store.register(tiny_onnx(0), name="zeta", meta=TORCH, tags={"team": "vision"})
+    store.register(tiny_onnx(1), name="alpha", meta=TF)
+    store.register(tiny_onnx(2), name="alpha", meta=VersionMeta(arch="other", framework="torch"), tags={"team": "vision"})
+    store.set_alias("alpha@2", "prod")
+    store.set_alias("alpha@2", "canary")
+    store.attach("zeta@1", "parity", {"passed": True})
+    for filters in ({}, {"name": "alpha"}, {"framework": "torch"}, {"tags": {"team": "vision"}}, {"alias": "prod"},
+                    {"require": ["parity"]}, {"name": "nothing"}):
+        expected = [(v.ref, v.framework, v.arch, v.params.trainable if v.params else v.onnx_params, v.size_bytes, v.sha256,
+                     v.aliases, v.created_at) for v in store.list(**filters)]
+        rows = [(r.ref, r.framework, r.arch, r.params, r.size_bytes, r.sha256, r.aliases, r.created_at)
+                for r in store.rows(**filters)]
+        assert rows == expected, filters
+    assert store.rows("alpha")[1].aliases == ("canary", "prod") and store.rows("zeta")[0].params == 1930
+
+
 def test_tags_set_and_remove(store: Registry, tiny_onnx):
     store.register(tiny_onnx(0), name="tiny", meta=TORCH, tags={"team": "vision"})
     v = store.set_tags("tiny@1", {"team": "research", "stage": "beta"})

@@ -41,7 +41,7 @@ from ._refs import Ref, parse_digest, parse_ref, parse_time
 from ._resolve import no_model, resolve
 from ._store_guard import StoreGuard
 from .errors import Conflict, IntegrityError, InvalidInput, NotFound
-from .records import AliasEvent, ModelVersion, Record, Report, VersionMeta, _jsonable
+from .records import AliasEvent, ModelVersion, Record, Report, VersionMeta, VersionRow, _jsonable
 from .store import BlobStore, Filters, MetadataStore, MetadataTxn, Orphan, Staged, open_local
 
 if TYPE_CHECKING:
@@ -81,6 +81,25 @@ def _reason(reason: str | None) -> str | None:
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="microseconds")
 
+
+
+def _filters(name: str | None, *, framework: str | None, arch: str | None, tags: Mapping[str, str] | None,
+             alias: str | None, precision: str | None, require: Sequence[str]) -> Filters:
+    """:meth:`Registry.list`'s arguments, checked, as the store's query filters."""
+    from .gates import parse_search
+
+    if name is not None:
+        validate_name(name)
+    if framework is not None:
+        from .plugins import canonical_name
+
+        framework = canonical_name(framework)
+    requirements = [require] if isinstance(require, str) else require
+    return Filters(
+        name=name, framework=framework, arch=None if arch is None else validate_name(arch, kind="an architecture name"),
+        tags=tuple(sorted(validate_tags(tags).items())), alias=None if alias is None else validate_alias(alias),
+        precision=None if precision is None else validate_name(precision, kind="a precision"),
+        reports=tuple({r.text: r for r in map(parse_search, requirements)}.values()))
 
 class Registry(StoreGuard):
     """A model registry over a :class:`MetadataStore` and a :class:`BlobStore` (see :mod:`zoo.store`)."""
@@ -254,25 +273,22 @@ class Registry(StoreGuard):
         ("fp32", "fp16", "int8": the version's ``precision`` tag or provenance, else fp32), and each of
         ``require``, read from the version's newest report of its kind as a policy reads it (``"parity"``,
         ``"eval.top1 >= 75%"``, ``"bench.p50 <= 12"``: :mod:`zoo.gates`, absolute bounds only)."""
-        from .gates import parse_search
-
-        if isinstance(require, str):
-            require = [require]
-        reports = tuple({r.text: r for r in map(parse_search, require)}.values())
-        if name is not None:
-            validate_name(name)
-        if framework is not None:
-            from .plugins import canonical_name
-
-            framework = canonical_name(framework)
-        filters = Filters(
-            name=name, framework=framework, arch=None if arch is None else validate_name(arch, kind="an architecture name"),
-            tags=tuple(sorted(validate_tags(tags).items())), alias=None if alias is None else validate_alias(alias),
-            precision=None if precision is None else validate_name(precision, kind="a precision"), reports=reports)
+        filters = _filters(name, framework=framework, arch=arch, tags=tags, alias=alias, precision=precision, require=require)
         if self._unborn():
             return []
         with self._read() as txn:
             return txn.versions(filters=filters)
+
+    def rows(self, name: str | None = None, *, framework: str | None = None, arch: str | None = None,
+             tags: Mapping[str, str] | None = None, alias: str | None = None, precision: str | None = None,
+             require: Sequence[str] = ()) -> builtins.list[VersionRow]:
+        """What :meth:`list` selects, as the columns a listing shows (ref, framework, arch, params, size, sha256,
+        aliases, created), read without parsing each version's record: the table of ``zoo list``."""
+        filters = _filters(name, framework=framework, arch=arch, tags=tags, alias=alias, precision=precision, require=require)
+        if self._unborn():
+            return []
+        with self._read() as txn:
+            return txn.rows(filters)
 
     def models(self) -> builtins.list[str]:
         if self._unborn():

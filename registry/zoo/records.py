@@ -311,6 +311,27 @@ class ModelVersion(VersionMeta):
         return cls(**{k: v for k, v in d.items() if k in names})
 
 
+@dataclass(frozen=True)
+class VersionRow(Record):
+    """What a listing shows of a version, read from the store's columns without parsing its record
+    (:meth:`zoo._registry.Registry.rows`). ``params`` is the native trainable count, else the ONNX
+    initializers' (as ``zoo list`` shows it)."""
+
+    name: str
+    version: int
+    framework: str | None
+    arch: str | None
+    params: int | None
+    size_bytes: int
+    sha256: str
+    aliases: tuple[str, ...]
+    created_at: str
+
+    @property
+    def ref(self) -> str:
+        return f"{self.name}@{self.version}"
+
+
 _FIELD_NAMES: dict[type, frozenset[str]] = {}
 
 
@@ -328,13 +349,14 @@ def _transform_and_labels_from_dict(d: dict[str, Any]) -> None:
     its preprocessing implies (:meth:`Transform.from_preprocessing`): one record of how to feed a model."""
     old = d.pop("preprocessing", None)
     if d.get("transform") is not None:
-        d["transform"] = Transform.from_dict(d["transform"])
+        if not isinstance(d["transform"], Transform):  # a store hands over the records it read once for many versions
+            d["transform"] = Transform.from_dict(d["transform"])
     elif old is not None:
         d["transform"] = Transform.from_preprocessing(old)
     if d.get("labels") is not None:
         from .labels import Labels
 
-        if not isinstance(d["labels"], Labels):  # a store hands over the Labels it read once for many versions
+        if not isinstance(d["labels"], Labels):
             d["labels"] = Labels.from_dict(d["labels"])
 
 

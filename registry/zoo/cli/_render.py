@@ -39,9 +39,10 @@ def fmt_shape(shape: Sequence[Any]) -> str:
 
 
 def version_row(v) -> list[Any]:
+    """A :class:`~zoo.records.VersionRow` as ``zoo list`` draws it (:data:`VERSION_COLUMNS`)."""
     return [
-        v.ref, v.framework or "external", v.arch, fmt_int(v.params.trainable if v.params else v.onnx_params),
-        fmt_size(v.size_bytes), v.sha256[:12], ",".join(v.aliases) or None, v.created_at[:19].replace("T", " "),
+        v.ref, v.framework or "external", v.arch, fmt_int(v.params), fmt_size(v.size_bytes), v.sha256[:12],
+        ",".join(v.aliases) or None, v.created_at[:19].replace("T", " "),
     ]
 
 

@@ -44,11 +44,12 @@ def list_cmd(ctx, name, framework, arch, tags, alias, precision, require, as_jso
       zoo list resnet50 --alias prod --json --fields ref,sha256
     """
     chosen = parse_fields(fields)
-    versions = ctx.registry().list(name, framework=framework or None, arch=arch, tags=parse_tags(tags), alias=alias,
-                                   precision=precision, require=require)  # it canonicalises the framework
+    registry, given = ctx.registry(), {"framework": framework or None, "arch": arch, "tags": parse_tags(tags), "alias": alias,
+                                       "precision": precision, "require": require}  # the registry canonicalises the framework
     if as_json:
-        emit_json([version_json(v, chosen) for v in versions])
+        emit_json([version_json(v, chosen) for v in registry.list(name, **given)])
         return
+    versions = registry.rows(name, **given)  # a table needs a few columns: no record is parsed
     if not versions:
         filters = [f"{k} {v!r}" for k, v in (("name", name), ("framework", framework), ("arch", arch), ("alias", alias),
                                              ("precision", precision)) if v] + [f"tag {t!r}" for t in tags] + [

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import StoreError
 from ..gates import BENCH_ROWS, BENCH_SIDE, METRICS, OPS, Requirement
-from ..records import AliasEvent, ModelVersion, Report
+from ..records import AliasEvent, ModelVersion, Report, Transform, VersionRow
 
 if TYPE_CHECKING:
     from ..labels import Labels
@@ -273,6 +273,7 @@ class SQLTxn:
         self._source = source  # the CloudEvents source of this store's events
         self.emitted: list[int] = []  # log ids of the events this transaction queued for a webhook
         self._lists: dict[tuple[str, str], Labels] = {}  # labels read in this transaction, by (name, digest)
+        self._transforms: dict[str, Transform] = {}  # transforms read in this transaction, by their JSON
 
     def _x(self, statement: str, args: Any = ()) -> Any:
         return self._c.execute(self._d.sql(statement), tuple(args))
@@ -289,6 +290,11 @@ class SQLTxn:
                 d["aliases"] = tuple(sorted(json.loads(aliases))) if aliases else ()
                 if d.get("labels") is not None and "classes" not in d["labels"]:  # schema 4: by reference
                     d["labels"] = self._labels(d["labels"])
+                if d.get("transform") is not None:  # most versions share a few transforms: each checked once
+                    key = repr(d["transform"])
+                    if key not in self._transforms:
+                        self._transforms[key] = Transform.from_dict(d["transform"])
+                    d["transform"] = self._transforms[key]
                 out.append(ModelVersion.from_dict(d))
             except (ValueError, TypeError, KeyError, AttributeError) as exc:
                 raise _decode_error(f"{name}@{number}", exc) from None
@@ -333,6 +339,18 @@ class SQLTxn:
         given: dict[str, Any] = {k: v for k, v in (("name", name), ("framework", framework), ("arch", arch)) if v is not None}
         where, args = dataclasses.replace(filters or Filters(), **given).where(self._d)
         return self._select(where, args, " ORDER BY v.name, v.version")
+
+    def rows(self, filters: Filters) -> list[VersionRow]:
+        def count(path: str) -> str:
+            return f"CAST({self._d.field('v.record', path)} AS BIGINT)"
+
+        where, args = filters.where(self._d)
+        found = self._x(
+            f"SELECT v.name, v.version, v.framework, v.arch, COALESCE({count('params.trainable')}, {count('onnx_params')}),"
+            f" {count('size_bytes')}, v.sha256, (SELECT {{aliases}} FROM {{p}}aliases a WHERE a.name = v.name AND"
+            " a.version = v.version), v.created_at FROM {p}versions v" + where + " ORDER BY v.name, v.version", args)
+        return [VersionRow(name, number, framework, arch, params, size, sha256, tuple(sorted(json.loads(aliases))) if aliases
+                           else (), created) for name, number, framework, arch, params, size, sha256, aliases, created in found]
 
     def models(self) -> list[str]:
         return [n for (n,) in self._x("SELECT DISTINCT name FROM {p}versions ORDER BY name").fetchall()]

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from ..records import AliasEvent, ModelVersion, Report, StoredFile
+from ..records import AliasEvent, ModelVersion, Report, StoredFile, VersionRow
 
 if TYPE_CHECKING:
     from ._sql import Filters
@@ -86,6 +86,10 @@ class MetadataTxn(Protocol):
     def versions(self, name: str | None = None, *, framework: str | None = None, arch: str | None = None,
                  filters: Filters | None = None) -> list[ModelVersion]:
         """Sorted by name, then version number; every filter is part of the database query."""
+
+    def rows(self, filters: Filters) -> list[VersionRow]:
+        """What :meth:`versions` selects with ``filters``, as a listing's columns: the same versions in the
+        same order, read without parsing their records."""
 
     def models(self) -> list[str]:
         """Names that have at least one version, sorted."""
