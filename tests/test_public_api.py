@@ -13,7 +13,7 @@ from conftest import PYTHON, subprocess_env
 PUBLIC = {
     "open_registry", "load", "export", "register_model", "default_store", "Registry", "InferenceModel", "ExportResult",
     "ModelVersion", "ParamCounts", "Signature", "TensorSpec", "VersionMeta", "ZooError", "Labels", "serve",
-    "Transform",
+    "Transform", "VersionRow",
 }
 
 

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from ._open import STORE_ENV as STORE_ENV  # the variable `zoo --store` reads
 from ._open import _check_store, _store_env, default_store, open_registry
 from .errors import ZooError
-from .records import ModelVersion, ParamCounts, Signature, TensorSpec, Transform, VersionMeta
+from .records import ModelVersion, ParamCounts, Signature, TensorSpec, Transform, VersionMeta, VersionRow
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 __all__ = [
     "open_registry", "load", "export", "register_model", "default_store", "Registry", "InferenceModel", "ExportResult",
     "ModelVersion", "ParamCounts", "Signature", "TensorSpec", "VersionMeta", "ZooError", "Labels", "Transform", "serve",
+    "VersionRow",
 ]
 
 _LAZY = {  # public names whose modules import numpy or more: loaded on first use
