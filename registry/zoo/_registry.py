@@ -82,7 +82,6 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="microseconds")
 
 
-
 def _filters(name: str | None, *, framework: str | None, arch: str | None, tags: Mapping[str, str] | None,
              alias: str | None, precision: str | None, require: Sequence[str]) -> Filters:
     """:meth:`Registry.list`'s arguments, checked, as the store's query filters."""
@@ -100,6 +99,7 @@ def _filters(name: str | None, *, framework: str | None, arch: str | None, tags:
         tags=tuple(sorted(validate_tags(tags).items())), alias=None if alias is None else validate_alias(alias),
         precision=None if precision is None else validate_name(precision, kind="a precision"),
         reports=tuple({r.text: r for r in map(parse_search, requirements)}.values()))
+
 
 class Registry(StoreGuard):
     """A model registry over a :class:`MetadataStore` and a :class:`BlobStore` (see :mod:`zoo.store`)."""
