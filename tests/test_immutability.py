@@ -16,6 +16,7 @@ PUBLIC_API = {
     "open", "close", "register", "list", "models", "resolve", "path", "load", "set_alias", "remove_alias",
     "set_tags", "remove_tag", "remove", "verify", "attach", "reports",
     "open_shared", "alias_history",  # open_shared: the shared store; alias_history: reads the append-only log
+    "rows",  # reads what list selects, as a listing's columns
     "gc", "ensure_writable",  # gc deletes only unreferenced artifacts; ensure_writable writes nothing
     # gated aliases and events: a policy gates alias moves; the event log is append-only; webhooks and their
     # deliveries are configuration and an outbox. None of them touches a version.

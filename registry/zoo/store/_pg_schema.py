@@ -22,7 +22,7 @@ def dialect(schema: str) -> Dialect:
         param="%s", prefix=f'"{schema}".',
         tags_json="json_object_agg(t.key, t.value)::text", aliases_json="json_agg(a.alias)::text",
         record_field="({col}::json #>> '{path}')",
-        json_rows="json_array_elements({col}::json #> '{path}')", json_true="'true'",
+        json_rows="json_array_elements({col}::json #> '{path}')", json_true="'true'", json_valid="TRUE",
         identity="BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY",
         actor="current_user",  # the PostgreSQL role
         notify=f"SELECT pg_notify('{ALIAS_CHANNEL}', ?)", schema=schema,

@@ -44,6 +44,7 @@ class Dialect:
     record_field: str  # text of a field of a JSON column: {col}, and {path} ('$.a.b' or '{a,b}', see field())
     json_rows: str  # the elements of a JSON array in a column, as rows with a `value` column: {col}, {path}
     json_true: str  # what record_field gives for a JSON true
+    json_valid: str  # whether {col} holds JSON that record_field can read (PostgreSQL: its cast fails loudly instead)
     identity: str  # column type of an auto-numbered primary key
     actor: str  # SQL expression (or "?" for a parameter) naming who writes
     notify: str | None = None  # statement sending an alias event (one parameter: its JSON), or None
@@ -341,16 +342,24 @@ class SQLTxn:
         return self._select(where, args, " ORDER BY v.name, v.version")
 
     def rows(self, filters: Filters) -> list[VersionRow]:
-        def count(path: str) -> str:
-            return f"CAST({self._d.field('v.record', path)} AS BIGINT)"
+        valid = self._d.json_valid.replace("{col}", "v.record")
+
+        def count(path: str) -> str:  # read only from a record that is JSON: a corrupt one is named below, not a DB error
+            return f"CASE WHEN {valid} THEN CAST({self._d.field('v.record', path)} AS BIGINT) END"
 
         where, args = filters.where(self._d)
         found = self._x(
-            f"SELECT v.name, v.version, v.framework, v.arch, COALESCE({count('params.trainable')}, {count('onnx_params')}),"
-            f" {count('size_bytes')}, v.sha256, (SELECT {{aliases}} FROM {{p}}aliases a WHERE a.name = v.name AND"
-            " a.version = v.version), v.created_at FROM {p}versions v" + where + " ORDER BY v.name, v.version", args)
-        return [VersionRow(name, number, framework, arch, params, size, sha256, tuple(sorted(json.loads(aliases))) if aliases
-                           else (), created) for name, number, framework, arch, params, size, sha256, aliases, created in found]
+            f"SELECT v.name, v.version, {valid}, v.framework, v.arch, COALESCE({count('params.trainable')},"
+            f" {count('onnx_params')}), {count('size_bytes')}, v.sha256, (SELECT {{aliases}} FROM {{p}}aliases a"
+            " WHERE a.name = v.name AND a.version = v.version), v.created_at FROM {p}versions v" + where
+            + " ORDER BY v.name, v.version", args)
+        out = []
+        for name, number, ok, framework, arch, params, size, sha256, aliases, created in found:
+            if not ok or size is None:
+                raise _decode_error(f"{name}@{number}", ValueError("the record is not a version's JSON"))
+            out.append(VersionRow(name, number, framework, arch, params, size, sha256,
+                                  tuple(sorted(json.loads(aliases))) if aliases else (), created))
+        return out
 
     def models(self) -> list[str]:
         return [n for (n,) in self._x("SELECT DISTINCT name FROM {p}versions ORDER BY name").fetchall()]

@@ -18,7 +18,7 @@ DIALECT = Dialect(
     param="?", prefix="",
     tags_json="json_group_object(t.key, t.value)", aliases_json="json_group_array(a.alias)",
     record_field="json_extract({col}, '{path}')",
-    json_rows="json_each({col}, '{path}')", json_true="1",
+    json_rows="json_each({col}, '{path}')", json_true="1", json_valid="json_valid({col})",
     identity="INTEGER PRIMARY KEY AUTOINCREMENT",
     actor="?",  # the OS user, given by the store
 )
