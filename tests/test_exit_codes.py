@@ -98,11 +98,16 @@ def test_debug_adds_the_traceback_and_keeps_the_code(store: Path, where: str):
     assert "Traceback" in result.stderr and "error: No model named 'nothing'" in result.stderr
 
 
-def test_a_corrupt_record_row_is_a_store_error(store: Path):
+@pytest.mark.parametrize("corrupt,commands", [
+    ("'{\"broken'", [["list"], ["list", "--json"], ["show", "tiny@1"]]),
+    # valid JSON the record checks refuse: the table (its columns only) still lists it; reading the record does not
+    ("json_set(record, '$.transform', json('{\"resize\": -1}'))", [["list", "--json"], ["show", "tiny@1"]]),
+], ids=["not-json", "fails-the-checks"])
+def test_a_corrupt_record_row_is_a_store_error(store: Path, corrupt: str, commands: list[list[str]]):
     with sqlite3.connect(store / "registry.db") as conn:
         conn.execute("DROP TRIGGER versions_immutable")
-        conn.execute("UPDATE versions SET record = '{\"broken' WHERE version = 1")
-    for args in (["list"], ["show", "tiny@1"]):
+        conn.execute(f"UPDATE versions SET record = {corrupt} WHERE version = 1")
+    for args in commands:
         result = zoo(store, *args)
         assert result.exit_code == 7, result.output
         assert "corrupt record for tiny@1" in result.stderr and "Traceback" not in result.stderr

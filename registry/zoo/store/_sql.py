@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
-from ..errors import StoreError
+from ..errors import InvalidInput, StoreError
 from ..gates import BENCH_ROWS, BENCH_SIDE, METRICS, OPS, Requirement
 from ..records import AliasEvent, ModelVersion, Report, Transform, VersionRow
 
@@ -273,8 +273,7 @@ class SQLTxn:
         self._events = events  # False on a schema older than 3 (no policies, events or webhooks: read as none)
         self._source = source  # the CloudEvents source of this store's events
         self.emitted: list[int] = []  # log ids of the events this transaction queued for a webhook
-        self._lists: dict[tuple[str, str], Labels] = {}  # labels read in this transaction, by (name, digest)
-        self._transforms: dict[str, Transform] = {}  # transforms read in this transaction, by their JSON
+        self._shared: dict[tuple[str, ...], Any] = {}  # labels and transforms read in this transaction (_once)
 
     def _x(self, statement: str, args: Any = ()) -> Any:
         return self._c.execute(self._d.sql(statement), tuple(args))
@@ -289,34 +288,34 @@ class SQLTxn:
                 d["name"], d["version"] = name, number
                 d["tags"] = dict(sorted(json.loads(tags).items())) if tags else {}
                 d["aliases"] = tuple(sorted(json.loads(aliases))) if aliases else ()
-                if d.get("labels") is not None and "classes" not in d["labels"]:  # schema 4: by reference
-                    d["labels"] = self._labels(d["labels"])
-                if d.get("transform") is not None:  # most versions share a few transforms: each checked once
-                    key = repr(d["transform"])
-                    if key not in self._transforms:
-                        self._transforms[key] = Transform.from_dict(d["transform"])
-                    d["transform"] = self._transforms[key]
+                if (labels := d.get("labels")) is not None and "classes" not in labels:  # schema 4: by reference
+                    d["labels"] = self._once(("labels", str(labels["name"]), str(labels["sha256"])),
+                                             lambda: self._read_labels(labels))
+                if (transform := d.get("transform")) is not None:
+                    d["transform"] = self._once(("transform", repr(transform)), lambda: Transform.from_dict(transform))
                 out.append(ModelVersion.from_dict(d))
-            except (ValueError, TypeError, KeyError, AttributeError) as exc:
+            except (ValueError, TypeError, KeyError, AttributeError, InvalidInput) as exc:  # a stored record that
+                # fails the checks a new one passes is corrupt too
                 raise _decode_error(f"{name}@{number}", exc) from None
         return out
 
-    def _labels(self, ref: Mapping[str, Any]) -> Labels:
-        """The :class:`Labels` a record names by ``{name, sha256, count}`` (the ``labels`` table's row), read and
-        checked once per transaction."""
-        key = (str(ref["name"]), str(ref["sha256"]))
-        seen = self._lists
-        if key not in seen:
-            from ..labels import Labels
+    def _once(self, key: tuple[str, ...], make: Callable[[], Any]) -> Any:
+        """One object per key per transaction: versions share a few label lists and transforms, read and checked once."""
+        if key not in self._shared:
+            self._shared[key] = make()
+        return self._shared[key]
 
-            row = self._x("SELECT classes FROM {p}labels WHERE sha256 = ?", (key[1],)).fetchone()
-            if row is None:
-                raise KeyError(f"labels {key[1][:12]} are not in the store")
-            found = Labels(name=key[0], classes=tuple(json.loads(row[0])))
-            if found.sha256 != key[1] or len(found) != ref["count"]:
-                raise ValueError(f"labels {key[1][:12]} do not match their digest or count")
-            seen[key] = found
-        return seen[key]
+    def _read_labels(self, ref: Mapping[str, Any]) -> Labels:
+        """The :class:`Labels` a record names by ``{name, sha256, count}``: the ``labels`` table's row, checked."""
+        from ..labels import Labels
+
+        row = self._x("SELECT classes FROM {p}labels WHERE sha256 = ?", (ref["sha256"],)).fetchone()
+        if row is None:
+            raise KeyError(f"labels {str(ref['sha256'])[:12]} are not in the store")
+        found = Labels(name=str(ref["name"]), classes=tuple(json.loads(row[0])))
+        if found.sha256 != ref["sha256"] or len(found) != ref["count"]:
+            raise ValueError(f"labels {found.sha256[:12]} do not match their digest or count")
+        return found
 
     def _select(self, where: str, args: Any, tail: str) -> list[ModelVersion]:
         return self._hydrate(self._x(_VERSIONS + where + tail, args).fetchall())
